@@ -1,0 +1,28 @@
+"""Eager PyTorch backend: the reference every engine is checked against."""
+
+from __future__ import annotations
+
+import torch
+
+from rtseg.backends.base import Backend, ModelSpec
+from rtseg.checkpoint import Checkpoint
+
+
+class TorchBackend(Backend):
+    """Runs a checkpoint's model in eval mode under `torch.inference_mode`."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device):
+        meta = checkpoint.meta
+        self.device = device
+        self.model = checkpoint.build(device)
+        self.spec = ModelSpec(name=checkpoint.short_id, classes=meta.classes,
+                              drivable_ids=meta.drivable_ids, input_size=meta.input_size,
+                              mean=meta.mean, std=meta.std)
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """batch (N, 3, H, W) float32 on `device` -> logits (N, C, H, W) float32."""
+        return self.model(batch)
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,145 @@
+"""Command line: parse flags -> a frozen config -> one call into the package. No logic here.
+
+Heavy modules (torch, OpenCV, ONNX Runtime) are imported inside the commands that use them,
+so `rtseg --help` and `rtseg echo` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from rtseg import __version__
+from rtseg.errors import RtsegError
+
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+class _Group(click.Group):
+    """Turns RtsegError into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RtsegError as exc:
+            click.echo(f"rtseg: error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rtseg")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """rtseg: real-time road segmentation, from checkpoint to masks on a ZeroMQ socket."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+@main.command()
+@click.option("--classes", default=7, show_default=True, help="Output classes for the count.")
+def models(classes: int) -> None:
+    """List the model names with their parameter counts."""
+    from rtseg.models import describe_models
+
+    click.echo(describe_models(classes))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--steps", type=int, help="Override [train] steps.")
+@click.option("--batch-size", type=int, help="Override [train] batch_size.")
+@click.option("--device", help="Override [train] device: auto, cpu, cuda[:N].")
+@click.option("--out", help="Override [output] path of the best checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(recipe, steps, batch_size, device, out, quiet) -> None:
+    """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU."""
+    from rtseg.config import load_train_config
+    from rtseg.training.loop import train as run_training
+
+    cfg = load_train_config(recipe, {"train.steps": steps, "train.batch_size": batch_size,
+                                     "train.device": device, "output.path": out})
+    result = run_training(cfg, progress=not quiet)
+    click.echo(json.dumps({"checkpoint": str(result.checkpoint), "best_step": result.best_step,
+                           "seconds": round(result.seconds, 1), "metrics": result.metrics}))
+
+
+@main.command(name="eval")
+@click.argument("checkpoint")
+@click.option("--data", default="synthetic", show_default=True,
+              help="Data set kind to score on (this version: synthetic).")
+@click.option("--count", default=64, show_default=True, help="Images to score.")
+@click.option("--seed", default=12345, show_default=True,
+              help="Seed of the generated images (training used 0).")
+@click.option("--batch-size", default=8, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def eval_(checkpoint, data, count, seed, batch_size, device, as_json) -> None:
+    """Score CHECKPOINT (a path, or `demo`): per-class IoU, mIoU, accuracies, drivable IoU."""
+    from rtseg.config import DataConfig
+    from rtseg.training.evaluate import evaluate_checkpoint, format_metrics
+
+    cfg = DataConfig(kind=data, val_size=count, seed=seed)
+    result = evaluate_checkpoint(checkpoint, cfg, batch_size=batch_size, device=device)
+    click.echo(json.dumps(result) if as_json else format_metrics(result))
+
+
+@main.command()
+@click.option("--source", default="demo", show_default=True,
+              help="camera0 / 0 (camera index), a video file, rtsp:// or http(s):// URL, a folder "
+                   "or glob of images, or demo (generated road scenes).")
+@click.option("--model", help="Checkpoint path, or demo for the bundled one [default: demo].")
+@click.option("--name", help="Topic prefix NAME (topics NAME/drivable, NAME/classes) "
+                             "[default: derived from the source, demo for the demo].")
+@click.option("--bind", default=DEFAULT_BIND, show_default=True,
+              help="ZeroMQ endpoint to publish on (tcp://HOST:PORT or ipc://PATH).")
+@click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--encoding", type=click.Choice(["mono8", "bits", "png"]), default="mono8",
+              show_default=True, help="Mask encoding; bits applies to drivable (classes: mono8).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--max-frames", type=int, help="Stop after publishing this many frames.")
+@click.option("--fps", type=float, help="Cap the output rate (frames per second).")
+@click.option("--pace", is_flag=True,
+              help="Files/folders: replay at the file's frame rate, dropping what cannot keep up.")
+@click.option("--loop", is_flag=True, help="Files/folders: start again at the end.")
+@click.option("--source-fps", default=30.0, show_default=True,
+              help="Frame rate of the demo source and of paced image folders.")
+@click.option("--demo-size", default="360x640", show_default=True, help="Demo frame size HxW.")
+@click.option("--status-every", default=5.0, show_default=True,
+              help="Seconds between status lines (0: none).")
+def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
+        source_fps, demo_size, status_every) -> None:
+    """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
+
+    Ctrl-C or SIGTERM stops it cleanly.
+    """
+    from rtseg.config import RunConfig, parse_size
+    from rtseg.stream.node import run_node
+
+    cfg = RunConfig(source=source, model=model, name=name, bind=bind, allow_remote=allow_remote,
+                    encoding=encoding, device=device, max_frames=max_frames, fps=fps, pace=pace,
+                    loop=loop, source_fps=source_fps, demo_size=parse_size(demo_size),
+                    status_every=status_every)
+    report = run_node(cfg)
+    click.echo(report.summary(), err=True)
+
+
+@main.command()
+@click.argument("endpoint")
+@click.argument("topics", nargs=-1, required=True)
+@click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
+@click.option("--count", type=int, help="Stop after this many messages.")
+@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
+def echo(endpoint, topics, hz, count, timeout) -> None:
+    """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
+
+    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable
+    """
+    from rtseg.echo import echo as run_echo
+
+    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout)
+    if received == 0:
+        raise RtsegError(f"no message arrived on {', '.join(topics)} at {endpoint}: is a node "
+                         "running there (`rtseg run`), with this --name?")

@@ -1,0 +1,151 @@
+"""`MaskSubscriber`: receive masks from an rtseg node (needs only pyzmq, msgpack, numpy).
+
+```python
+from rtseg.client import MaskSubscriber
+
+with MaskSubscriber("tcp://127.0.0.1:5555", ["demo/drivable"], latest_only=True,
+                    timeout_ms=1000) as sub:
+    for header, mask in sub:          # mask: (H, W) uint8; stops after 1 s without a mask
+        print(header.seq, mask.mean())
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import zmq
+
+from rtseg.errors import RtsegError
+from rtseg.protocol import MAX_SIDE, MaskHeader, decode, subscription_prefix
+
+
+class MaskSubscriber:
+    """SUB socket(s) connected to a node's endpoint, subscribed to exact topics.
+
+    With ``latest_only=True`` each topic gets its own socket with ``ZMQ_CONFLATE`` (CONFLATE
+    keeps one message per *socket*, so one shared socket would keep only the newest mask of
+    any topic): `recv` then returns the newest mask of a topic that has one waiting, taking
+    topics in turn, and older masks are dropped. Without it one socket holds all topics and
+    masks arrive in the order they were published (up to ZeroMQ's receive high-water mark).
+
+    Not thread-safe: use it from one thread.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        topics: Sequence[str],
+        *,
+        latest_only: bool = False,
+        timeout_ms: int | None = None,
+        max_width: int = MAX_SIDE,
+        max_height: int = MAX_SIDE,
+    ) -> None:
+        """Connect to `endpoint` (e.g. ``tcp://127.0.0.1:5555``) and subscribe to `topics`.
+
+        Args:
+            topics: exact topic names, e.g. ``["demo/drivable"]``; a single str is one topic.
+            latest_only: keep only the newest mask per topic (ZMQ_CONFLATE).
+            timeout_ms: default receive timeout of `recv` and `__iter__`; None waits forever.
+            max_width, max_height: larger masks are refused with a ProtocolError.
+
+        Raises:
+            RtsegError: the endpoint cannot be connected to (the message names it).
+            ValueError: no topics.
+        """
+        topics = (topics,) if isinstance(topics, str) else tuple(topics)
+        if not topics:
+            raise ValueError("MaskSubscriber needs at least one topic, e.g. 'demo/drivable'")
+        self._prefixes = [subscription_prefix(topic) for topic in topics]
+        self.endpoint = endpoint
+        self.topics = topics
+        self.latest_only = latest_only
+        self.timeout_ms = timeout_ms
+        self._limits = {"max_width": max_width, "max_height": max_height}
+        self._sockets: list[zmq.Socket] = []
+        self._poller = zmq.Poller()
+        self._next = 0  # round-robin start among the sockets
+        groups = [[p] for p in self._prefixes] if latest_only else [self._prefixes]
+        try:
+            for prefixes in groups:
+                self._sockets.append(self._connect(prefixes))
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, prefixes: list[bytes]) -> zmq.Socket:
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.latest_only:
+            sock.setsockopt(zmq.CONFLATE, 1)  # must precede connect
+        if self.endpoint.startswith("tcp://["):
+            sock.setsockopt(zmq.IPV6, 1)
+        for prefix in prefixes:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix)
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise RtsegError(
+                f"cannot connect to {self.endpoint!r}: {exc.strerror}; use an endpoint like "
+                "tcp://127.0.0.1:5555 or ipc:///tmp/rtseg.sock"
+            ) from None
+        self._poller.register(sock, zmq.POLLIN)
+        return sock
+
+    def recv(self, timeout_ms: int | None = None) -> tuple[MaskHeader, np.ndarray]:
+        """Wait for the next mask: ``(header, mask)`` with mask ``(H, W) uint8``.
+
+        Args:
+            timeout_ms: overrides the subscriber's timeout; None uses it (None = forever).
+
+        Raises:
+            TimeoutError: no mask within the timeout.
+            ProtocolError: the received frame breaks PROTOCOL.md (it is consumed; the next
+                call receives the next mask).
+        """
+        frame = self.recv_frame(timeout_ms)
+        return decode(frame, **self._limits)
+
+    def recv_frame(self, timeout_ms: int | None = None) -> bytes:
+        """Like `recv` but return the raw frame (topic + ``\\x00`` + payload) undecoded."""
+        if not self._sockets:
+            raise RuntimeError("MaskSubscriber is closed")
+        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
+        ready = dict(self._poller.poll(timeout))
+        if not ready:
+            raise TimeoutError(
+                f"no mask on {list(self.topics)} from {self.endpoint} within {timeout} ms; "
+                "is the node running and publishing there?"
+            )
+        count = len(self._sockets)
+        for offset in range(count):  # take topics in turn so none starves
+            index = (self._next + offset) % count
+            if self._sockets[index] in ready:
+                self._next = (index + 1) % count
+                return self._sockets[index].recv()
+        raise AssertionError("poll reported a socket that is not ours")  # pragma: no cover
+
+    def __iter__(self) -> Iterator[tuple[MaskHeader, np.ndarray]]:
+        """Yield ``(header, mask)`` until no mask arrives within `timeout_ms`, then stop
+        (no TimeoutError); without a timeout it never stops by itself. A malformed frame
+        raises ProtocolError; call `recv` in a loop to skip those instead."""
+        while True:
+            try:
+                yield self.recv()
+            except TimeoutError:
+                return
+
+    def close(self) -> None:
+        """Close the sockets (linger 0: nothing is waited for). Safe to call twice."""
+        for sock in self._sockets:
+            sock.close(linger=0)
+        self._sockets = []
+
+    def __enter__(self) -> MaskSubscriber:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

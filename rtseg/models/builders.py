@@ -1,0 +1,153 @@
+"""Model builders: name + keyword arguments -> `nn.Module` returning `(N, C, H, W)` logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtseg.errors import RtsegError
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a torchvision segmentation model (which returns a dict) to return `out` only."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, 3, H, W) float -> logits (N, C, H, W)."""
+        return self.net(x)["out"]
+
+
+def _tv(builder_name: str) -> Callable[..., tuple[nn.Module, nn.Module]]:
+    """A torchvision segmentation builder -> (model, backbone module)."""
+
+    def build(num_classes: int) -> tuple[nn.Module, nn.Module]:
+        from torchvision.models import segmentation
+
+        builder = getattr(segmentation, builder_name)
+        kwargs = {"weights": None, "weights_backbone": None, "num_classes": num_classes}
+        if builder_name.startswith("deeplabv3"):
+            kwargs["aux_loss"] = False
+        net = builder(**kwargs)
+        return LogitsOnly(net), net.backbone
+
+    return build
+
+
+def _smp(arch: str, default_encoder: str) -> Callable[..., tuple[nn.Module, nn.Module]]:
+    """A segmentation-models-pytorch architecture -> (model, encoder module)."""
+
+    def build(num_classes: int, encoder: str = default_encoder) -> tuple[nn.Module, nn.Module]:
+        import segmentation_models_pytorch as smp
+
+        try:
+            net = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None,
+                                     classes=num_classes)
+        except KeyError as exc:
+            raise RtsegError(
+                f"unknown encoder {encoder!r} for {arch}: pick one of "
+                "segmentation_models_pytorch.encoders.get_encoder_names()"
+            ) from exc
+        return net, net.encoder
+
+    return build
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `rtseg models` shows for one model."""
+
+    name: str
+    source: str
+    description: str
+    build: Callable[..., tuple[nn.Module, nn.Module]]
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo("lraspp_mobilenet_v3", "torchvision", "LR-ASPP, MobileNetV3-Large; real time",
+                  _tv("lraspp_mobilenet_v3_large")),
+        ModelInfo("deeplabv3_mobilenet_v3", "torchvision", "DeepLabV3, MobileNetV3-Large",
+                  _tv("deeplabv3_mobilenet_v3_large")),
+        ModelInfo("deeplabv3_resnet50", "torchvision", "DeepLabV3, ResNet-50, dilated",
+                  _tv("deeplabv3_resnet50")),
+        ModelInfo("unet", "segmentation-models-pytorch", "U-Net; encoder= (default resnet18)",
+                  _smp("Unet", "resnet18")),
+        ModelInfo("deeplabv3plus", "segmentation-models-pytorch",
+                  "DeepLabV3+; encoder= (default resnet18)", _smp("DeepLabV3Plus", "resnet18")),
+    )
+}
+
+
+def model_info(name: str) -> ModelInfo:
+    """The entry for `name`, or an RtsegError listing the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise RtsegError(
+            f"unknown model {name!r}: known models are {', '.join(MODELS)} (see `rtseg models`)"
+        ) from None
+
+
+def build_model(name: str, num_classes: int, backbone_weights: str | Path | None = None,
+                **kwargs) -> nn.Module:
+    """Build model `name` with random weights -> module mapping (N,3,H,W) to (N,C,H,W).
+
+    backbone_weights: optional local file with a state dict for the backbone/encoder
+    (e.g. an ImageNet classifier's weights); keys are matched after dropping a leading
+    `features.` / `backbone.` / `encoder.` prefix.
+    """
+    info = model_info(name)
+    try:
+        model, backbone = info.build(num_classes, **kwargs)
+    except TypeError as exc:
+        raise RtsegError(f"bad arguments {kwargs} for model {name!r}: {exc}") from exc
+    if backbone_weights is not None:
+        load_backbone(backbone, backbone_weights)
+    return model
+
+
+def load_backbone(backbone: nn.Module, path: str | Path) -> None:
+    """Load matching tensors of a local state-dict file into `backbone`; fail if none match."""
+    path = Path(path)
+    if not path.is_file():
+        raise RtsegError(f"backbone weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RtsegError(f"backbone weights file {path} could not be read: {exc}") from exc
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise RtsegError(f"backbone weights file {path} does not hold a state dict")
+    own = backbone.state_dict()
+    matched = {}
+    for key, value in state.items():
+        for prefix in ("", "features.", "backbone.", "encoder.", "module."):
+            short = key[len(prefix):] if key.startswith(prefix) else None
+            if short in own and own[short].shape == value.shape:
+                matched[short] = value
+                break
+    if not matched:
+        raise RtsegError(f"no tensor of {path} fits the backbone: is it the right architecture?")
+    backbone.load_state_dict(matched, strict=False)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def describe_models(num_classes: int = 7) -> str:
+    """A table of every model: name, library, parameters (built with `num_classes`), notes."""
+    lines = [f"{'name':<24} {'from':<28} {'params':>10}  description"]
+    for info in MODELS.values():
+        params = count_parameters(build_model(info.name, num_classes))
+        lines.append(f"{info.name:<24} {info.source:<28} {params / 1e6:>9.2f}M  {info.description}")
+    return "\n".join(lines)

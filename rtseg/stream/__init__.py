@@ -1,0 +1,1 @@
+"""Sources, pipeline, publisher and node: frames in, masks out."""

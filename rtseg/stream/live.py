@@ -1,0 +1,228 @@
+"""Live capture: one daemon thread per source that keeps only the newest frame.
+
+`LatestFrameReader` runs `device.read()` in a loop on its own thread. Every successful read
+gets the next sequence number and replaces the frame held before it, so a consumer slower
+than the device sees gaps in `seq` and never a backlog. A failed read is counted and
+logged, never replaced by a blank frame; the device is then reopened after an
+exponentially growing pause (capped at a few seconds). `close()` stops the thread and
+joins it with a timeout; the thread releases the device itself, so a read blocked inside
+OpenCV never races a release from another thread.
+
+The devices here return `(image, label)`: image `(H, W, 3) uint8 BGR`, C-contiguous;
+label `(H, W) uint8` class map for the synthetic demo, None for real devices.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from rtseg.errors import RtsegError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.1
+BACKOFF_CAP_S = 4.0
+URL_TIMEOUT_MS = 5000
+THREAD_PREFIX = "rtseg-capture-"
+
+Captured = tuple[np.ndarray, np.ndarray | None]
+
+
+class Device(Protocol):
+    """Something a capture thread reads frames from."""
+
+    def read(self) -> Captured | None:
+        """Next `(image (H, W, 3) uint8 BGR, label (H, W) uint8 | None)`, or None on failure."""
+
+    def reopen(self) -> bool:
+        """Try to reconnect after failures; True when the device is open again."""
+
+    def release(self) -> None:
+        """Free the device; called once, on the capture thread."""
+
+
+class CaptureDevice:
+    """A camera index or a stream URL read through `cv2.VideoCapture`."""
+
+    def __init__(self, target: int | str, label: str, failure_hint: str) -> None:
+        self._target = target
+        self._label = label  # printable, credentials removed
+        self._cap = self._open()
+        if self._cap is None:
+            raise RtsegError(f"{label} could not be opened: {failure_hint}")
+
+    def _open(self) -> cv2.VideoCapture | None:
+        if isinstance(self._target, int):
+            cap = cv2.VideoCapture(self._target)
+        else:
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
+                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS]
+            cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, timeouts)
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
+
+    def read(self) -> Captured | None:
+        """Next frame `(H, W, 3) uint8 BGR` with no label, or None when the read failed."""
+        if self._cap is None:
+            return None
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        return np.ascontiguousarray(image), None
+
+    def reopen(self) -> bool:
+        self.release()
+        self._cap = self._open()
+        log.info("%s %s", self._label, "reopened" if self._cap is not None else "still unavailable")
+        return self._cap is not None
+
+    def release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def open_camera(index: int) -> CaptureDevice:
+    """Open camera `index` now, raising RtsegError when it cannot be opened."""
+    hint = "is it connected? list devices with `v4l2-ctl --list-devices`"
+    return CaptureDevice(index, f"camera {index}", hint)
+
+
+def open_url(url: str, printable: str) -> CaptureDevice:
+    """Connect to a stream URL now (timeout a few seconds), raising RtsegError on failure.
+
+    `printable` is the URL with any password removed, used in messages and logs.
+    """
+    hint = (f"no stream within {URL_TIMEOUT_MS / 1000:g} s; check the address and that the "
+            f"server is running (try `ffprobe '{printable}'`)")
+    return CaptureDevice(url, f"stream {printable}", hint)
+
+
+class SceneDevice:
+    """Synthetic road scenes from `rtseg.data.synthetic.SceneStream`, converted to BGR."""
+
+    def __init__(self, seed: int, height: int, width: int) -> None:
+        # Imported here: only the demo needs the generator.
+        from rtseg.data.synthetic import SceneStream
+
+        self._stream = SceneStream(seed=seed, height=height, width=width)
+
+    def read(self) -> Captured:
+        """Next scene: image `(H, W, 3) uint8 BGR`, label `(H, W) uint8`."""
+        rgb, mask = self._stream.next()
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), np.ascontiguousarray(mask, dtype=np.uint8)
+
+    def reopen(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class LatestFrameReader:
+    """Reads `device` on a daemon thread and hands out only the newest frame.
+
+    `period_s` paces the reads (the demo renders at a frame rate; cameras pace themselves).
+    `take()` returns `(seq, stamp_ns, image (H, W, 3) uint8 BGR, label (H, W) uint8 | None)`.
+    """
+
+    def __init__(self, device: Device, name: str, period_s: float | None = None,
+                 backoff_s: tuple[float, float] = (BACKOFF_START_S, BACKOFF_CAP_S)) -> None:
+        self._device = device
+        self._name = name
+        self._period_s = period_s
+        self._backoff_s = backoff_s
+        self._cond = threading.Condition()
+        self._latest: tuple[int, int, np.ndarray, np.ndarray | None] | None = None
+        self._delivered_seq = -1
+        self._captured = self._delivered = self._failures = 0
+        self._closed = False
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=THREAD_PREFIX + name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        delay = self._backoff_s[0]
+        next_tick = time.monotonic() - (self._period_s or 0.0)  # first frame at once
+        try:
+            while not self._stop.is_set():
+                if self._period_s is not None:
+                    next_tick = max(next_tick + self._period_s, time.monotonic() - self._period_s)
+                    if self._stop.wait(max(0.0, next_tick - time.monotonic())):
+                        break
+                captured = self._safe_read()
+                if captured is None:
+                    delay = self._recover(delay)
+                    continue
+                delay = self._backoff_s[0]
+                self._publish(time.time_ns(), captured)
+        finally:
+            self._device.release()
+
+    def _safe_read(self) -> Captured | None:
+        try:
+            return self._device.read()
+        except Exception:  # a broken device must not kill the thread silently
+            log.exception("capture from %s raised", self._name)
+            return None
+
+    def _recover(self, delay: float) -> float:
+        """Count a failed read, wait `delay` seconds, reopen; return the next delay."""
+        with self._cond:
+            self._failures += 1
+            failures = self._failures
+        log.warning("read from %s failed (%d failures so far); reopening in %.1f s",
+                    self._name, failures, delay)
+        if not self._stop.wait(delay):
+            try:
+                self._device.reopen()
+            except Exception:
+                log.exception("reopening %s raised", self._name)
+        return min(delay * 2.0, self._backoff_s[1])
+
+    def _publish(self, stamp_ns: int, captured: Captured) -> None:
+        with self._cond:
+            self._latest = (self._captured, stamp_ns, captured[0], captured[1])
+            self._captured += 1
+            self._cond.notify_all()
+
+    def _fresh(self) -> bool:
+        return self._latest is not None and self._latest[0] > self._delivered_seq
+
+    def take(self, timeout: float) -> tuple[int, int, np.ndarray, np.ndarray | None] | None:
+        """The newest frame not yet taken, waiting up to `timeout` s; None on timeout/closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._fresh() or self._closed, max(0.0, timeout))
+            if self._closed or not self._fresh():
+                return None
+            assert self._latest is not None
+            self._delivered_seq = self._latest[0]
+            self._delivered += 1
+            return self._latest
+
+    def stats(self) -> dict[str, int]:
+        """Counts: captured, delivered, dropped (captured, never delivered), read_failures."""
+        with self._cond:
+            pending = int(self._fresh() and not self._closed)
+            return {"captured": self._captured, "delivered": self._delivered,
+                    "dropped": self._captured - self._delivered - pending,
+                    "read_failures": self._failures}
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and join it for up to `timeout` s (it then releases the device)."""
+        self._stop.set()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.warning("capture thread for %s did not stop within %.1f s; left to exit "
+                        "on its own (daemon)", self._name, timeout)

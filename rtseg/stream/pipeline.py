@@ -1,0 +1,73 @@
+"""Frame -> masks: preprocess (resize, BGR->RGB, normalise), infer, postprocess.
+
+Post-processing upsamples logits bilinearly to the frame size before the argmax, so mask
+edges are as good as the network allows at the source resolution.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rtseg.backends.base import Backend
+
+
+@dataclass(frozen=True)
+class Masks:
+    """classes (H, W) uint8 class index; drivable (H, W) uint8 0/1; stage times in ms."""
+
+    classes: np.ndarray
+    drivable: np.ndarray
+    timings_ms: dict
+
+
+class Pipeline:
+    """Runs one backend on BGR frames of any size, returning masks at the frame's size."""
+
+    def __init__(self, backend: Backend):
+        spec = backend.spec
+        self.backend = backend
+        self.spec = spec
+        std = np.asarray(spec.std, dtype=np.float32) * 255.0
+        self._scale = (1.0 / std).reshape(1, 1, 3)
+        self._shift = (np.asarray(spec.mean, dtype=np.float32) * 255.0).reshape(1, 1, 3)
+        lut = np.zeros(256, dtype=np.uint8)
+        lut[list(spec.drivable_ids)] = 1
+        self._drivable_lut = lut
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""
+        h, w = self.spec.input_size
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        x = (rgb.astype(np.float32) - self._shift) * self._scale
+        tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        return tensor.to(self.backend.device, non_blocking=True)
+
+    def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+        """logits (1, C, h, w) -> classes (H, W) uint8 and drivable (H, W) uint8 at `size`."""
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        classes = logits[0].argmax(0).to(torch.uint8).cpu().numpy()
+        return classes, self._drivable_lut[classes]
+
+    def __call__(self, image: np.ndarray) -> Masks:
+        """(H, W, 3) uint8 BGR -> Masks at (H, W), with pre/infer/post times."""
+        t0 = time.perf_counter()
+        x = self.preprocess(image)
+        t1 = time.perf_counter()
+        logits = self.backend(x)
+        if logits.device.type == "cuda":
+            torch.cuda.synchronize(logits.device)
+        t2 = time.perf_counter()
+        classes, drivable = self.postprocess(logits, image.shape[:2])
+        t3 = time.perf_counter()
+        timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
+        return Masks(classes=classes, drivable=drivable, timings_ms=timings)

@@ -1,0 +1,167 @@
+"""`MaskPublisher`: the node's PUB socket, one frame per mask (PROTOCOL.md).
+
+The publisher never blocks the pipeline: ZeroMQ drops masks for a subscriber whose queue
+is at the high-water mark (`hwm`), and a send that ZeroMQ refuses outright (EAGAIN) is
+dropped and counted here. Binding to anything but loopback (or ``ipc://``) needs
+``allow_remote=True``, the ``--allow-remote`` flag of the CLI.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import zmq
+
+from rtseg.errors import RtsegError
+from rtseg.protocol import encode
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+_LOCAL_TRANSPORTS = ("ipc://", "inproc://")
+_EXAMPLE = "tcp://127.0.0.1:PORT"
+
+
+def _split_tcp(endpoint: str) -> tuple[str, str]:
+    """``tcp://HOST:PORT`` -> (HOST without brackets, PORT); RtsegError if malformed."""
+    address = endpoint[len("tcp://"):]
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not (port == "*" or (port.isdigit() and 0 < int(port) < 65536)):
+        raise RtsegError(f"bad endpoint {endpoint!r}: use tcp://HOST:PORT with PORT 1..65535 "
+                         f"or '*' (a free port), e.g. {DEFAULT_ENDPOINT}")
+    return host.removeprefix("[").removesuffix("]"), port
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # '*', an interface name or a host name: not provably loopback
+        return False
+
+
+def check_endpoint(endpoint: str, allow_remote: bool = False) -> None:
+    """Refuse endpoints that would expose masks beyond this machine unless `allow_remote`.
+
+    Raises:
+        RtsegError: a malformed endpoint, or a non-loopback one without `allow_remote`.
+    """
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise RtsegError(f"bad endpoint {endpoint!r}: use e.g. {DEFAULT_ENDPOINT} "
+                         "or ipc:///tmp/rtseg.sock")
+    if endpoint.startswith(_LOCAL_TRANSPORTS):
+        return
+    if endpoint.startswith("tcp://"):
+        host, _ = _split_tcp(endpoint)
+        if allow_remote or _is_loopback(host):
+            return
+    elif allow_remote:
+        return
+    raise RtsegError(f"{endpoint} is not a loopback address: binding it lets other machines "
+                     "read the masks; pass --allow-remote if that is intended, or bind "
+                     f"{_EXAMPLE}")
+
+
+class MaskPublisher:
+    """A bound PUB socket that encodes and sends masks without ever blocking.
+
+    Not thread-safe: publish from one thread.
+    """
+
+    def __init__(
+        self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 4, allow_remote: bool = False
+    ) -> None:
+        """Bind a PUB socket (SNDHWM=`hwm`, linger 0) to `endpoint`.
+
+        ``tcp://127.0.0.1:*`` binds a free port; `endpoint` then tells which.
+
+        Raises:
+            RtsegError: the port is in use, the endpoint is malformed or cannot be bound, or
+                it is not loopback and `allow_remote` is False. The message names the endpoint.
+        """
+        check_endpoint(endpoint, allow_remote)
+        if hwm < 1:
+            raise RtsegError(f"hwm must be >= 1 (messages queued per subscriber), got {hwm}")
+        self.sent = 0
+        self.dropped = 0
+        self._sock: zmq.Socket | None = zmq.Context.instance().socket(zmq.PUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        if endpoint.startswith("tcp://["):
+            self._sock.setsockopt(zmq.IPV6, 1)
+        try:
+            self._sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise _bind_error(endpoint, exc) from None
+        self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    @property
+    def endpoint(self) -> str:
+        """The bound endpoint, with the real port when bound with ``:*``."""
+        return self._endpoint
+
+    def publish(
+        self,
+        topic: str,
+        kind: str,
+        mask: np.ndarray,
+        *,
+        seq: int,
+        stamp_ns: int,
+        frame_id: str,
+        classes: Sequence[str],
+        model: str,
+        encoding: str = "mono8",
+        latency_ms: Mapping[str, float] | None = None,
+    ) -> bool:
+        """Encode `mask` (``(H, W) uint8``, see `rtseg.protocol.encode`) and send it.
+
+        Returns:
+            True if ZeroMQ took the message, False if it was dropped (counted in `dropped`).
+            A subscriber at its high-water mark misses it silently inside ZeroMQ either way.
+
+        Raises:
+            ProtocolError: the mask or metadata break PROTOCOL.md.
+        """
+        frame = encode(topic, kind, mask, seq=seq, stamp_ns=stamp_ns, frame_id=frame_id,
+                       classes=classes, model=model, encoding=encoding, latency_ms=latency_ms)
+        return self.send_frame(frame)
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Send an already encoded frame without blocking; False (and counted) if dropped."""
+        if self._sock is None:
+            raise RuntimeError("MaskPublisher is closed")
+        try:
+            self._sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket (linger 0: queued masks are discarded). Safe to call twice."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def __enter__(self) -> MaskPublisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _bind_error(endpoint: str, exc: zmq.ZMQError) -> RtsegError:
+    if exc.errno == errno.EADDRINUSE:
+        port = endpoint.rpartition(":")[2]
+        if endpoint.startswith("tcp://"):
+            return RtsegError(f"port {port} is in use ({endpoint}): stop the other node or pick "
+                              f"another port with --bind {_EXAMPLE}")
+        return RtsegError(f"{endpoint} is in use: stop the other node or pick another endpoint "
+                          "with --bind")
+    return RtsegError(f"cannot bind {endpoint}: {exc.strerror}; use an address of this machine, "
+                      f"e.g. --bind {DEFAULT_ENDPOINT}")

@@ -1,0 +1,61 @@
+"""Shared fixtures: real checkpoints trained for a few steps, real files, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def endpoint() -> str:
+    """A fresh loopback TCP endpoint for one node."""
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real LR-ASPP checkpoint trained for a few steps on small generated scenes."""
+    from rtseg.config import DataConfig, OutputConfig, TrainConfig, TrainParams
+    from rtseg.training.loop import train
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    cfg = TrainConfig(
+        data=DataConfig(height=64, width=96, train_size=32, val_size=4),
+        train=TrainParams(steps=4, batch_size=2, eval_every=2, warmup_steps=1, device="cpu"),
+        output=OutputConfig(path=str(out)),
+    )
+    train(cfg, progress=False)
+    return out
+
+
+@pytest.fixture
+def cli_env() -> dict:
+    """Environment for running the `rtseg` console script in a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip GPU-marked tests cleanly where no CUDA GPU is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

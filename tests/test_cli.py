@@ -1,0 +1,164 @@
+"""The console script as a user runs it: help, errors, signals, and a PROTOCOL.md-only reader."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+import zmq
+from protocol_reader import check_stream, read_frame  # noqa: I001  (tests/ is on sys.path)
+
+from rtseg.cli import main
+
+RTSEG = [sys.executable, "-m", "rtseg"]
+
+
+def start_node(*args: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen([*RTSEG, "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def subscriber(endpoint: str, topics: list[str], timeout_ms: int = 30000) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    for topic in topics:
+        sock.setsockopt(zmq.SUBSCRIBE, topic.encode() + b"\x00")
+    sock.connect(endpoint)
+    return sock
+
+
+def test_every_command_and_option_has_help():
+    assert main.help
+    for name, command in main.commands.items():
+        assert command.help, name
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"rtseg {name} {param.opts[0]} has no help"
+    done = subprocess.run([*RTSEG, "run", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    for flag in ("--source", "--model", "--bind", "--name", "--max-frames", "--fps", "--pace",
+                 "--loop", "--encoding"):
+        assert flag in done.stdout
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from rtseg import cli; print('torch' in sys.modules, 'cv2' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_demo_node_passes_an_independent_protocol_reader(endpoint):
+    topics = ["demo/drivable", "demo/classes"]
+    sock = subscriber(endpoint, topics)
+    node = start_node("--bind", endpoint, "--max-frames", "25", "--device", "cpu")
+    try:
+        frames = [sock.recv() for _ in range(20)]
+    finally:
+        sock.close()
+        out, err = node.communicate(timeout=120)
+    assert node.returncode == 0, err
+    counts = check_stream(frames, topics)
+    assert counts["demo/drivable"] >= 5 and counts["demo/classes"] >= 5
+    for frame in frames:
+        topic, payload, mask = read_frame(frame)
+        assert payload["v"] == 1 and payload["frame_id"] == "demo"
+        assert (payload["height"], payload["width"]) == (360, 640) == mask.shape
+    assert "published 25 frames" in err
+
+
+@pytest.mark.slow
+def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
+    node = start_node("--bind", endpoint, "--model", str(tiny_checkpoint), "--device", "cpu",
+                      "--demo-size", "96x128")
+    try:
+        done = subprocess.run([*RTSEG, "echo", endpoint, "demo/drivable", "--count", "3",
+                               "--timeout", "60"], capture_output=True, text=True, timeout=120)
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.communicate(timeout=60)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, done.stderr
+    assert len(lines) == 3
+    assert all(line.startswith("demo/drivable seq=") and "128x96" in line for line in lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_the_node_cleanly(endpoint, tiny_checkpoint, sig):
+    sock = subscriber(endpoint, ["demo/drivable"])
+    node = start_node("--bind", endpoint, "--model", str(tiny_checkpoint), "--device", "cpu",
+                      "--demo-size", "64x96")
+    try:
+        sock.recv()  # running
+    finally:
+        sock.close()
+    started = time.monotonic()
+    node.send_signal(sig)
+    out, err = node.communicate(timeout=30)
+    assert node.returncode == 0, err
+    assert time.monotonic() - started < 10
+    assert "published" in err
+
+
+def run_fails(*args: str) -> str:
+    done = subprocess.run([*RTSEG, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("rtseg: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    return errors[0]
+
+
+def test_missing_file_is_one_line(tmp_path, endpoint):
+    line = run_fails("run", "--source", str(tmp_path / "nope.mp4"), "--bind", endpoint)
+    assert "nope.mp4" in line
+
+
+def test_missing_camera_is_one_line(endpoint):
+    line = run_fails("run", "--source", "camera37", "--bind", endpoint)
+    assert "camera 37" in line
+
+
+def test_busy_port_is_one_line(endpoint):
+    holder = zmq.Context.instance().socket(zmq.PUB)
+    holder.setsockopt(zmq.LINGER, 0)
+    holder.bind(endpoint)
+    try:
+        line = run_fails("run", "--bind", endpoint)
+    finally:
+        holder.close()
+    assert "in use" in line and endpoint.rsplit(":", 1)[1] in line
+
+
+def test_remote_bind_needs_a_flag():
+    line = run_fails("run", "--bind", "tcp://0.0.0.0:5555")
+    assert "--allow-remote" in line
+
+
+def test_broken_checkpoint_is_one_line(tmp_path, endpoint):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"garbage" * 10)
+    line = run_fails("run", "--model", str(bad), "--bind", endpoint)
+    assert "broken.pt" in line
+    line = run_fails("eval", str(bad))
+    assert "broken.pt" in line
+
+
+def test_unknown_recipe_is_one_line(tmp_path):
+    line = run_fails("train", str(tmp_path / "none.toml"))
+    assert "none.toml" in line
+
+
+def test_models_lists_every_model():
+    done = subprocess.run([*RTSEG, "models"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for name in ("lraspp_mobilenet_v3", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3", "unet",
+                 "deeplabv3plus"):
+        assert name in done.stdout

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from rtseg.errors import RtsegError
+from rtseg.models import MODELS, build_model, count_parameters, describe_models
+
+EXPECTED = {"lraspp_mobilenet_v3", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3", "unet",
+            "deeplabv3plus"}
+
+
+def test_all_required_models_are_named():
+    assert EXPECTED <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("size", [(64, 96), (96, 160)])
+def test_logits_at_input_resolution(name, size):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, *size))
+    assert out.shape == (2, 5, *size)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(RtsegError, match="unknown model 'segformer'.*lraspp_mobilenet_v3"):
+        build_model("segformer", 3)
+
+
+def test_bad_keyword_is_a_clear_error():
+    with pytest.raises(RtsegError, match="bad arguments"):
+        build_model("lraspp_mobilenet_v3", 3, depth=7)
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(RtsegError, match="unknown encoder"):
+        build_model("unet", 3, encoder="resnet999")
+
+
+def test_smp_encoder_keyword_changes_the_network():
+    small = count_parameters(build_model("unet", 3, encoder="resnet18"))
+    large = count_parameters(build_model("unet", 3, encoder="resnet34"))
+    assert large > small
+
+
+def test_local_backbone_weights_are_loaded(tmp_path):
+    from torchvision.models import mobilenet_v3_large
+
+    torch.manual_seed(1)
+    classifier = mobilenet_v3_large(weights=None)
+    path = tmp_path / "mnv3.pth"
+    torch.save(classifier.state_dict(), path)
+    model = build_model("lraspp_mobilenet_v3", 4, backbone_weights=path)
+    backbone = model.net.backbone
+    assert torch.equal(backbone["0"][0].weight, classifier.features[0][0].weight)
+    fresh = build_model("lraspp_mobilenet_v3", 4)
+    assert not torch.equal(fresh.net.backbone["0"][0].weight, classifier.features[0][0].weight)
+
+
+def test_backbone_weights_that_fit_nothing_are_refused(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, path)
+    with pytest.raises(RtsegError, match="no tensor"):
+        build_model("unet", 3, backbone_weights=path)
+    with pytest.raises(RtsegError, match="does not exist"):
+        build_model("unet", 3, backbone_weights=tmp_path / "missing.pth")
+
+
+def test_describe_models_lists_every_model_with_parameters():
+    table = describe_models(7)
+    for name in EXPECTED:
+        assert name in table
+    assert "3.22M" in table  # LR-ASPP MobileNetV3-Large with 7 classes
