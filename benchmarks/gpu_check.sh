@@ -24,7 +24,6 @@ out="$dir/gpu-check-$gpu.txt"
   echo "# command: bash benchmarks/gpu_check.sh"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   $PY -m pytest -q -m gpu tests 2>&1 | tail -n 5
-  echo "## demo node on CUDA, 300 frames, 360x640"
-  $PY -m rtseg run --source demo --device cuda --max-frames 300 --bind tcp://127.0.0.1:5599 \
-      --status-every 2 2>&1 | tail -n 8
+  echo "## demo node on CUDA (also written to $dir/gpu-demo-node.md)"
+  $PY benchmarks/node_demo.py --device cuda --out "$dir"
 } | tee "$out"

@@ -56,10 +56,21 @@ def echo(
         loop = _HzLoop(sub, out, count, timeout_s) if hz else _EchoLoop(sub, out, count, timeout_s)
         try:
             loop.run()
+            loop.finish()
         except KeyboardInterrupt:
-            pass
-        loop.finish()
+            loop.finish()
+        except BrokenPipeError:  # e.g. `rtseg echo ... | head`: the reader has gone
+            _silence_stdout()
         return loop.received
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not fail on the closed pipe."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @dataclass

@@ -81,6 +81,11 @@ def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
     try:
         done = subprocess.run([*RTSEG, "echo", endpoint, "demo/drivable", "--count", "3",
                                "--timeout", "60"], capture_output=True, text=True, timeout=120)
+        reader_gone = subprocess.Popen([*RTSEG, "echo", endpoint, "demo/drivable", "--timeout",
+                                        "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert reader_gone.stdout.readline().startswith(b"demo/drivable seq=")
+        reader_gone.stdout.close()  # like `| head -n 1`
+        _, gone_err = reader_gone.communicate(timeout=60)
     finally:
         node.send_signal(signal.SIGTERM)
         node.communicate(timeout=60)
@@ -88,6 +93,7 @@ def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
     assert done.returncode == 0, done.stderr
     assert len(lines) == 3
     assert all(line.startswith("demo/drivable seq=") and "128x96" in line for line in lines)
+    assert reader_gone.returncode == 0 and b"Traceback" not in gone_err, gone_err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
