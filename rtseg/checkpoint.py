@@ -37,9 +37,16 @@ class CheckpointMeta:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     ignore_index: int = 255
+    binary: bool = False  # one output channel, sigmoid: class 1 where the logit is > 0
+    palette: tuple[tuple[int, int, int], ...] = ()  # RGB per class, for overlays
     metrics: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
     notes: str = ""
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the model's logits: 1 for a binary model, else one per class."""
+        return 1 if self.binary else len(self.classes)
 
     @property
     def drivable_ids(self) -> tuple[int, ...]:
@@ -58,7 +65,7 @@ class Checkpoint:
 
     def build(self, device: str | torch.device = "cpu") -> nn.Module:
         """The model in eval mode, float32, on `device`, weights loaded."""
-        model = build_model(self.meta.model, len(self.meta.classes), **self.meta.model_kwargs)
+        model = build_model(self.meta.model, self.meta.out_channels, **self.meta.model_kwargs)
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         try:
             model.load_state_dict(state)
@@ -160,6 +167,7 @@ def _meta_to_plain(meta: CheckpointMeta) -> dict:
     plain = asdict(meta)
     for key in ("classes", "drivable", "input_size", "mean", "std"):
         plain[key] = list(plain[key])
+    plain["palette"] = [list(c) for c in plain["palette"]]
     return plain
 
 
@@ -176,6 +184,8 @@ def _meta_from_plain(plain, path: Path) -> CheckpointMeta:
             mean=tuple(float(x) for x in plain["mean"]),
             std=tuple(float(x) for x in plain["std"]),
             ignore_index=int(plain.get("ignore_index", 255)),
+            binary=bool(plain.get("binary", False)),
+            palette=tuple(tuple(int(v) for v in c) for c in plain.get("palette", ())),
             metrics=dict(plain.get("metrics", {})),
             recipe=dict(plain.get("recipe", {})),
             notes=str(plain.get("notes", "")),

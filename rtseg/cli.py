@@ -53,37 +53,62 @@ def models(classes: int) -> None:
 @click.option("--batch-size", type=int, help="Override [train] batch_size.")
 @click.option("--device", help="Override [train] device: auto, cpu, cuda[:N].")
 @click.option("--out", help="Override [output] path of the best checkpoint.")
+@click.option("--epochs", type=int, help="Override [train] epochs.")
+@click.option("--workers", type=int, help="Override [train] workers (loader processes).")
+@click.option("--resume", is_flag=True, help="Continue from the run's last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(recipe, steps, batch_size, device, out, quiet) -> None:
-    """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU."""
+def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet) -> None:
+    """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU.
+
+    Under `torchrun --nproc_per_node N -m rtseg train RECIPE` it runs data-parallel.
+    """
     from rtseg.config import load_train_config
     from rtseg.training.loop import train as run_training
 
     cfg = load_train_config(recipe, {"train.steps": steps, "train.batch_size": batch_size,
-                                     "train.device": device, "output.path": out})
-    result = run_training(cfg, progress=not quiet)
-    click.echo(json.dumps({"checkpoint": str(result.checkpoint), "best_step": result.best_step,
-                           "seconds": round(result.seconds, 1), "metrics": result.metrics}))
+                                     "train.device": device, "output.path": out,
+                                     "train.epochs": epochs, "train.workers": workers})
+    result = run_training(cfg, progress=not quiet, resume=resume)
+    if result.main:
+        click.echo(json.dumps({"checkpoint": result.checkpoint, "best_step": result.best_step,
+                               "steps": result.steps, "stopped_early": result.stopped_early,
+                               "seconds": round(result.seconds, 1),
+                               "metrics": result.metrics}))
 
 
 @main.command(name="eval")
 @click.argument("checkpoint")
-@click.option("--data", default="synthetic", show_default=True,
-              help="Data set kind to score on (this version: synthetic).")
-@click.option("--count", default=64, show_default=True, help="Images to score.")
+@click.option("--data", "kind", default="synthetic", show_default=True,
+              help="Data set kind: synthetic, folder, coco, cityscapes, voc, camvid.")
+@click.option("--root", default="", help="The data set's folder (all kinds but synthetic).")
+@click.option("--split", default="val", show_default=True, help="train, val or test.")
+@click.option("--count", default=64, show_default=True, help="Scenes to generate (synthetic).")
 @click.option("--seed", default=12345, show_default=True,
-              help="Seed of the generated images (training used 0).")
-@click.option("--batch-size", default=8, show_default=True, help="Images per forward pass.")
+              help="Seed of generated scenes (training used 0), or of a ratio split.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
-def eval_(checkpoint, data, count, seed, batch_size, device, as_json) -> None:
+def eval_(checkpoint, kind, root, split, count, seed, device, as_json) -> None:
     """Score CHECKPOINT (a path, or `demo`): per-class IoU, mIoU, accuracies, drivable IoU."""
     from rtseg.config import DataConfig
-    from rtseg.training.evaluate import evaluate_checkpoint, format_metrics
+    from rtseg.predict import evaluate_model
+    from rtseg.training.evaluate import format_metrics
 
-    cfg = DataConfig(kind=data, val_size=count, seed=seed)
-    result = evaluate_checkpoint(checkpoint, cfg, batch_size=batch_size, device=device)
+    cfg = DataConfig(kind=kind, root=root, val_size=count, train_size=count, seed=seed)
+    result = evaluate_model(checkpoint, cfg, split=split, device=device, progress=not as_json)
     click.echo(json.dumps(result) if as_json else format_metrics(result))
+
+
+@main.command()
+@click.argument("checkpoint")
+@click.option("--source", required=True, help="Folder of images (png, jpg, ...).")
+@click.option("--out", required=True, help="Folder for OUT/STEM.png masks and OUT/overlay/.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+def predict(checkpoint, source, out, device) -> None:
+    """Write a class-index mask (8-bit PNG, image size) and a colour overlay per image."""
+    from rtseg.predict import predict_folder
+
+    count = predict_folder(checkpoint, source, out, device=device)
+    click.echo(f"wrote {count} masks to {out} and overlays to {out}/overlay", err=True)
 
 
 @main.command()

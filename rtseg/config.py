@@ -1,6 +1,6 @@
 """Frozen configuration dataclasses, parsed once from TOML + flags and never mutated.
 
-A recipe (TOML) has the sections `[model]`, `[data]`, `[train]`, `[output]`; every key
+A recipe (TOML) has the sections `[model]`, `[data]`, `[augment]`, `[train]`, `[output]`; every key
 maps onto a field below, and an unknown key is an error that names it.
 """
 
@@ -22,11 +22,20 @@ class ModelConfig:
     name: str = "lraspp_mobilenet_v3"
     kwargs: dict = field(default_factory=dict)
     backbone_weights: str | None = None
+    binary: bool = False  # one output channel + sigmoid, for two-class (road / not) data
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from. kind: `synthetic` (generated road scenes)."""
+    """Where the images come from and at what size the network sees them.
+
+    kind: synthetic | folder | coco | cityscapes | voc | camvid. height, width: training crop
+    and evaluation input size. classes / palette / drivable / ignore_index override what the
+    reader knows (folder masks need `classes`; colour masks need `palette`, one RGB per class).
+    split: ratios (train, val[, test]) for readers without a val folder, shuffled with `seed`.
+    annotations: COCO JSON path relative to root (default: Roboflow's per-split layout).
+    train_size / val_size: number of generated scenes (synthetic only).
+    """
 
     kind: str = "synthetic"
     root: str = ""
@@ -36,20 +45,69 @@ class DataConfig:
     val_size: int = 64
     seed: int = 0
     drivable: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = None
+    palette: tuple[tuple[int, int, int], ...] | None = None
+    ignore_index: int = 255
+    split: tuple[float, ...] = (0.9, 0.1)
+    annotations: str = ""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation of (image, mask) pairs (masks: nearest, padding = ignore).
+
+    scale: random rescale range before the random crop to (height, width); hflip: probability;
+    rotate: max degrees; brightness/contrast/saturation/hue: ColorJitter strengths; blur:
+    probability of a Gaussian blur; noise: std of additive Gaussian noise on [0, 1] images.
+    """
+
+    enabled: bool = True
+    scale: tuple[float, float] = (0.5, 2.0)
+    hflip: float = 0.5
+    rotate: float = 0.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Optimisation. Steps count optimizer updates; eval runs every `eval_every` steps, after
-    re-estimating BatchNorm statistics on `bn_batches` training batches."""
+    """Optimisation and the shape of the run.
+
+    steps: optimizer updates in all; with epochs > 0 instead steps = epochs x batches per
+    epoch and one evaluation per epoch. eval_every: steps between evaluations (a "round"),
+    each after re-estimating BatchNorm statistics on `bn_batches` training batches.
+    loss: ce | bce (binary models) | dice | ce+dice | ohem (hardest `ohem_keep` of pixels).
+    optimizer: adamw | adam | sgd; schedule: poly | cosine | constant, after linear warm-up.
+    amp: mixed precision on CUDA; clip_grad: max gradient norm (0: off). freeze_backbone,
+    freeze_bn: for fine-tuning. patience: rounds without improvement of `select` (miou or
+    loss) before stopping early (0: never). overlays: val images drawn per round.
+    """
 
     steps: int = 2000
+    epochs: int = 0
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    momentum: float = 0.9
+    optimizer: str = "adamw"
+    schedule: str = "poly"
     warmup_steps: int = 100
+    loss: str = "ce"
+    class_weights: tuple[float, ...] | None = None
+    ohem_keep: float = 0.25
+    clip_grad: float = 0.0
+    amp: bool = True
+    freeze_backbone: bool = False
+    freeze_bn: bool = False
     eval_every: int = 250
     bn_batches: int = 16
+    patience: int = 0
+    select: str = "miou"
+    overlays: int = 4
     workers: int = 0
     seed: int = 0
     device: str = "auto"
@@ -57,10 +115,19 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Where the best checkpoint goes; half stores FP16 weights (half the size)."""
+    """The best checkpoint goes to `path` (half: FP16 weights, half the size); the run's
+    log.csv, curves.png, overlays/ and last.pt (for --resume) go to `logs`
+    (default runs/<path stem>)."""
 
     path: str = "runs/model.pt"
     half: bool = False
+    logs: str = ""
+    notes: str = ""  # stored in the checkpoint, e.g. the data set's licence
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where the run's logs and resumable state go."""
+        return Path(self.logs) if self.logs else Path("runs") / Path(self.path).stem
 
 
 @dataclass(frozen=True)
@@ -69,6 +136,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainParams = field(default_factory=TrainParams)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -115,10 +183,15 @@ def build_dataclass(cls, raw: dict, where: str):
         if is_dataclass(default):
             values[name] = build_dataclass(type(default), value, f"{where} [{name}]")
         elif isinstance(value, list):
-            values[name] = tuple(value)
+            values[name] = _tuples(value)
         else:
             values[name] = value
     return cls(**values)
+
+
+def _tuples(value):
+    """Nested lists (TOML arrays) -> nested tuples, so frozen configs stay hashable."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _has_defaults(cls) -> bool:

@@ -35,7 +35,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     cfg = TrainConfig(
         data=DataConfig(height=64, width=96, train_size=32, val_size=4),
         train=TrainParams(steps=4, batch_size=2, eval_every=2, warmup_steps=1, device="cpu"),
-        output=OutputConfig(path=str(out)),
+        output=OutputConfig(path=str(out), logs=str(out.parent / "logs")),
     )
     train(cfg, progress=False)
     return out
@@ -59,3 +59,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def two_class_folder(tmp_path_factory) -> Path:
+    """images/ + masks/ of 12 generated 72x100 scenes; masks 0 = background, 255 = road."""
+    import cv2
+    import numpy as np
+
+    from rtseg.data import synthetic
+
+    root = tmp_path_factory.mktemp("road_folder")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(12):
+        image, label = synthetic.render_scene(rng, 72, 100)
+        cv2.imwrite(str(root / "images" / f"frame_{i:02d}.jpg"),
+                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"frame_{i:02d}.png"),
+                    synthetic.drivable_mask(label) * 255)
+    return root

@@ -26,6 +26,7 @@ warmup_steps = 1
 device = "cpu"
 [output]
 path = "{out}"
+logs = "{out}.logs"
 """
 
 
@@ -81,3 +82,20 @@ def test_train_and_eval_commands(tmp_path):
     assert result["images"] == 4
     assert set(result["iou"]) == set(load_checkpoint(out).meta.classes)
     assert 0.0 <= result["pixel_accuracy"] <= 1.0
+
+
+def test_every_shipped_recipe_loads():
+    from pathlib import Path
+
+    from rtseg.models import model_info
+
+    recipes = sorted((Path(__file__).parents[1] / "train").glob("*.toml"))
+    names = {p.stem for p in recipes}
+    assert {"demo", "camvid-lraspp", "camvid-unet", "camvid-deeplabv3", "camvid-deeplabv3plus",
+            "cityscapes-lraspp", "voc-deeplabv3", "folder-binary-road"} <= names
+    for path in recipes:
+        cfg = load_train_config(path)
+        model_info(cfg.model.name)
+        assert cfg.data.kind in {"synthetic", "folder", "coco", "cityscapes", "voc", "camvid"}
+        assert cfg.data.height % 32 == 0 and cfg.data.width % 32 == 0
+        assert cfg.model.binary == (cfg.train.loss == "bce")

@@ -19,6 +19,7 @@ class ModelSpec:
     input_size: tuple[int, int]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    palette: tuple[tuple[int, int, int], ...] = ()
 
 
 class Backend(ABC):

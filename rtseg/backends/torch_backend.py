@@ -17,7 +17,7 @@ class TorchBackend(Backend):
         self.model = checkpoint.build(device)
         self.spec = ModelSpec(name=checkpoint.short_id, classes=meta.classes,
                               drivable_ids=meta.drivable_ids, input_size=meta.input_size,
-                              mean=meta.mean, std=meta.std)
+                              mean=meta.mean, std=meta.std, palette=meta.palette)
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from rtseg.models.builders import (
     MODELS,
     ModelInfo,
+    backbone_of,
     build_model,
     count_parameters,
     describe_models,
+    logits_to_classes,
     model_info,
 )
 
-__all__ = ["MODELS", "ModelInfo", "build_model", "count_parameters", "describe_models",
-           "model_info"]
+__all__ = ["MODELS", "ModelInfo", "backbone_of", "build_model", "count_parameters",
+           "describe_models", "logits_to_classes", "model_info"]

@@ -151,3 +151,20 @@ def describe_models(num_classes: int = 7) -> str:
         params = count_parameters(build_model(info.name, num_classes))
         lines.append(f"{info.name:<24} {info.source:<28} {params / 1e6:>9.2f}M  {info.description}")
     return "\n".join(lines)
+
+
+def backbone_of(model: nn.Module) -> nn.Module:
+    """The pretrained-able part (torchvision `backbone`, smp `encoder`), e.g. to freeze it."""
+    net = model.net if isinstance(model, LogitsOnly) else model
+    for name in ("backbone", "encoder"):
+        if hasattr(net, name):
+            return getattr(net, name)
+    raise RtsegError(f"{type(net).__name__} has no backbone/encoder to freeze")
+
+
+def logits_to_classes(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) logits -> (N, H, W) int64 classes. C == 1 is a binary (sigmoid) model:
+    class 1 where the logit is > 0. Channels-last argmax: ~15x faster on a CPU than NCHW."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.permute(0, 2, 3, 1).argmax(-1)

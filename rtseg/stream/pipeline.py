@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from rtseg.backends.base import Backend
+from rtseg.models import logits_to_classes
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Pipeline:
         logits = logits.contiguous(memory_format=torch.channels_last)
         if tuple(logits.shape[-2:]) != tuple(size):
             logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-        classes = logits[0].permute(1, 2, 0).argmax(-1).to(torch.uint8).cpu().numpy()
+        classes = logits_to_classes(logits)[0].to(torch.uint8).cpu().numpy()
         return classes, self._drivable_lut[classes]
 
     def __call__(self, image: np.ndarray) -> Masks:

@@ -29,13 +29,13 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from rtseg.data import IMAGE_SUFFIXES
 from rtseg.errors import RtsegError
 from rtseg.stream.live import Device, LatestFrameReader, SceneDevice, open_camera, open_url
 
 log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".ts", ".mjpg", ".mjpeg", ".gif")
 GLOB_CHARS = "*?["
@@ -133,7 +133,7 @@ def parse_source(text: str) -> tuple[str, str | int]:
     path = Path(spec)
     if path.is_dir() or (not path.exists() and any(ch in spec for ch in GLOB_CHARS)):
         return "images", spec
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return "images", spec
     if path.suffix.lower() in VIDEO_EXTENSIONS or path.is_file():
         return "video", spec
@@ -398,7 +398,7 @@ def _glob_root(pattern: str) -> Path:
 
 def list_images(target: str) -> list[Path]:
     """Image files named by a folder, a glob or one file, naturally sorted; RtsegError if none."""
-    exts = ", ".join(IMAGE_EXTENSIONS)
+    exts = ", ".join(IMAGE_SUFFIXES)
     if Path(target).is_dir():
         found = list(Path(target).iterdir())
         where = f"folder {target} holds no image files ({exts}): check the folder"
@@ -410,7 +410,7 @@ def list_images(target: str) -> list[Path]:
         where = f"glob {target!r} matched no image files ({exts}): check the pattern"
     else:
         raise RtsegError(f"image file or folder {target} not found: check the path")
-    images = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    images = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise RtsegError(where)
     return sorted(images, key=_natural_key)

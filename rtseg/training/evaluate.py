@@ -9,78 +9,70 @@ import torch
 from torch import nn
 
 from rtseg.metrics import ConfusionMatrix
+from rtseg.models import logits_to_classes
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, classes: Sequence[str],
              drivable_ids: Sequence[int], ignore_index: int = 255,
-             device: str | torch.device = "cpu") -> dict:
-    """Score `model` on batches of (images (N,3,H,W) float, masks (N,H,W) int64).
+             device: str | torch.device = "cpu", loss_fn=None, world=None) -> dict:
+    """Score `model` on batches of (images (N,3,h,w) float, masks (N,H,W) int64).
 
-    Logits are compared at label resolution. Returns the metrics dict (miou, per-class
-    iou/accuracy keyed by class name, pixel_accuracy, mean_accuracy, drivable_iou, images).
+    Logits are upsampled to label resolution before the argmax (and the loss). Under
+    torchrun each rank scores its share and the counts are summed over ranks. Returns
+    miou, per-class iou/accuracy keyed by class name, pixel_accuracy, mean_accuracy,
+    drivable_iou, images, and loss when `loss_fn` is given.
     """
+    from rtseg.training.distributed import World, sum_across
+
+    world = world or World()
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(len(classes), ignore_index)
     drivable = ConfusionMatrix(2, ignore_index)
     lut = drivable_lut(len(classes), drivable_ids, ignore_index)
-    images = 0
+    totals = np.zeros(2)  # loss sum, images
     for x, y in batches:
-        pred = predict_classes(model, x.to(device), y.shape[-2:]).cpu()
+        logits = upsampled_logits(model, x.to(device), y.shape[-2:])
+        pred = logits_to_classes(logits).cpu()
         cm.update(pred, y)
-        y_np = y.numpy()
-        valid = (y_np >= 0) & (y_np < len(classes))
-        y_bin = np.where(valid, lut[np.clip(y_np, 0, len(classes) - 1)], ignore_index)
-        drivable.update(lut[pred.numpy()], y_bin)
-        images += x.shape[0]
+        drivable.update(lut[pred.numpy()], lut[y.numpy().clip(0, 255)])
+        if loss_fn is not None:
+            totals[0] += float(loss_fn(logits.float(), y.to(device))) * x.shape[0]
+        totals[1] += x.shape[0]
     model.train(was_training)
+    cm.matrix = sum_across(world, cm.matrix)
+    drivable.matrix = sum_across(world, drivable.matrix)
+    totals = sum_across(world, totals)
     result = cm.compute().as_dict(classes)
     result["drivable_iou"] = drivable.compute().iou[1]
-    result["images"] = images
+    result["images"] = int(totals[1])
+    if loss_fn is not None:
+        result["loss"] = float(totals[0] / max(1.0, totals[1]))
     return result
+
+
+def upsampled_logits(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
+    """x (N,3,h,w) -> logits (N,C,H,W) at `size`, bilinear, channels-last."""
+    logits = model(x).contiguous(memory_format=torch.channels_last)
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
+                                           align_corners=False)
+    return logits
 
 
 def predict_classes(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
     """x (N,3,h,w) float -> class map (N,H,W) int64 at `size` (H, W); bilinear logits."""
-    logits = model(x)
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
-                                           align_corners=False)
-    return logits.argmax(1)
+    return logits_to_classes(upsampled_logits(model, x, size))
 
 
 def drivable_lut(num_classes: int, drivable_ids: Sequence[int], ignore_index: int) -> np.ndarray:
-    """(256,) uint8 table: class index -> 1 if drivable else 0 (ignore_index stays ignore)."""
-    lut = np.zeros(256, dtype=np.uint8)
+    """(256,) uint8 table: class index -> 1 if drivable else 0; ignore_index and values
+    without a class map to ignore_index (so they are skipped)."""
+    lut = np.full(256, ignore_index if 0 <= ignore_index < 256 else 255, dtype=np.uint8)
+    lut[:num_classes] = 0
     lut[list(drivable_ids)] = 1
-    if 0 <= ignore_index < 256 and ignore_index >= num_classes:
-        lut[ignore_index] = ignore_index
     return lut
-
-
-def evaluate_checkpoint(model: str, data, batch_size: int = 8, device: str = "auto") -> dict:
-    """Score a checkpoint (path or `demo`) on the val split of `data` (a DataConfig).
-
-    Images are rendered/read at the checkpoint's input size. Returns evaluate()'s dict plus
-    `classes`, `checkpoint` and `model`.
-    """
-    from dataclasses import replace
-
-    from torch.utils.data import DataLoader
-
-    from rtseg.checkpoint import load_checkpoint
-    from rtseg.data.datasets import make_datasets
-    from rtseg.device import pick_device
-
-    ckpt = load_checkpoint(model)
-    h, w = ckpt.meta.input_size
-    _, val, info = make_datasets(replace(data, height=h, width=w))
-    dev = pick_device(device)
-    result = evaluate(ckpt.build(dev), DataLoader(val, batch_size=batch_size), ckpt.meta.classes,
-                      ckpt.meta.drivable_ids, ckpt.meta.ignore_index, dev)
-    return {**result, "classes": list(ckpt.meta.classes), "checkpoint": str(ckpt.path),
-            "model": ckpt.short_id}
 
 
 def format_metrics(result: dict) -> str:

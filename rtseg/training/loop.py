@@ -1,146 +1,138 @@
-"""The minimal training loop: CE loss, AdamW, warm-up + poly schedule, best-by-mIoU checkpoint."""
+"""The training loop: rounds of optimizer steps, each ended by BN re-estimation, validation,
+logs, the best checkpoint (by val mIoU or loss), resumable state and early stopping.
+
+Runs in one process, or in N under `torchrun` (DistributedDataParallel; rank 0 writes).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from rtseg.checkpoint import CheckpointMeta, save_checkpoint
 from rtseg.config import TrainConfig
-from rtseg.data.datasets import DatasetInfo, make_datasets
 from rtseg.device import pick_device
-from rtseg.models import build_model
+from rtseg.errors import RtsegError
+from rtseg.training.distributed import broadcast_flag, close_world, init_world
 from rtseg.training.evaluate import evaluate
+from rtseg.training.run import Run, build_run, save_best, write_round_logs
+from rtseg.training.state import save_state
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where the best checkpoint went and its validation metrics."""
+    """Where the best checkpoint went, its step and validation metrics."""
 
-    checkpoint: Path
+    checkpoint: str
     best_step: int
     metrics: dict
     seconds: float
+    steps: int
+    stopped_early: bool
+    main: bool = True  # False on the other ranks under torchrun (they print nothing)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    """Run a recipe to the end; returns the best checkpoint (by val mIoU) and its metrics."""
-    torch.manual_seed(cfg.train.seed)
+def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> TrainResult:
+    """Run a recipe to its last step (or early stop); `resume` continues from last.pt."""
     device = pick_device(cfg.train.device)
-    train_set, val_set, info = make_datasets(cfg.data)
-    model = build_model(cfg.model.name, len(info.classes), cfg.model.backbone_weights,
-                        **cfg.model.kwargs).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
-                                  weight_decay=cfg.train.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_poly(cfg))
-    loss_fn = nn.CrossEntropyLoss(ignore_index=info.ignore_index)
-    val_loader = DataLoader(val_set, batch_size=cfg.train.batch_size, num_workers=0)
-    meta = _meta(cfg, info)
-    best = (-1.0, 0, {})
+    world = init_world(device)
     start = time.perf_counter()
-    bar = _progress(cfg.train.steps, progress)
-    batches = _endless(train_set, cfg)
-    for step, (x, y) in enumerate(batches, start=1):
-        model.train()
-        loss = loss_fn(model(x.to(device)), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{_rate(bar, cfg):.1f}")
+    try:
+        run = build_run(cfg, device, world, resume)
+        stopped = _rounds(run, progress)
+    finally:
+        close_world(world)
+    return TrainResult(str(cfg.output.path), run.best_step, run.best_metrics,
+                       time.perf_counter() - start, run.step, stopped, world.main)
+
+
+def _rounds(run: Run, progress: bool) -> bool:
+    """Train round after round; True if early stopping ended the run."""
+    bar = _progress(run, progress)
+    batches = run.batches()
+    try:
+        while run.step < run.total_steps:
+            boundary = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
+            _train_until(run, batches, boundary, bar)
+            if _end_round(run):
+                return True
+        return False
+    except KeyboardInterrupt:
+        # last.pt is only ever written at the end of a round, so what --resume continues
+        # from is always a consistent point, whatever the interrupt hit.
+        raise RtsegError(f"interrupted at step {run.step}; --resume continues from the last "
+                         f"evaluation round ({run.last_path})") from None
+    finally:
+        bar.close()
+
+
+def _train_until(run: Run, batches, boundary: int, bar) -> None:
+    """Optimizer steps up to `boundary`, timing the wait for data apart from the step."""
+    waited = time.perf_counter()
+    for x, y in batches:
+        got = time.perf_counter()
+        loss = _step(run, x.to(run.device, non_blocking=True), y.to(run.device))
+        done = time.perf_counter()
+        run.add_step(loss, x.shape[0], got - waited, done - got)
         bar.update()
-        if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
-            recalibrate_batchnorm(model, batches, cfg.train.bn_batches, device)
-            metrics = _validate(model, val_loader, info, meta, device)
-            log.info("step %d: val mIoU %.4f drivable IoU %.4f", step, metrics["miou"],
-                     metrics["drivable_iou"])
-            if metrics["miou"] > best[0]:
-                best = (metrics["miou"], step, metrics)
-                _save(cfg, model, meta, metrics, step)
-        if step >= cfg.train.steps:
-            break
-    bar.close()
-    return TrainResult(Path(cfg.output.path), best[1], best[2], time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss:.3f}", step_img_s=f"{run.rates()[1]:.1f}",
+                        loader_img_s=f"{run.rates()[0]:.1f}")
+        waited = done
+        if run.step >= boundary:
+            return
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, batches: Iterator, count: int, device) -> None:
-    """Re-estimate BatchNorm running statistics for the current weights ("precise BN").
-
-    Running averages with torchvision's momentum (0.01 for MobileNetV3) lag far behind
-    weights that change fast, as in training from scratch, and eval-mode outputs then
-    collapse. This resets them and averages `count` training batches (N,3,H,W) exactly.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms or count <= 0:
-        return
-    momenta = [bn.momentum for bn in norms]
-    for bn in norms:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the batches below
-    model.train()
-    for _, (x, _) in zip(range(count), batches):
-        model(x.to(device))
-    for bn, momentum in zip(norms, momenta):
-        bn.momentum = momentum
-
-
-def _validate(model, loader, info: DatasetInfo, meta: CheckpointMeta, device) -> dict:
-    return evaluate(model, loader, info.classes, meta.drivable_ids, info.ignore_index, device)
+def _step(run: Run, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimizer update; returns the loss."""
+    run.train_mode()
+    amp = run.scaler is not None
+    with torch.autocast(device_type=run.device.type, dtype=torch.float16, enabled=amp):
+        logits = run.model(x)
+    loss = run.loss_fn(logits.float(), y)
+    run.optimizer.zero_grad(set_to_none=True)
+    if amp:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    if run.cfg.train.clip_grad > 0:
+        nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.train.clip_grad)
+    if amp:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.schedule.step()
+    return float(loss.detach())
 
 
-def _save(cfg: TrainConfig, model: nn.Module, meta: CheckpointMeta, metrics: dict,
-          step: int) -> None:
-    from dataclasses import replace
-
-    meta = replace(meta, metrics={**metrics, "step": step})
-    save_checkpoint(cfg.output.path, model, meta, half=cfg.output.half)
-
-
-def _meta(cfg: TrainConfig, info: DatasetInfo) -> CheckpointMeta:
-    return CheckpointMeta(
-        model=cfg.model.name, model_kwargs=dict(cfg.model.kwargs), classes=info.classes,
-        drivable=info.drivable, input_size=(cfg.data.height, cfg.data.width),
-        mean=info.mean, std=info.std, ignore_index=info.ignore_index, recipe=cfg.as_dict(),
-    )
-
-
-def _endless(dataset, cfg: TrainConfig) -> Iterator:
-    """Batches of (N,3,H,W) float, (N,H,W) int64 forever, reshuffled each pass."""
-    generator = torch.Generator().manual_seed(cfg.train.seed)
-    while True:
-        loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True,
-                            drop_last=True, num_workers=cfg.train.workers, generator=generator,
-                            persistent_workers=False)
-        yield from loader
+def _end_round(run: Run) -> bool:
+    """Validate, log, keep the best, save last.pt; True when early stopping says stop."""
+    if not run.cfg.train.freeze_bn:
+        run.recalibrate_batchnorm()
+    metrics = evaluate(run.net, run.val_batches(), run.info.classes, run.info.drivable_ids,
+                       run.info.ignore_index, run.device, run.loss_fn, run.world)
+    improved = run.record_round(metrics)
+    if run.world.main:
+        log.info("step %d: val mIoU %.4f drivable IoU %.4f loss %.4f%s", run.step,
+                 metrics["miou"], metrics["drivable_iou"], metrics["loss"],
+                 " (best)" if improved else "")
+        write_round_logs(run, metrics)
+        if improved:
+            save_best(run, metrics)
+        save_state(run.last_path, run.net, run.optimizer, run.schedule, run.scaler,
+                   run.counters())
+    patience = run.cfg.train.patience
+    return broadcast_flag(run.world, patience > 0 and run.bad_rounds >= patience)
 
 
-def _warmup_poly(cfg: TrainConfig):
-    steps, warmup = cfg.train.steps, max(1, cfg.train.warmup_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 1.0 - (step - warmup) / max(1, steps - warmup)) ** 0.9
-
-    return factor
-
-
-def _progress(total: int, enabled: bool):
+def _progress(run: Run, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
-
-
-def _rate(bar, cfg: TrainConfig) -> float:
-    elapsed = bar.format_dict.get("elapsed") or 0.0
-    return (bar.n + 1) * cfg.train.batch_size / elapsed if elapsed else 0.0
+    return tqdm(total=run.total_steps, initial=run.step, desc="train", unit="step",
+                disable=not (enabled and run.world.main), dynamic_ncols=True)

@@ -1,0 +1,108 @@
+"""Masks for folders of images, and scores, through the same pipeline the node runs.
+
+`rtseg predict` writes, for every image STEM.* of a folder, `OUT/STEM.png` (8-bit class
+index, the image's size) and `OUT/overlay/STEM.png` (colour overlay). `rtseg eval` scores a
+data set split through this same path, so its figures are what predict + any independent
+scorer gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.backends import load_backend
+from rtseg.data import IMAGE_SUFFIXES
+from rtseg.data.base import default_palette
+from rtseg.errors import RtsegError
+from rtseg.metrics import ConfusionMatrix
+from rtseg.stream.pipeline import Pipeline
+from rtseg.training.evaluate import drivable_lut
+
+
+def predict_folder(model: str, source: str | Path, out: str | Path,
+                   device: str = "auto", progress: bool = True) -> int:
+    """Write class-index masks and overlays for every image in `source`; returns the count."""
+    from tqdm import tqdm
+
+    images = _images(Path(source))
+    out = Path(out)
+    (out / "overlay").mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(load_backend(model, device))
+    palette = _palette(pipeline)
+    for path in tqdm(images, desc="predict", unit="img", disable=not progress):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise RtsegError(f"{path} could not be decoded as an image")
+        classes = pipeline(image).classes
+        _write(out / f"{path.stem}.png", classes)
+        _write(out / "overlay" / f"{path.stem}.png", _overlay(image, classes, palette))
+    return len(images)
+
+
+def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
+                   progress: bool = False) -> dict:
+    """Score a model on `split` of `data` (DataConfig) through the node's pipeline.
+
+    Returns miou, per-class iou/accuracy by name, pixel/mean accuracy, drivable_iou, images.
+    """
+    from tqdm import tqdm
+
+    from rtseg.data.datasets import open_data
+
+    pipeline = Pipeline(load_backend(model, device))
+    spec = pipeline.spec
+    h, w = spec.input_size
+    samples = open_data(replace(data, height=h, width=w), split)
+    _check_classes(samples.info.classes, spec.classes)
+    ignore = samples.info.ignore_index
+    cm, drivable = ConfusionMatrix(len(spec.classes), ignore), ConfusionMatrix(2, ignore)
+    lut = drivable_lut(len(spec.classes), spec.drivable_ids, ignore)
+    for i in tqdm(range(len(samples)), desc="eval", unit="img", disable=not progress):
+        image, truth = samples.load(i)
+        masks = pipeline(np.ascontiguousarray(image[:, :, ::-1]))
+        cm.update(masks.classes, truth)
+        drivable.update(masks.drivable, lut[truth])
+    result = cm.compute().as_dict(spec.classes)
+    result.update(drivable_iou=drivable.compute().iou[1], images=len(samples),
+                  classes=list(spec.classes), model=spec.name, split=split)
+    return result
+
+
+def _check_classes(data_classes, model_classes) -> None:
+    if tuple(data_classes) != tuple(model_classes):
+        raise RtsegError(f"the data set's classes {list(data_classes)} are not the model's "
+                         f"{list(model_classes)}: score a model on the data it was made for")
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise RtsegError(f"--source {folder} is not a folder of images")
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise RtsegError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    stems = [p.stem for p in images]
+    if len(set(stems)) != len(stems):
+        raise RtsegError(f"{folder} has several images with one stem; outputs would collide")
+    return images
+
+
+def _palette(pipeline: Pipeline) -> np.ndarray:
+    """(C, 3) uint8 BGR."""
+    spec = pipeline.spec
+    rgb = np.asarray(spec.palette, np.uint8) if spec.palette else default_palette(
+        len(spec.classes))
+    return rgb[:, ::-1]
+
+
+def _overlay(image: np.ndarray, classes: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR + (H, W) class map -> blended (H, W, 3) uint8 BGR."""
+    return cv2.addWeighted(image, 0.5, palette[classes], 0.5, 0.0)
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), array):
+        raise RtsegError(f"could not write {path}: is the folder writable?")
