@@ -34,8 +34,13 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """rtseg: real-time road segmentation, from checkpoint to masks on a ZeroMQ socket."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    ours = logging.getLogger("rtseg")  # our INFO lines; other libraries' only from WARNING
+    ours.addHandler(handler)
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
+    ours.propagate = False
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 
 @main.command()
@@ -109,6 +114,37 @@ def predict(checkpoint, source, out, device) -> None:
 
     count = predict_folder(checkpoint, source, out, device=device)
     click.echo(f"wrote {count} masks to {out} and overlays to {out}/overlay", err=True)
+
+
+@main.command(name="compile")
+@click.argument("checkpoint")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "tensorrt", "onnx", "aoti", "torch-tensorrt"]),
+              help="auto: TensorRT with a GPU and TensorRT, else AOTInductor on CUDA, else ONNX.")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]),
+              help="[default: fp16 on CUDA, fp32 on the CPU]")
+@click.option("--height", type=int, help="Input height [default: the checkpoint's].")
+@click.option("--width", type=int, help="Input width [default: the checkpoint's].")
+@click.option("--batch", default=1, show_default=True, help="Static batch size.")
+@click.option("--dynamic", is_flag=True, help="Dynamic batch, height and width.")
+@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--name", help="Engine file stem [default: derived from checkpoint and options].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--calib", help="Folder of real images for the parity gate [default: demo].")
+@click.option("--frames", default=8, show_default=True, help="Frames in the parity gate.")
+@click.option("--threshold", default=99.0, show_default=True,
+              help="Minimum mask agreement (%) with FP32 eager; below it compile fails.")
+def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, name, device,
+             calib, frames, threshold) -> None:
+    """Compile CHECKPOINT (a path, or `demo`) into an engine + manifest, gated by parity."""
+    from rtseg.config import CompileConfig
+    from rtseg.export import compile_checkpoint
+
+    cfg = CompileConfig(checkpoint=checkpoint, format=fmt, precision=precision, height=height,
+                        width=width, batch=batch, dynamic=dynamic, out=out, name=name,
+                        device=device, calib=calib, frames=frames, threshold=threshold)
+    result = compile_checkpoint(cfg)
+    click.echo(str(result.path))
 
 
 @main.command()

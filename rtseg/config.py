@@ -254,3 +254,38 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise RtsegError(f"size {text!r} must be positive")
     return h, w
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """`rtseg compile`: which engine to build from which checkpoint, and its parity gate.
+
+    format auto: TensorRT when importable and a GPU is present, else AOTInductor on CUDA,
+    else ONNX Runtime on the CPU. precision None: fp16 on CUDA, fp32 on the CPU. height /
+    width None: the checkpoint's input size. frames: parity frames (generated scenes, or
+    the images of `calib`); threshold: minimum mask agreement in percent.
+    """
+
+    checkpoint: str
+    format: str = "auto"
+    precision: str | None = None
+    height: int | None = None
+    width: int | None = None
+    batch: int = 1
+    dynamic: bool = False
+    out: str = "engines"
+    name: str | None = None
+    device: str = "auto"
+    calib: str | None = None
+    frames: int = 8
+    threshold: float = 99.0
+    workspace_gb: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.format not in ("auto", "onnx", "tensorrt", "aoti", "torch-tensorrt"):
+            raise RtsegError(f"unknown --format {self.format!r}: use auto, onnx, tensorrt, "
+                             "aoti or torch-tensorrt")
+        if self.precision not in (None, "fp16", "fp32"):
+            raise RtsegError(f"unknown --precision {self.precision!r}: use fp16 or fp32")
+        if self.batch < 1:
+            raise RtsegError(f"--batch must be >= 1, got {self.batch}")

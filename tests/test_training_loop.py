@@ -111,7 +111,9 @@ def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert done.returncode == 0, done.stderr
     resumed = json.loads(done.stdout.splitlines()[-1])
     assert resumed["best_step"] == reference["best_step"]
-    assert resumed["metrics"] == pytest.approx(reference["metrics"], rel=1e-6, abs=1e-9)
+    for key in ("miou", "drivable_iou", "pixel_accuracy", "loss", "step"):
+        assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-7)
+    assert resumed["metrics"]["iou"] == pytest.approx(reference["metrics"]["iou"], abs=1e-7)
     a = load_checkpoint(whole / "best.pt").state_dict
     b = load_checkpoint(parts / "best.pt").state_dict
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)

@@ -1,21 +1,85 @@
 """Runtimes behind one small interface; each imports its framework inside itself.
 
-`load_backend(model, device)` takes a checkpoint path or `demo` (engines and manifests come
-with the engines issue) and returns the backend plus the metadata the pipeline needs.
+`load_backend(model, device)` takes a checkpoint path or `demo` (eager PyTorch), an engine
+manifest (`NAME.json`) or an engine file (`NAME.onnx` / `.engine` / `.pt2`, its manifest
+beside it), and returns a Backend whose `spec` tells the pipeline what it needs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rtseg.backends.base import Backend, ModelSpec
+from rtseg.errors import RtsegError
+
+ENGINE_SUFFIXES = (".onnx", ".engine", ".pt2")
 
 
 def load_backend(model: str, device: str = "auto") -> Backend:
-    """A ready backend for a checkpoint path (or `demo`), on `device` (auto/cpu/cuda)."""
-    from rtseg.backends.torch_backend import TorchBackend
-    from rtseg.checkpoint import load_checkpoint
+    """A ready backend for a checkpoint, manifest or engine file, on `device`."""
     from rtseg.device import pick_device
 
-    return TorchBackend(load_checkpoint(model), pick_device(device))
+    dev = pick_device(device)
+    path = Path(model)
+    if path.suffix in (".json", *ENGINE_SUFFIXES):
+        from rtseg.manifest import engine_path, read_manifest
+
+        manifest_path = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not manifest_path.is_file():
+            raise RtsegError(f"{path} has no manifest {manifest_path} beside it: engines "
+                             "run with the manifest `rtseg compile` wrote")
+        manifest = read_manifest(manifest_path)
+        return backend_for_manifest(manifest, engine_path(manifest_path, manifest), dev)
+    from rtseg.backends.torch_backend import TorchBackend
+    from rtseg.checkpoint import load_checkpoint
+
+    return TorchBackend(load_checkpoint(model), dev)
 
 
-__all__ = ["Backend", "ModelSpec", "load_backend"]
+def backend_for_manifest(manifest, engine: Path, device) -> Backend:
+    """The backend of `manifest.format`, after checking the engine fits this machine."""
+    check_fits_machine(manifest, device)
+    if manifest.format == "onnx":
+        from rtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(manifest, engine, device)
+    if manifest.format == "aoti":
+        from rtseg.backends.aoti_backend import AotiBackend
+
+        return AotiBackend(manifest, engine, device)
+    if manifest.format == "tensorrt":
+        from rtseg.backends.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(manifest, engine, device)
+    raise RtsegError(f"no backend for format {manifest.format!r}")
+
+
+def check_fits_machine(manifest, device) -> None:
+    """TensorRT and AOTInductor engines are tied to a library version and a device."""
+    built = manifest.device or {}
+    if manifest.format == "tensorrt":
+        try:
+            import tensorrt
+        except ImportError:
+            raise RtsegError("this engine needs TensorRT: pip install 'rtseg[tensorrt]'") from None
+        want = manifest.versions.get("tensorrt")
+        if want != tensorrt.__version__:
+            raise RtsegError(f"engine built with TensorRT {want}, this machine has "
+                             f"{tensorrt.__version__}: compile it again here")
+    if manifest.format in ("tensorrt", "aoti") and built.get("type") == "cuda":
+        if device.type != "cuda":
+            raise RtsegError(f"engine built for CUDA ({built.get('name')}), asked to run on "
+                             f"{device}: compile it for this device")
+        import torch
+
+        have = "{}.{}".format(*torch.cuda.get_device_capability(device))
+        if built.get("capability") != have:
+            raise RtsegError(f"engine built for compute capability {built.get('capability')} "
+                             f"({built.get('name')}), this GPU is {have} "
+                             f"({torch.cuda.get_device_name(device)}): compile it again here")
+    if manifest.format == "aoti" and built.get("type") == "cpu" and device.type != "cpu":
+        raise RtsegError(f"engine built for the CPU, asked to run on {device}: compile it "
+                         "with --device cuda")
+
+
+__all__ = ["Backend", "ModelSpec", "backend_for_manifest", "check_fits_machine", "load_backend"]

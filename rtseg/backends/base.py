@@ -40,3 +40,19 @@ class Backend(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def spec_from_manifest(manifest) -> ModelSpec:
+    """The pipeline's view of a compiled engine's manifest."""
+    return ModelSpec(name=manifest.short_id, classes=manifest.classes,
+                     drivable_ids=manifest.drivable_ids, input_size=manifest.input_size,
+                     mean=manifest.mean, std=manifest.std, palette=manifest.palette)
+
+
+def check_input_shape(expected: tuple[int, ...], shape) -> None:
+    """An input the engine cannot take is an error naming both shapes (-1 = any)."""
+    if len(shape) != len(expected) or any(e not in (-1, s) for e, s in zip(expected, shape)):
+        from rtseg.errors import RtsegError
+
+        raise RtsegError(f"input shape {tuple(shape)} does not fit the engine's {expected} "
+                         "(compile with --dynamic, or another --height/--width/--batch)")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rtseg.backends.base import Backend
+from rtseg.backends.preprocess import Preprocessor
 from rtseg.models import logits_to_classes
 
 
@@ -34,22 +34,14 @@ class Pipeline:
         spec = backend.spec
         self.backend = backend
         self.spec = spec
-        std = np.asarray(spec.std, dtype=np.float32) * 255.0
-        self._scale = (1.0 / std).reshape(1, 1, 3)
-        self._shift = (np.asarray(spec.mean, dtype=np.float32) * 255.0).reshape(1, 1, 3)
+        self._prepare = Preprocessor(spec.input_size, spec.mean, spec.std)
         lut = np.zeros(256, dtype=np.uint8)
         lut[list(spec.drivable_ids)] = 1
         self._drivable_lut = lut
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""
-        h, w = self.spec.input_size
-        if image.shape[:2] != (h, w):
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        x = (rgb.astype(np.float32) - self._shift) * self._scale
-        tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
-        return tensor.to(self.backend.device, non_blocking=True)
+        return self._prepare(image).to(self.backend.device, non_blocking=True)
 
     def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
                                                                                np.ndarray]:

@@ -1,0 +1,46 @@
+"""Checkpoint model -> ONNX (opset 18), checked with onnx.checker.
+
+FP16 means an FP16 graph (exported from a half model), as TensorRT 11's strongly-typed
+networks require; FP32 otherwise. Dynamic export makes batch, height and width symbolic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtseg.errors import RtsegError
+from rtseg.manifest import TensorSpec
+
+OPSET = 18
+INPUT, OUTPUT = "images", "logits"
+
+
+def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
+                out_channels: int, half: bool = False, dynamic: bool = False,
+                device: torch.device | str = "cpu") -> tuple[tuple[TensorSpec, ...], ...]:
+    """Write `model` ((N,3,H,W) -> (N,C,H,W)) to `path`; returns (inputs, outputs) specs."""
+    import onnx
+
+    dtype = torch.float16 if half else torch.float32
+    model = model.to(device=device, dtype=dtype).eval()
+    example = torch.zeros(batch, 3, *size, device=device, dtype=dtype)
+    shapes = None
+    if dynamic:
+        dims = (torch.export.Dim("batch", min=1, max=64), torch.export.Dim.DYNAMIC,
+                torch.export.Dim.DYNAMIC)
+        shapes = {"x": {0: dims[0], 2: dims[1], 3: dims[2]}}
+    try:
+        torch.onnx.export(model, (example,), str(path), input_names=[INPUT],
+                          output_names=[OUTPUT], opset_version=OPSET, dynamo=True,
+                          external_data=False, dynamic_shapes=shapes)
+    except Exception as exc:  # the exporter raises many types; name the model and cause
+        raise RtsegError(f"ONNX export failed: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    onnx.checker.check_model(str(path))
+    name = "float16" if half else "float32"
+    b, (h, w) = (-1, (-1, -1)) if dynamic else (batch, size)
+    return ((TensorSpec(INPUT, (b, 3, h, w), name),),
+            (TensorSpec(OUTPUT, (b, out_channels, h, w), name),))

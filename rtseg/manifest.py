@@ -1,0 +1,139 @@
+"""The engine manifest: JSON beside every compiled engine, describing it completely.
+
+A backend refuses a manifest that does not fit the machine (another TensorRT version,
+another GPU architecture) with an error naming both values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rtseg.errors import RtsegError
+
+MANIFEST_VERSION = 1
+FORMATS = ("onnx", "tensorrt", "aoti", "torch-tensorrt")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One engine input or output: shape uses -1 for dynamic axes."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a backend and the pipeline need to run an engine file."""
+
+    format: str
+    precision: str
+    engine: str  # file name, beside the manifest
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    classes: tuple[str, ...]
+    drivable_classes: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: tuple[int, int]
+    binary: bool
+    model: str
+    checkpoint_sha256: str
+    versions: dict = field(default_factory=dict)
+    device: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)
+    palette: tuple[tuple[int, int, int], ...] = ()
+    dynamic: bool = False
+    manifest_version: int = MANIFEST_VERSION
+
+    @property
+    def drivable_ids(self) -> tuple[int, ...]:
+        """Indices of the drivable classes."""
+        return tuple(self.classes.index(c) for c in self.drivable_classes)
+
+    @property
+    def short_id(self) -> str:
+        """`model@hash8/format-precision`, for the wire protocol's `model` field."""
+        return f"{self.model}@{self.checkpoint_sha256[:8]}/{self.format}-{self.precision}"
+
+
+def write_manifest(path: Path, manifest: Manifest) -> Path:
+    """Write `manifest` as indented JSON (atomically)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(manifest), indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Load and validate a manifest; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise RtsegError(f"manifest {path} does not exist (make one with `rtseg compile`)")
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RtsegError(f"manifest {path} is not valid JSON: {exc}") from None
+    try:
+        manifest = _from_plain(raw)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise RtsegError(f"manifest {path} is incomplete or malformed ({exc!r}); "
+                         "compile the engine again") from None
+    if manifest.format not in FORMATS:
+        raise RtsegError(f"manifest {path}: unknown format {manifest.format!r}")
+    return manifest
+
+
+def engine_path(manifest_path: Path, manifest: Manifest) -> Path:
+    """The engine file a manifest describes (beside it)."""
+    path = manifest_path.parent / manifest.engine
+    if not path.is_file():
+        raise RtsegError(f"engine {path} named by {manifest_path} does not exist")
+    return path
+
+
+def _from_plain(raw: dict) -> Manifest:
+    if raw.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(f"manifest_version {raw.get('manifest_version')} is not "
+                         f"{MANIFEST_VERSION}")
+    tensors = {k: tuple(TensorSpec(t["name"], tuple(int(d) for d in t["shape"]),
+                                   str(t["dtype"])) for t in raw[k])
+               for k in ("inputs", "outputs")}
+    return Manifest(
+        format=str(raw["format"]), precision=str(raw["precision"]), engine=str(raw["engine"]),
+        inputs=tensors["inputs"], outputs=tensors["outputs"],
+        classes=tuple(raw["classes"]), drivable_classes=tuple(raw["drivable_classes"]),
+        mean=tuple(float(v) for v in raw["mean"]), std=tuple(float(v) for v in raw["std"]),
+        input_size=(int(raw["input_size"][0]), int(raw["input_size"][1])),
+        binary=bool(raw["binary"]), model=str(raw["model"]),
+        checkpoint_sha256=str(raw["checkpoint_sha256"]), versions=dict(raw["versions"]),
+        device=dict(raw["device"]), parity=dict(raw["parity"]),
+        palette=tuple(tuple(int(v) for v in c) for c in raw.get("palette", ())),
+        dynamic=bool(raw.get("dynamic", False)))
+
+
+def engine_metadata(device) -> dict:
+    """`versions` and `device` entries for a manifest built on `device` (a torch.device)."""
+    import torch
+
+    from rtseg import __version__
+
+    versions = {"rtseg": __version__, "torch": torch.__version__}
+    for module in ("onnx", "onnxruntime", "tensorrt", "torch_tensorrt"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = None
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        info = {"type": "cuda", "name": torch.cuda.get_device_name(device),
+                "capability": f"{major}.{minor}"}
+    else:
+        import platform
+
+        info = {"type": "cpu", "name": platform.processor() or platform.machine(),
+                "capability": None}
+    return {"versions": versions, "device": info}

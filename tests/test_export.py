@@ -1,0 +1,140 @@
+"""`rtseg compile`: engines that plain runtimes can run, manifests, and the parity gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtseg.backends import backend_for_manifest, load_backend
+from rtseg.backends.preprocess import Preprocessor
+from rtseg.client import MaskSubscriber
+from rtseg.config import CompileConfig, RunConfig
+from rtseg.errors import RtsegError
+from rtseg.export import compile_checkpoint
+from rtseg.export.parity import parity_frames, parity_gate
+from rtseg.manifest import engine_path, read_manifest, write_manifest
+from rtseg.stream.node import run_node
+
+PLAIN_ORT = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+manifest = json.load(open(sys.argv[1]))
+session = ort.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
+shape = manifest["inputs"][0]["shape"]
+(out,) = session.run(None, {manifest["inputs"][0]["name"]: np.zeros(shape, np.float32)})
+print(json.dumps({"shape": list(out.shape), "classes": len(manifest["classes"])}))
+"""
+
+
+@pytest.fixture(scope="module")
+def onnx_engine(tmp_path_factory) -> Path:
+    """The demo checkpoint compiled by the real command line."""
+    out = tmp_path_factory.mktemp("engines")
+    done = subprocess.run([sys.executable, "-m", "rtseg", "compile", "demo", "--format", "onnx",
+                           "--out", str(out), "--device", "cpu", "--frames", "4"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def test_plain_onnxruntime_runs_the_engine(onnx_engine):
+    manifest = json.loads(onnx_engine.read_text())
+    engine = onnx_engine.parent / manifest["engine"]
+    done = subprocess.run([sys.executable, "-c", PLAIN_ORT, str(onnx_engine), str(engine)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["shape"] == [1, result["classes"], 192, 352]
+
+
+def test_manifest_carries_what_it_must(onnx_engine):
+    raw = json.loads(onnx_engine.read_text())
+    for key in ("format", "precision", "inputs", "outputs", "classes", "drivable_classes",
+                "mean", "std", "checkpoint_sha256", "versions", "device", "parity"):
+        assert key in raw, key
+    assert raw["format"] == "onnx" and raw["precision"] == "fp32"
+    assert raw["versions"]["onnxruntime"] and raw["versions"]["torch"]
+    parity = raw["parity"]
+    assert parity["passed"] and parity["mask_agreement_pct"] >= 99.0
+    assert parity["max_logit_error"] < 1e-3 and parity["frames"] == 4
+
+
+def test_node_runs_the_engine(onnx_engine, endpoint):
+    cfg = RunConfig(source="demo", model=str(onnx_engine), bind=endpoint, device="cpu",
+                    max_frames=5, status_every=0)
+    with MaskSubscriber(endpoint, ["demo/drivable"], timeout_ms=60000) as sub:
+        node = threading.Thread(target=run_node, args=(cfg,))
+        node.start()
+        header, mask = sub.recv()
+        node.join(timeout=60)
+    assert header.model.endswith("/onnx-fp32") and mask.shape == (360, 640)
+    assert 0.2 < mask.mean() < 0.8  # the bundled model finds the road through the engine
+
+
+def test_a_broken_engine_fails_the_gate(onnx_engine, tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    manifest = read_manifest(onnx_engine)
+    graph = onnx.load(str(engine_path(onnx_engine, manifest)))
+    rng = np.random.default_rng(0)
+    heads = [t for t in graph.graph.initializer if t.dims and t.dims[0] == len(manifest.classes)]
+    assert heads  # the classifier's weights and biases: one row per class
+    for tensor in heads:  # replace the classifier with noise
+        noise = rng.normal(size=tuple(tensor.dims)).astype(np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(noise, tensor.name))
+    onnx.save(graph, str(tmp_path / "broken.onnx"))
+    backend = backend_for_manifest(manifest, tmp_path / "broken.onnx", torch.device("cpu"))
+    reference = load_backend("demo", "cpu").model
+    figures = parity_gate(reference, backend, parity_frames(3),
+                          Preprocessor(manifest.input_size, manifest.mean, manifest.std),
+                          len(manifest.classes))
+    assert not figures["passed"] and figures["mask_agreement_pct"] < 99.0
+
+
+def test_gate_failure_exits_non_zero_and_the_manifest_says_so(tmp_path, tiny_checkpoint):
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format="onnx", out=str(tmp_path),
+                        name="strict", device="cpu", frames=2, threshold=100.01)
+    with pytest.raises(RtsegError, match="parity gate failed"):
+        compile_checkpoint(cfg)
+    assert read_manifest(tmp_path / "strict.json").parity["passed"] is False
+
+
+def test_bad_engines_and_inputs_are_named(onnx_engine, tmp_path):
+    manifest = read_manifest(onnx_engine)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx graph")
+    with pytest.raises(RtsegError, match="junk.onnx"):
+        backend_for_manifest(manifest, junk, torch.device("cpu"))
+    backend = load_backend(str(onnx_engine), "cpu")
+    with pytest.raises(RtsegError, match=r"\(1, 3, 64, 64\).*\(1, 3, 192, 352\)"):
+        backend(torch.zeros(1, 3, 64, 64))
+    gpu_built = replace(manifest, format="aoti",
+                        device={"type": "cuda", "name": "NVIDIA H100", "capability": "9.0"})
+    with pytest.raises(RtsegError, match="NVIDIA H100.*cpu"):
+        backend_for_manifest(gpu_built, junk, torch.device("cpu"))
+    write_manifest(tmp_path / "trt.json", replace(manifest, format="tensorrt", engine=junk.name))
+    with pytest.raises(RtsegError, match=r"rtseg\[tensorrt\]"):
+        load_backend(str(tmp_path / "trt.json"), "cpu")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(RtsegError, match="bad.json"):
+        load_backend(str(tmp_path / "bad.json"), "cpu")
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path, tiny_checkpoint):
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format="onnx", out=str(tmp_path),
+                        height=50, device="cpu")
+    with pytest.raises(RtsegError, match="multiples of 32"):
+        compile_checkpoint(cfg)
+    with pytest.raises(RtsegError, match="fp16 engines need a CUDA"):
+        compile_checkpoint(replace(cfg, height=None, precision="fp16"))
+    assert list(tmp_path.iterdir()) == []
