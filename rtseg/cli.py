@@ -151,7 +151,8 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--source", default="demo", show_default=True,
               help="camera0 / 0 (camera index), a video file, rtsp:// or http(s):// URL, a folder "
                    "or glob of images, or demo (generated road scenes).")
-@click.option("--model", help="Checkpoint path, or demo for the bundled one [default: demo].")
+@click.option("--model", help="Checkpoint path (or demo, the bundled one), engine manifest "
+                              "NAME.json or engine file [default: demo].")
 @click.option("--name", help="Topic prefix NAME (topics NAME/drivable, NAME/classes) "
                              "[default: derived from the source, demo for the demo].")
 @click.option("--bind", default=DEFAULT_BIND, show_default=True,
@@ -170,8 +171,14 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--demo-size", default="360x640", show_default=True, help="Demo frame size HxW.")
 @click.option("--status-every", default=5.0, show_default=True,
               help="Seconds between status lines (0: none).")
+@click.option("--engine", default="torch", show_default=True,
+              type=click.Choice(["torch", "auto", "onnx", "aoti", "tensorrt"]),
+              help="torch: eager checkpoint. Others compile the checkpoint once into "
+                   "--engine-cache (auto: the fastest this machine runs) and reuse it.")
+@click.option("--engine-cache", default="engines/cache", show_default=True,
+              help="Folder of cached engines.")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every) -> None:
+        source_fps, demo_size, status_every, engine, engine_cache) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Ctrl-C or SIGTERM stops it cleanly.
@@ -182,7 +189,7 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
     cfg = RunConfig(source=source, model=model, name=name, bind=bind, allow_remote=allow_remote,
                     encoding=encoding, device=device, max_frames=max_frames, fps=fps, pace=pace,
                     loop=loop, source_fps=source_fps, demo_size=parse_size(demo_size),
-                    status_every=status_every)
+                    status_every=status_every, engine=engine, engine_cache=engine_cache)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

@@ -235,6 +235,8 @@ class RunConfig:
     demo_size: tuple[int, int] = (360, 640)
     status_every: float = 5.0
     hwm: int = 4
+    engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt (compiled, cached)
+    engine_cache: str = "engines/cache"
 
     def __post_init__(self) -> None:
         if self.encoding not in ("mono8", "bits", "png"):
@@ -243,6 +245,9 @@ class RunConfig:
             raise RtsegError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.fps is not None and not self.fps > 0:
             raise RtsegError(f"--fps must be > 0, got {self.fps}")
+        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
+            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti "
+                             "or tensorrt")
 
 
 def parse_size(text: str) -> tuple[int, int]:

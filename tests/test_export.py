@@ -138,3 +138,39 @@ def test_failed_export_leaves_nothing_behind(tmp_path, tiny_checkpoint):
     with pytest.raises(RtsegError, match="fp16 engines need a CUDA"):
         compile_checkpoint(replace(cfg, height=None, precision="fp16"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_engine_cache_compiles_once_and_rebuilds_when_the_key_changes(tmp_path,
+                                                                      tiny_checkpoint, caplog):
+    import logging
+
+    from rtseg.export.cache import cached_engine
+
+    caplog.set_level(logging.INFO, logger="rtseg")
+    first = cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path)
+    assert read_manifest(first).format == "onnx"  # auto on a CPU
+    stamp = first.stat().st_mtime_ns
+    assert cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    key_file = first.with_name(first.stem + ".key.json")
+    key = json.loads(key_file.read_text())
+    key["versions"]["torch"] = "1.0.0"  # as if built by another torch
+    other = first.with_name(first.stem.rsplit("-", 1)[0] + "-0000000000000000.json")
+    first.rename(other)
+    key_file.rename(other.with_name(other.stem + ".key.json"))
+    other.with_name(other.stem + ".key.json").write_text(json.dumps(key))
+    rebuilt = cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path)
+    assert rebuilt == first and rebuilt.is_file()
+    assert "no longer fits" in caplog.text and "1.0.0" in caplog.text
+
+
+@pytest.mark.slow
+def test_aotinductor_engine_on_the_cpu(tmp_path, tiny_checkpoint):
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format="aoti", out=str(tmp_path),
+                        device="cpu", frames=2)
+    result = compile_checkpoint(cfg)
+    assert result.manifest.format == "aoti" and result.manifest.parity["passed"]
+    assert (tmp_path / result.manifest.engine).suffix == ".pt2"
+    backend = load_backend(str(result.path), "cpu")
+    assert backend(torch.zeros(1, 3, 64, 96)).shape == (1, 7, 64, 96)
+    assert not list(tmp_path.glob("*.partial*"))

@@ -126,10 +126,16 @@ def _demo_iou(frame: Frame, masks: Masks) -> float | None:
 
 
 def _model_name(cfg: RunConfig) -> str:
+    """The checkpoint, manifest or engine to load; with --engine, a cached engine."""
     if cfg.model is None and cfg.source != "demo":
         log.warning("no --model given: using the bundled demo checkpoint, trained on "
                     "synthetic scenes only")
-    return cfg.model or "demo"
+    model = cfg.model or "demo"
+    if cfg.engine == "torch" or model.endswith((".json", ".onnx", ".engine", ".pt2")):
+        return model
+    from rtseg.export.cache import cached_engine
+
+    return str(cached_engine(model, cfg.engine, cfg.device, cfg.engine_cache))
 
 
 def _source_spec(cfg: RunConfig) -> SourceSpec:

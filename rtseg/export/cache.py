@@ -1,0 +1,60 @@
+"""The engine cache behind `rtseg run --engine auto|onnx|aoti|tensorrt`.
+
+An engine is compiled once per key: checkpoint sha256, format, precision, input shape,
+device name and compute capability, and the versions of the libraries it was built with.
+A cached engine whose key no longer fits (new torch, another GPU, ...) is rebuilt, and the
+log says which part of the key changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from rtseg.config import CompileConfig
+
+log = logging.getLogger(__name__)
+
+
+def cached_engine(checkpoint: str, engine: str, device: str,
+                  cache_dir: str | Path = "engines/cache") -> Path:
+    """The manifest of a cached engine for `checkpoint`, compiling it on the first call."""
+    from rtseg.checkpoint import load_checkpoint
+    from rtseg.device import pick_device
+    from rtseg.export import compile_checkpoint, resolve_format
+    from rtseg.manifest import engine_metadata
+
+    ckpt = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    fmt = resolve_format(engine, dev)
+    precision = "fp16" if dev.type == "cuda" else "fp32"
+    key = {"checkpoint_sha256": ckpt.sha256, "format": fmt, "precision": precision,
+           "input_size": list(ckpt.meta.input_size), "batch": 1, **engine_metadata(dev)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache_dir)
+    manifest = folder / f"{ckpt.sha256[:12]}-{fmt}-{digest}.json"
+    if manifest.is_file():
+        log.info("engine cache: using %s", manifest)
+        return manifest
+    _explain_miss(folder, ckpt.sha256, fmt, key)
+    result = compile_checkpoint(CompileConfig(
+        checkpoint=str(ckpt.path), format=fmt, precision=precision, out=str(folder),
+        name=manifest.stem, device=device))
+    (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
+    return result.path
+
+
+def _explain_miss(folder: Path, sha: str, fmt: str, key: dict) -> None:
+    """Log why an earlier engine of this checkpoint and format does not fit any more."""
+    for old in sorted(folder.glob(f"{sha[:12]}-{fmt}-*.key.json")):
+        try:
+            previous = json.loads(old.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        changed = sorted(k for k in key if previous.get(k) != key[k])
+        log.info("engine cache: %s no longer fits (%s changed): rebuilding", old.name,
+                 ", ".join(f"{k}: {previous.get(k)} -> {key[k]}" for k in changed))
+        return
+    log.info("engine cache: no %s engine for this checkpoint yet: compiling once", fmt)
