@@ -26,4 +26,7 @@ out="$dir/gpu-check-$gpu.txt"
   $PY -m pytest -q -m gpu tests 2>&1 | tail -n 5
   echo "## demo node on CUDA (also written to $dir/gpu-demo-node.md)"
   $PY benchmarks/node_demo.py --device cuda --out "$dir"
+  echo "## engines on CUDA, FP16 (also written to $dir/gpu-engines.md)"
+  $PY benchmarks/engines.py --device cuda --models lraspp_mobilenet_v3 \
+      --formats eager channels_last onnx aoti tensorrt --out "$dir"
 } | tee "$out"

@@ -174,3 +174,30 @@ def test_aotinductor_engine_on_the_cpu(tmp_path, tiny_checkpoint):
     backend = load_backend(str(result.path), "cpu")
     assert backend(torch.zeros(1, 3, 64, 96)).shape == (1, 7, 64, 96)
     assert not list(tmp_path.glob("*.partial*"))
+
+
+@pytest.mark.parametrize("fmt", ["tensorrt", "torch-tensorrt"])
+def test_tensorrt_formats_say_what_to_install(tmp_path, tiny_checkpoint, fmt):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed: the real build is tested under the tensorrt mark")
+    except ImportError:
+        pass
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format=fmt, out=str(tmp_path),
+                        device="cpu", precision="fp32")
+    with pytest.raises(RtsegError, match=r"rtseg\[tensorrt\]|--device cuda"):
+        compile_checkpoint(cfg)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_fp16_engine_passes_parity(tmp_path, tiny_checkpoint):
+    pytest.importorskip("tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT engines need a CUDA GPU")
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format="tensorrt", out=str(tmp_path),
+                        device="cuda", precision="fp16", frames=4)
+    result = compile_checkpoint(cfg)
+    assert result.manifest.parity["passed"]
+    backend = load_backend(str(result.path), "cuda")
+    assert backend(torch.zeros(1, 3, 64, 96, device="cuda")).shape == (1, 7, 64, 96)

@@ -51,7 +51,9 @@ def backend_for_manifest(manifest, engine: Path, device) -> Backend:
         from rtseg.backends.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(manifest, engine, device)
-    raise RtsegError(f"no backend for format {manifest.format!r}")
+    from rtseg.backends.torch_tensorrt_backend import TorchTensorRTBackend
+
+    return TorchTensorRTBackend(manifest, engine, device)
 
 
 def check_fits_machine(manifest, device) -> None:
@@ -66,7 +68,7 @@ def check_fits_machine(manifest, device) -> None:
         if want != tensorrt.__version__:
             raise RtsegError(f"engine built with TensorRT {want}, this machine has "
                              f"{tensorrt.__version__}: compile it again here")
-    if manifest.format in ("tensorrt", "aoti") and built.get("type") == "cuda":
+    if manifest.format != "onnx" and built.get("type") == "cuda":
         if device.type != "cuda":
             raise RtsegError(f"engine built for CUDA ({built.get('name')}), asked to run on "
                              f"{device}: compile it for this device")

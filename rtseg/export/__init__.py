@@ -1,8 +1,9 @@
 """`rtseg compile`: checkpoint -> engine file + manifest, gated by parity with eager FP32.
 
-One compiler per format (onnx_export, aoti_export, tensorrt_export); the new engine is run
-through `rtseg.backends` for the gate. Files are written under temporary names and renamed
-only when complete, so a failed compile leaves nothing half-written.
+One compiler per format (onnx_export, aoti_export, tensorrt_export, torch_tensorrt_export);
+the new engine is run through `rtseg.backends` for the gate. Files are written under
+temporary names and renamed only when complete, so a failed compile leaves nothing
+half-written.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ def _export(cfg, ckpt, device, fmt, precision, size, path: Path):
         from rtseg.export.tensorrt_export import build_tensorrt
 
         return build_tensorrt(model, path, cfg, size, channels, half, device)
-    raise RtsegError(f"format {fmt!r} is not built by this version (use onnx, aoti, tensorrt)")
+    from rtseg.export.torch_tensorrt_export import export_torch_tensorrt
+
+    return export_torch_tensorrt(model, path, cfg.batch, size, channels, half, cfg.dynamic,
+                                 device)
 
 
 def _gate(cfg, ckpt, manifest: Manifest, engine: Path, device) -> dict:

@@ -7,17 +7,17 @@ every few seconds; SIGINT/SIGTERM stop the loop, and threads and sockets are clo
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from rtseg.backends import Backend, load_backend
 from rtseg.config import RunConfig
 from rtseg.metrics import binary_iou
 from rtseg.protocol import DRIVABLE_CLASSES
+from rtseg.signals import on_stop_signals
 from rtseg.stream.pipeline import Masks, Pipeline
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.sources import Frame, Source, SourceSpec, open_source
@@ -63,7 +63,7 @@ def run_node(cfg: RunConfig, stop: threading.Event | None = None,
                                                       allow_remote=cfg.allow_remote))
         source = stack.enter_context(open_source(_source_spec(cfg)))
         backend = stack.enter_context(load_backend(_model_name(cfg), cfg.device))
-        stack.enter_context(_stop_on_signals(stop))
+        stack.enter_context(on_stop_signals(stop.set))
         name = cfg.name or source.name
         log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes)", name,
                  backend.spec.name, source.frame_id, publisher.endpoint, name, name)
@@ -141,19 +141,3 @@ def _model_name(cfg: RunConfig) -> str:
 def _source_spec(cfg: RunConfig) -> SourceSpec:
     return SourceSpec(spec=cfg.source, pace=cfg.pace, loop=cfg.loop, fps=cfg.source_fps,
                       demo_height=cfg.demo_size[0], demo_width=cfg.demo_size[1])
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event):
-    """Set `stop` on SIGINT/SIGTERM while inside (main thread only), then restore handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -16,6 +16,7 @@ from torch import nn
 from rtseg.config import TrainConfig
 from rtseg.device import pick_device
 from rtseg.errors import RtsegError
+from rtseg.signals import on_stop_signals
 from rtseg.training.distributed import broadcast_flag, close_world, init_world
 from rtseg.training.evaluate import evaluate
 from rtseg.training.run import Run, build_run, save_best, write_round_logs
@@ -56,12 +57,8 @@ def _rounds(run: Run, progress: bool) -> bool:
     bar = _progress(run, progress)
     batches = run.batches()
     try:
-        while run.step < run.total_steps:
-            boundary = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
-            _train_until(run, batches, boundary, bar)
-            if _end_round(run):
-                return True
-        return False
+        with on_stop_signals(_interrupt):
+            return _loop_rounds(run, batches, bar)
     except KeyboardInterrupt:
         # last.pt is only ever written at the end of a round, so what --resume continues
         # from is always a consistent point, whatever the interrupt hit.
@@ -69,6 +66,19 @@ def _rounds(run: Run, progress: bool) -> bool:
                          f"evaluation round ({run.last_path})") from None
     finally:
         bar.close()
+
+
+def _loop_rounds(run: Run, batches, bar) -> bool:
+    while run.step < run.total_steps:
+        boundary = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
+        _train_until(run, batches, boundary, bar)
+        if _end_round(run):
+            return True
+    return False
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def _train_until(run: Run, batches, boundary: int, bar) -> None:
