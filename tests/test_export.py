@@ -201,3 +201,15 @@ def test_tensorrt_fp16_engine_passes_parity(tmp_path, tiny_checkpoint):
     assert result.manifest.parity["passed"]
     backend = load_backend(str(result.path), "cuda")
     assert backend(torch.zeros(1, 3, 64, 96, device="cuda")).shape == (1, 7, 64, 96)
+
+
+def test_dynamic_onnx_engine_takes_other_shapes(tmp_path, tiny_checkpoint):
+    cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format="onnx", out=str(tmp_path),
+                        device="cpu", dynamic=True, frames=2)
+    result = compile_checkpoint(cfg)
+    assert result.manifest.inputs[0].shape == (-1, 3, -1, -1) and result.manifest.dynamic
+    backend = load_backend(str(result.path), "cpu")
+    reference = load_backend(str(tiny_checkpoint), "cpu")
+    for shape in ((1, 3, 64, 96), (2, 3, 96, 128)):
+        x = torch.randn(*shape)
+        assert torch.allclose(backend(x), reference(x), atol=1e-3)
