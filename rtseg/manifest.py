@@ -25,6 +25,18 @@ class TensorSpec:
     dtype: str
 
 
+INPUT, OUTPUT = "images", "logits"
+
+
+def io_specs(batch: int, size: tuple[int, int], channels: int, half: bool,
+             dynamic: bool) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of an engine: images (N,3,H,W) -> logits (N,C,H,W); -1 = dynamic."""
+    dtype = "float16" if half else "float32"
+    b, (h, w) = (-1, (-1, -1)) if dynamic else (batch, size)
+    return ((TensorSpec(INPUT, (b, 3, h, w), dtype),),
+            (TensorSpec(OUTPUT, (b, channels, h, w), dtype),))
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Everything a backend and the pipeline need to run an engine file."""

@@ -12,10 +12,9 @@ import torch
 from torch import nn
 
 from rtseg.errors import RtsegError
-from rtseg.manifest import TensorSpec
+from rtseg.manifest import INPUT, OUTPUT, TensorSpec, io_specs
 
 OPSET = 18
-INPUT, OUTPUT = "images", "logits"
 
 
 def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
@@ -40,7 +39,4 @@ def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
         raise RtsegError(f"ONNX export failed: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     onnx.checker.check_model(str(path))
-    name = "float16" if half else "float32"
-    b, (h, w) = (-1, (-1, -1)) if dynamic else (batch, size)
-    return ((TensorSpec(INPUT, (b, 3, h, w), name),),
-            (TensorSpec(OUTPUT, (b, out_channels, h, w), name),))
+    return io_specs(batch, size, out_channels, half, dynamic)

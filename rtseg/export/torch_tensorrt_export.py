@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 
 from rtseg.errors import RtsegError
-from rtseg.export.onnx_export import INPUT, OUTPUT
 from rtseg.export.tensorrt_export import MAX_DYNAMIC
-from rtseg.manifest import TensorSpec
+from rtseg.manifest import io_specs
 
 
 def export_torch_tensorrt(model, path: Path, batch: int, size: tuple[int, int], channels: int,
@@ -42,7 +41,4 @@ def export_torch_tensorrt(model, path: Path, batch: int, size: tuple[int, int], 
     except Exception as exc:  # the compiler raises many types; name the cause
         raise RtsegError(f"torch-tensorrt compile failed: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    name = "float16" if half else "float32"
-    b, (h, w) = (-1, (-1, -1)) if dynamic else (batch, size)
-    return ((TensorSpec(INPUT, (b, 3, h, w), name),),
-            (TensorSpec(OUTPUT, (b, channels, h, w), name),))
+    return io_specs(batch, size, channels, half, dynamic)
