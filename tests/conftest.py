@@ -80,3 +80,25 @@ def two_class_folder(tmp_path_factory) -> Path:
         cv2.imwrite(str(root / "masks" / f"frame_{i:02d}.png"),
                     synthetic.drivable_mask(label) * 255)
     return root
+
+
+@pytest.fixture
+def first_mask():
+    """run(cfg, topic) -> (report, header, mask): a real node in a thread, the first mask a
+    real subscriber receives on `topic`, and the node's report once it has finished."""
+    import threading
+
+    from rtseg.client import MaskSubscriber
+    from rtseg.stream.node import run_node
+
+    def run(cfg, topic: str, timeout_ms: int = 60000):
+        reports = []
+        with MaskSubscriber(cfg.bind, [topic], timeout_ms=timeout_ms) as sub:
+            node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
+            node.start()
+            header, mask = sub.recv()
+            node.join(timeout=60)
+        assert reports, "the node did not finish"
+        return reports[0], header, mask
+
+    return run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import threading
 
 import pytest
 
@@ -13,18 +12,11 @@ pytestmark = [
 ]
 
 
-def test_node_publishes_camera_frames(endpoint, tiny_checkpoint):
-    from rtseg.client import MaskSubscriber
+def test_node_publishes_camera_frames(endpoint, tiny_checkpoint, first_mask):
     from rtseg.config import RunConfig
-    from rtseg.stream.node import run_node
 
     cfg = RunConfig(source="camera0", model=str(tiny_checkpoint), bind=endpoint, device="cpu",
                     max_frames=10, status_every=0)
-    with MaskSubscriber(endpoint, ["camera0/drivable"], timeout_ms=20000) as sub:
-        reports = []
-        node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
-        node.start()
-        header, mask = sub.recv()
-        node.join(timeout=60)
-    assert reports and reports[0].published == 10
+    report, header, mask = first_mask(cfg, "camera0/drivable")
+    assert report.published == 10
     assert header.frame_id == "camera0" and mask.shape == (header.height, header.width)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,13 +13,11 @@ import torch
 
 from rtseg.backends import backend_for_manifest, load_backend
 from rtseg.backends.preprocess import Preprocessor
-from rtseg.client import MaskSubscriber
 from rtseg.config import CompileConfig, RunConfig
 from rtseg.errors import RtsegError
 from rtseg.export import compile_checkpoint
 from rtseg.export.parity import parity_frames, parity_gate
 from rtseg.manifest import engine_path, read_manifest, write_manifest
-from rtseg.stream.node import run_node
 
 PLAIN_ORT = """
 import json, sys
@@ -67,14 +64,10 @@ def test_manifest_carries_what_it_must(onnx_engine):
     assert parity["max_logit_error"] < 1e-3 and parity["frames"] == 4
 
 
-def test_node_runs_the_engine(onnx_engine, endpoint):
+def test_node_runs_the_engine(onnx_engine, endpoint, first_mask):
     cfg = RunConfig(source="demo", model=str(onnx_engine), bind=endpoint, device="cpu",
                     max_frames=5, status_every=0)
-    with MaskSubscriber(endpoint, ["demo/drivable"], timeout_ms=60000) as sub:
-        node = threading.Thread(target=run_node, args=(cfg,))
-        node.start()
-        header, mask = sub.recv()
-        node.join(timeout=60)
+    _, header, mask = first_mask(cfg, "demo/drivable")
     assert header.model.endswith("/onnx-fp32") and mask.shape == (360, 640)
     assert 0.2 < mask.mean() < 0.8  # the bundled model finds the road through the engine
 

@@ -23,19 +23,10 @@ def test_cuda_pipeline_matches_cpu():
         assert a.drivable.shape == b.drivable.shape == image.shape[:2]
 
 
-def test_node_runs_on_cuda(tmp_path, endpoint):
-    import threading
-
-    from rtseg.client import MaskSubscriber
+def test_node_runs_on_cuda(endpoint, first_mask):
     from rtseg.config import RunConfig
-    from rtseg.stream.node import run_node
 
     cfg = RunConfig(source="demo", bind=endpoint, device="cuda", max_frames=30, status_every=0)
-    with MaskSubscriber(endpoint, ["demo/drivable"], timeout_ms=30000) as sub:
-        reports = []
-        node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
-        node.start()
-        header, mask = sub.recv()
-        node.join(timeout=60)
-    assert reports and reports[0].published == 30
+    report, header, mask = first_mask(cfg, "demo/drivable")
+    assert report.published == 30
     assert header.kind == "drivable" and mask.shape == (360, 640)

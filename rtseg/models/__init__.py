@@ -17,7 +17,8 @@ from rtseg.models.builders import (
     describe_models,
     logits_to_classes,
     model_info,
+    resize_logits,
 )
 
 __all__ = ["MODELS", "ModelInfo", "backbone_of", "build_model", "count_parameters",
-           "describe_models", "logits_to_classes", "model_info"]
+           "describe_models", "logits_to_classes", "model_info", "resize_logits"]

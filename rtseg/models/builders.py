@@ -168,3 +168,12 @@ def logits_to_classes(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.permute(0, 2, 3, 1).argmax(-1)
+
+
+def resize_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, H, W) at `size`, bilinear, channels-last (see logits_to_classes)."""
+    logits = logits.contiguous(memory_format=torch.channels_last)
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
+                                           align_corners=False)
+    return logits

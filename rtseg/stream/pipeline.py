@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rtseg.backends.base import Backend
 from rtseg.backends.preprocess import Preprocessor
-from rtseg.models import logits_to_classes
+from rtseg.models import logits_to_classes, resize_logits
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,7 @@ class Pipeline:
         Channels-last layout keeps the C values of a pixel adjacent: the argmax over C is
         then ~15x faster on a CPU than over an NCHW tensor (2.6 vs 41 ms at 360x640).
         """
-        logits = logits.contiguous(memory_format=torch.channels_last)
-        if tuple(logits.shape[-2:]) != tuple(size):
-            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-        classes = logits_to_classes(logits)[0].to(torch.uint8).cpu().numpy()
+        classes = logits_to_classes(resize_logits(logits, size))[0].to(torch.uint8).cpu().numpy()
         return classes, self._drivable_lut[classes]
 
     def __call__(self, image: np.ndarray) -> Masks:

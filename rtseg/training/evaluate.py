@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rtseg.metrics import ConfusionMatrix
-from rtseg.models import logits_to_classes
+from rtseg.models import logits_to_classes, resize_logits
 
 
 @torch.no_grad()
@@ -54,11 +54,7 @@ def evaluate(model: nn.Module, batches: Iterable, classes: Sequence[str],
 
 def upsampled_logits(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
     """x (N,3,h,w) -> logits (N,C,H,W) at `size`, bilinear, channels-last."""
-    logits = model(x).contiguous(memory_format=torch.channels_last)
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
-                                           align_corners=False)
-    return logits
+    return resize_logits(model(x), size)
 
 
 def predict_classes(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
