@@ -148,13 +148,15 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 
 
 @main.command()
-@click.option("--source", default="demo", show_default=True,
+@click.option("--source", multiple=True, default=["demo"], show_default=True,
               help="camera0 / 0 (camera index), a video file, rtsp:// or http(s):// URL, a folder "
-                   "or glob of images, or demo (generated road scenes).")
+                   "or glob of images, or demo (generated road scenes). Repeat it for several "
+                   "cameras: their newest frames share one engine call.")
 @click.option("--model", help="Checkpoint path (or demo, the bundled one), engine manifest "
                               "NAME.json or engine file [default: demo].")
-@click.option("--name", help="Topic prefix NAME (topics NAME/drivable, NAME/classes) "
-                             "[default: derived from the source, demo for the demo].")
+@click.option("--name", multiple=True,
+              help="Topic prefix NAME (topics NAME/drivable, NAME/classes), one per --source in "
+                   "the same order [default: derived from each source, demo for the demo].")
 @click.option("--bind", default=DEFAULT_BIND, show_default=True,
               help="ZeroMQ endpoint to publish on (tcp://HOST:PORT or ipc://PATH).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address.")
@@ -177,8 +179,10 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
                    "--engine-cache (auto: the fastest this machine runs) and reuse it.")
 @click.option("--engine-cache", default="engines/cache", show_default=True,
               help="Folder of cached engines.")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
+              help="CUDA: replay one captured graph per batch for static-shape engines.")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every, engine, engine_cache) -> None:
+        source_fps, demo_size, status_every, engine, engine_cache, cuda_graphs) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Ctrl-C or SIGTERM stops it cleanly.
@@ -186,12 +190,59 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
     from rtseg.config import RunConfig, parse_size
     from rtseg.stream.node import run_node
 
-    cfg = RunConfig(source=source, model=model, name=name, bind=bind, allow_remote=allow_remote,
-                    encoding=encoding, device=device, max_frames=max_frames, fps=fps, pace=pace,
-                    loop=loop, source_fps=source_fps, demo_size=parse_size(demo_size),
-                    status_every=status_every, engine=engine, engine_cache=engine_cache)
+    cfg = RunConfig(source=tuple(source), model=model, name=tuple(name) or None, bind=bind,
+                    allow_remote=allow_remote, encoding=encoding, device=device,
+                    max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
+                    demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
+                    engine_cache=engine_cache, cuda_graphs=cuda_graphs)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
+
+
+@main.command()
+@click.option("--model", default="demo", show_default=True,
+              help="Checkpoint, demo, engine manifest NAME.json or engine file.")
+@click.option("--engine", default="auto", show_default=True,
+              type=click.Choice(["auto", "torch", "onnx", "aoti", "tensorrt"]),
+              help="How a checkpoint runs: compiled once into --engine-cache, or torch (eager).")
+@click.option("--source", multiple=True,
+              help="Real sources for the pipeline phase (repeat: one per camera) "
+                   "[default: generated frames in memory].")
+@click.option("--batch", default=1, show_default=True,
+              help="Cameras batched per engine call (in-memory frames).")
+@click.option("--height", default=512, show_default=True, help="Network input height.")
+@click.option("--width", default=1024, show_default=True, help="Network input width.")
+@click.option("--frame-size", help="In-memory frame size HxW [default: 1080x1920 on CUDA, the "
+                                   "network size on the CPU].")
+@click.option("--seconds", default=10.0, show_default=True, help="Measured seconds per phase.")
+@click.option("--warmup", default=2.0, show_default=True, help="Warm-up seconds per phase.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--data", help="Also score the engine on this data set kind (e.g. camvid).")
+@click.option("--root", default="", help="The --data set's folder.")
+@click.option("--checkpoint", help="Eager checkpoint of the baseline when --model is an engine.")
+@click.option("--no-baseline", is_flag=True, help="Skip the naive-loop phase.")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
+              help="CUDA: replay one captured graph per batch in the pipeline phase.")
+@click.option("--engine-cache", default="engines/cache", show_default=True,
+              help="Folder of cached engines.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Also print the result as one JSON object on the last line of stdout.")
+def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, device,
+          data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, as_json) -> None:
+    """Measure FPS and latency: engine only, the node's pipeline, and the naive loop."""
+    from rtseg.bench import format_table, run_bench
+    from rtseg.config import BenchConfig, parse_size
+
+    cfg = BenchConfig(model=model, engine=engine, sources=tuple(source), batch=batch,
+                      height=height, width=width,
+                      frame_size=parse_size(frame_size) if frame_size else None,
+                      seconds=seconds, warmup_s=warmup, device=device, data=data, root=root,
+                      engine_cache=engine_cache, cuda_graphs=cuda_graphs,
+                      baseline=not no_baseline, checkpoint=checkpoint)
+    result = run_bench(cfg)
+    click.echo(format_table(result))
+    if as_json:
+        click.echo(json.dumps(result))
 
 
 @main.command()

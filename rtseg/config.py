@@ -214,15 +214,19 @@ def _plain(obj):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """`rtseg run`: one source, one model, one PUB endpoint.
+    """`rtseg run`: one or more sources, one model, one PUB endpoint.
 
-    model None means the bundled demo checkpoint. fps caps the output rate (None: as fast as
-    frames come). source_fps paces folders of images (files use their own rate).
+    source / name: one string, or a tuple for several sources batched into one engine call
+    (names: one per source, or None to derive them from the sources). model None means the
+    bundled demo checkpoint. fps caps the output rate (None: as fast as frames come).
+    source_fps paces folders of images (files use their own rate). max_frames counts the
+    frames published over all sources. cuda_graphs: replay a captured CUDA graph per batch
+    where the engine has static shapes (CUDA only).
     """
 
-    source: str = "demo"
+    source: str | tuple[str, ...] = "demo"
     model: str | None = None
-    name: str | None = None
+    name: str | tuple[str, ...] | None = None
     bind: str = "tcp://127.0.0.1:5555"
     allow_remote: bool = False
     encoding: str = "mono8"
@@ -237,8 +241,28 @@ class RunConfig:
     hwm: int = 4
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt (compiled, cached)
     engine_cache: str = "engines/cache"
+    cuda_graphs: bool = True
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The --source values, in order."""
+        return (self.source,) if isinstance(self.source, str) else tuple(self.source)
+
+    @property
+    def names(self) -> tuple[str, ...] | None:
+        """The --name values (one per source), or None to derive them."""
+        if self.name is None or self.name == ():
+            return None
+        return (self.name,) if isinstance(self.name, str) else tuple(self.name)
 
     def __post_init__(self) -> None:
+        if not self.sources:
+            raise RtsegError("no --source given: name at least one (camera0, a file, demo)")
+        if self.names is not None and len(self.names) != len(self.sources):
+            raise RtsegError(f"{len(self.names)} --name for {len(self.sources)} --source: give "
+                             "one --name per --source, in the same order, or none")
+        if self.names is not None and len(set(self.names)) != len(self.names):
+            raise RtsegError(f"--name values must differ, got {list(self.names)}")
         if self.encoding not in ("mono8", "bits", "png"):
             raise RtsegError(f"unknown --encoding {self.encoding!r}: use mono8, bits or png")
         if self.max_frames is not None and self.max_frames < 1:
@@ -248,6 +272,50 @@ class RunConfig:
         if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
             raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti "
                              "or tensorrt")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """`rtseg bench`: engine-only, pipeline and naive-loop figures of one model, one run.
+
+    model: checkpoint, `demo`, manifest or engine file. engine: how a checkpoint runs
+    (auto/onnx/aoti/tensorrt compile once into engine_cache; torch: eager). sources: empty
+    for in-memory frames of frame_size (None: 1080x1920 on CUDA, the network size on the
+    CPU), one per camera (batch of them); else real sources (files, cameras). seconds:
+    measured time per phase, after warmup_s. data/root: score the engine on that data set.
+    checkpoint: the eager model of the naive-loop baseline (default: model, if a checkpoint).
+    """
+
+    model: str = "demo"
+    engine: str = "auto"
+    sources: tuple[str, ...] = ()
+    batch: int = 1
+    height: int = 512
+    width: int = 1024
+    frame_size: tuple[int, int] | None = None
+    seconds: float = 10.0
+    warmup_s: float = 2.0
+    device: str = "auto"
+    data: str | None = None
+    root: str = ""
+    engine_cache: str = "engines/cache"
+    cuda_graphs: bool = True
+    baseline: bool = True
+    checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
+            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti "
+                             "or tensorrt")
+        if self.batch < 1 or min(self.height, self.width) < 1:
+            raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
+                             f"{self.height}, {self.width}")
+        if not self.seconds > 0 or self.warmup_s < 0:
+            raise RtsegError(f"--seconds must be > 0 and --warmup >= 0, got {self.seconds}, "
+                             f"{self.warmup_s}")
+        if self.sources and len(self.sources) != self.batch and self.batch != 1:
+            raise RtsegError(f"--batch {self.batch} with {len(self.sources)} --source: the "
+                             "batch is one frame per source; drop --batch or give that many")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -44,8 +44,9 @@ def predict_folder(model: str, source: str | Path, out: str | Path,
 
 
 def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
-                   progress: bool = False) -> dict:
-    """Score a model on `split` of `data` (DataConfig) through the node's pipeline.
+                   progress: bool = False, upsample: str = "logits") -> dict:
+    """Score a model on `split` of `data` (DataConfig) through the node's pipeline
+    (`upsample`: see rtseg.stream.pipeline; the CPU node uses "classes").
 
     Returns miou, per-class iou/accuracy by name, pixel/mean accuracy, drivable_iou, images.
     """
@@ -53,7 +54,7 @@ def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
 
     from rtseg.data.datasets import open_data
 
-    pipeline = Pipeline(load_backend(model, device))
+    pipeline = Pipeline(load_backend(model, device), upsample=upsample)
     spec = pipeline.spec
     h, w = spec.input_size
     samples = open_data(replace(data, height=h, width=w), split)

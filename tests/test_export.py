@@ -205,4 +205,5 @@ def test_dynamic_onnx_engine_takes_other_shapes(tmp_path, tiny_checkpoint):
     reference = load_backend(str(tiny_checkpoint), "cpu")
     for shape in ((1, 3, 64, 96), (2, 3, 96, 128)):
         x = torch.randn(*shape)
-        assert torch.allclose(backend(x), reference(x), atol=1e-3)
+        # logits of a few-step model reach +-200: float32 sums differ by ~1e-5 relative
+        assert torch.allclose(backend(x), reference(x), rtol=1e-4, atol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -30,12 +31,21 @@ def write_video(path: Path, frames: int, seed: int = 7, size=(360, 640)) -> list
     return labels
 
 
-def run_and_collect(cfg: RunConfig, topics: list[str], timeout_ms: int = 20000):
-    """Run a node in a thread, collecting every message on `topics` until it ends."""
+def run_and_collect(cfg: RunConfig, topics: list[str], timeout_ms: int = 20000,
+                    backend=None, settle_s: float = 0.0):
+    """Run a node in a thread, collecting every message on `topics` until it ends.
+
+    `backend`: an already loaded one for the node. `settle_s`: the node waits this long once
+    bound, so the subscriber has joined before the first frame (needed when nothing slow,
+    like loading the model, happens after binding)."""
     received: dict[str, list] = {t: [] for t in topics}
     reports = []
+
+    def node_main():
+        reports.append(run_node(cfg, backend=backend, on_ready=lambda _: time.sleep(settle_s)))
+
     with MaskSubscriber(cfg.bind, topics, timeout_ms=timeout_ms) as sub:
-        node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
+        node = threading.Thread(target=node_main)
         node.start()
         try:
             while node.is_alive() or not reports:

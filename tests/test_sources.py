@@ -281,3 +281,28 @@ def test_demo_close_does_not_wait_for_the_next_frame():
         assert source.read(timeout=0.1) is None  # the next one is 2 s away
         start = time.monotonic()
     assert time.monotonic() - start < 0.5 and not capture_threads()
+
+
+def test_video_decodes_into_a_ring_of_given_arrays(tmp_path):
+    """The CUDA node's path: frames land in arrays it allocated (pinned there), reused
+    round-robin, with the same pixels as a plain decode."""
+    from tests.test_node import write_video
+
+    path = tmp_path / "ring.avi"
+    write_video(path, 7, size=(48, 64))
+    with open_source(SourceSpec(spec=str(path))) as plain:
+        expected = [plain.read().image.copy() for _ in range(7)]
+    made = []
+
+    def alloc(shape):
+        made.append(np.zeros(shape, dtype=np.uint8))
+        return made[-1]
+
+    with open_source(SourceSpec(spec=str(path))) as ringed:
+        ringed.decode_into(alloc, count=3)
+        for want in expected:
+            image = ringed.read().image
+            np.testing.assert_array_equal(image, want)
+            if len(made):
+                assert any(np.shares_memory(image, buf) for buf in made)
+    assert len(made) == 3  # the first frame sets the shape; then 3 arrays, reused

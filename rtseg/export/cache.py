@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def cached_engine(checkpoint: str, engine: str, device: str,
-                  cache_dir: str | Path = "engines/cache") -> Path:
-    """The manifest of a cached engine for `checkpoint`, compiling it on the first call."""
+                  cache_dir: str | Path = "engines/cache", batch: int = 1,
+                  input_size: tuple[int, int] | None = None) -> Path:
+    """The manifest of a cached engine for `checkpoint` with a static `batch` and
+    `input_size` (H, W; None: the checkpoint's), compiling it on the first call."""
     from rtseg.checkpoint import load_checkpoint
     from rtseg.device import pick_device
     from rtseg.export import compile_checkpoint, resolve_format
@@ -30,8 +32,9 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     dev = pick_device(device)
     fmt = resolve_format(engine, dev)
     precision = "fp16" if dev.type == "cuda" else "fp32"
+    size = tuple(input_size or ckpt.meta.input_size)
     key = {"checkpoint_sha256": ckpt.sha256, "format": fmt, "precision": precision,
-           "input_size": list(ckpt.meta.input_size), "batch": 1, **engine_metadata(dev)}
+           "input_size": list(size), "batch": batch, **engine_metadata(dev)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir)
     manifest = folder / f"{ckpt.sha256[:12]}-{fmt}-{digest}.json"
@@ -41,7 +44,7 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     _explain_miss(folder, ckpt.sha256, fmt, key)
     result = compile_checkpoint(CompileConfig(
         checkpoint=str(ckpt.path), format=fmt, precision=precision, out=str(folder),
-        name=manifest.stem, device=device))
+        name=manifest.stem, device=device, batch=batch, height=size[0], width=size[1]))
     (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
     return result.path
 

@@ -1,14 +1,26 @@
-"""Frame -> masks: preprocess (resize, BGR->RGB, normalise), infer, postprocess.
+"""Frames -> masks on the CPU (or any backend driven from the host): preprocess, infer,
+postprocess, as two calls so a node can overlap them on two threads.
 
-Post-processing upsamples logits bilinearly to the frame size before the argmax, so mask
-edges are as good as the network allows at the source resolution.
+`submit(images)` preprocesses a batch and runs the engine on the calling thread;
+`InFlight.result()` reduces the logits to masks, typically on the publishing thread, while
+the next batch is already being inferred. `pipeline(image)` does both for one frame.
+
+Post-processing, `upsample`:
+- "logits" (default; eval and predict): logits are resized bilinearly to the frame size,
+  then the argmax is taken, so edges are as good as the network allows at frame size.
+- "classes" (the CPU node): the argmax at the network's resolution, then a nearest resize
+  of the class map to the frame size. At 1080p from a 512x1024 engine: 9 ms instead of
+  61 ms on the 2-core CPU, with masks that differ only along class edges.
+The CUDA node uses `rtseg.stream.cuda_pipeline`, which resizes logits on the GPU.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -16,31 +28,110 @@ from rtseg.backends.base import Backend
 from rtseg.backends.preprocess import Preprocessor
 from rtseg.models import logits_to_classes, resize_logits
 
+UPSAMPLE_MODES = ("logits", "classes")
+
 
 @dataclass(frozen=True)
 class Masks:
-    """classes (H, W) uint8 class index; drivable (H, W) uint8 0/1; stage times in ms."""
+    """classes (H, W) uint8 class index; drivable (H, W) uint8 0/1; stage times in ms
+    (of the batch the frame was in: pre, infer, post, and on CUDA h2d, d2h)."""
 
     classes: np.ndarray
     drivable: np.ndarray
-    timings_ms: dict
+    timings_ms: dict = field(default_factory=dict)
+
+
+def drivable_lut(drivable_ids: Sequence[int]) -> np.ndarray:
+    """(256,) uint8 lookup table: 1 for drivable class ids, else 0."""
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[list(drivable_ids)] = 1
+    return lut
+
+
+def argmax_channels(logits: np.ndarray) -> np.ndarray:
+    """(C, H, W) float -> (H, W) uint8 index of the largest channel, the first one on ties;
+    C == 1 is a binary model: 1 where the logit is > 0.
+
+    A running maximum over the channels, single-threaded numpy: 2-3 ms for 7 x 512x1024
+    on the CPU, and it leaves the cores to the engine (torch's argmax uses its thread pool).
+    """
+    if logits.shape[0] == 1:
+        return (logits[0] > 0).astype(np.uint8)
+    best = logits[0].copy()
+    index = np.zeros(best.shape, dtype=np.uint8)
+    greater = np.empty(best.shape, dtype=bool)
+    for c in range(1, logits.shape[0]):
+        np.greater(logits[c], best, out=greater)
+        index[greater] = c
+        np.maximum(best, logits[c], out=best)
+    return index
+
+
+def engine_batch(backend: Backend) -> int | None:
+    """The static batch size of a compiled engine, or None when it takes any batch."""
+    manifest = getattr(backend, "manifest", None)
+    if manifest is None or not manifest.inputs:
+        return None
+    batch = manifest.inputs[0].shape[0]
+    return None if batch == -1 else int(batch)
+
+
+def infer_in_chunks(backend: Backend, x: torch.Tensor, static_batch: int | None) -> torch.Tensor:
+    """(N, 3, h, w) -> (N, C, h, w) logits; an engine with a static batch B runs chunks of B,
+    the last one padded by repeating its final frame."""
+    if static_batch is None or x.shape[0] == static_batch:
+        return backend(x)
+    outs = []
+    for start in range(0, x.shape[0], static_batch):
+        chunk = x[start:start + static_batch]
+        real = chunk.shape[0]
+        if real < static_batch:
+            chunk = torch.cat([chunk, chunk[-1:].expand(static_batch - real, -1, -1, -1)])
+        outs.append(backend(chunk)[:real])
+    return torch.cat(outs)
+
+
+class InFlight:
+    """A submitted batch: logits (N, C, h, w) waiting to become N Masks."""
+
+    def __init__(self, pipeline: Pipeline, logits: torch.Tensor, sizes: list[tuple[int, int]],
+                 timings: dict):
+        self._pipeline, self._logits, self._sizes, self._timings = pipeline, logits, sizes, timings
+
+    def result(self) -> list[Masks]:
+        """Masks of each frame, at that frame's size (adds the `post` time)."""
+        t0 = time.perf_counter()
+        pairs = [self._pipeline.postprocess(self._logits[i:i + 1], size)
+                 for i, size in enumerate(self._sizes)]
+        timings = {**self._timings, "post": (time.perf_counter() - t0) * 1e3}
+        return [Masks(classes, drivable, timings) for classes, drivable in pairs]
+
+    def release(self) -> None:
+        """Nothing to give back on the host path (the CUDA path reuses buffers)."""
 
 
 class Pipeline:
-    """Runs one backend on BGR frames of any size, returning masks at the frame's size."""
+    """Runs one backend on BGR frames of any size, returning masks at each frame's size."""
 
-    def __init__(self, backend: Backend):
-        spec = backend.spec
+    def __init__(self, backend: Backend, upsample: str = "logits"):
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.backend = backend
-        self.spec = spec
-        self._prepare = Preprocessor(spec.input_size, spec.mean, spec.std)
-        lut = np.zeros(256, dtype=np.uint8)
-        lut[list(spec.drivable_ids)] = 1
-        self._drivable_lut = lut
+        self.spec = backend.spec
+        self.upsample = upsample
+        self._prepare = Preprocessor(self.spec.input_size, self.spec.mean, self.spec.std)
+        self._drivable_lut = drivable_lut(self.spec.drivable_ids)
+        self._static_batch = engine_batch(backend)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""
         return self._prepare(image).to(self.backend.device, non_blocking=True)
+
+    def preprocess_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """N frames (H_i, W_i, 3) uint8 BGR -> (N, 3, h, w) float32 on the backend's device."""
+        if len(images) == 1:
+            return self.preprocess(images[0])
+        return torch.cat([self._prepare(image) for image in images]).to(self.backend.device)
 
     def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
                                                                                np.ndarray]:
@@ -49,19 +140,29 @@ class Pipeline:
         Channels-last layout keeps the C values of a pixel adjacent: the argmax over C is
         then ~15x faster on a CPU than over an NCHW tensor (2.6 vs 41 ms at 360x640).
         """
-        classes = logits_to_classes(resize_logits(logits, size))[0].to(torch.uint8).cpu().numpy()
+        size = tuple(size)
+        if self.upsample == "classes":
+            classes = argmax_channels(logits[0].detach().cpu().float().numpy())
+            if classes.shape != size:
+                classes = cv2.resize(classes, (size[1], size[0]),
+                                     interpolation=cv2.INTER_NEAREST)
+        else:
+            classes = logits_to_classes(resize_logits(logits, size))[0].to(torch.uint8)
+            classes = classes.cpu().numpy()
         return classes, self._drivable_lut[classes]
 
-    def __call__(self, image: np.ndarray) -> Masks:
-        """(H, W, 3) uint8 BGR -> Masks at (H, W), with pre/infer/post times."""
+    def submit(self, images: Sequence[np.ndarray]) -> InFlight:
+        """Preprocess N frames and run the engine now; masks come from `.result()`."""
         t0 = time.perf_counter()
-        x = self.preprocess(image)
+        x = self.preprocess_batch(images)
         t1 = time.perf_counter()
-        logits = self.backend(x)
+        logits = infer_in_chunks(self.backend, x, self._static_batch)
         if logits.device.type == "cuda":
             torch.cuda.synchronize(logits.device)
         t2 = time.perf_counter()
-        classes, drivable = self.postprocess(logits, image.shape[:2])
-        t3 = time.perf_counter()
-        timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
-        return Masks(classes=classes, drivable=drivable, timings_ms=timings)
+        timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}
+        return InFlight(self, logits, [image.shape[:2] for image in images], timings)
+
+    def __call__(self, image: np.ndarray) -> Masks:
+        """(H, W, 3) uint8 BGR -> Masks at (H, W), with pre/infer/post times."""
+        return self.submit([image]).result()[0]

@@ -22,6 +22,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -309,6 +310,7 @@ class VideoFileSource(_FileSource):
             raise RtsegError(f"video file {path} not found (looked in {path.resolve().parent}): "
                              "check the path")
         self._path = path
+        self._shape: tuple | None = None  # of the last decoded frame
         self._cap: cv2.VideoCapture | None = self._open()
         self._grabbed = True  # _open() grabbed the first frame
         fps = self._cap.get(cv2.CAP_PROP_FPS)
@@ -316,6 +318,27 @@ class VideoFileSource(_FileSource):
             log.info("%s states no frame rate; pacing at %g fps", path, spec.fps)
             fps = spec.fps
         super().__init__(name, str(path), fps, spec)
+        self._alloc: Callable[[tuple], np.ndarray] | None = None
+        self._ring: list[np.ndarray] = []
+        self._ring_size = 0
+
+    def decode_into(self, alloc: Callable[[tuple], np.ndarray], count: int = 8) -> None:
+        """Decode into a ring of `count` arrays made by `alloc((H, W, 3))` (pinned memory
+        for the CUDA path) instead of a new array per frame. An array is reused `count`
+        frames later: the node holds far fewer frames than that at any time."""
+        self._alloc, self._ring, self._ring_size = alloc, [], count
+
+    def _buffer(self, shape: tuple | None) -> np.ndarray | None:
+        """The ring's next array for a frame of `shape` (None: no ring, or shape unknown)."""
+        if self._alloc is None or shape is None:
+            return None
+        if self._ring and self._ring[0].shape != shape:
+            self._ring = []
+        if len(self._ring) < self._ring_size:
+            self._ring.append(self._alloc(shape))
+            return self._ring[-1]
+        self._ring.append(self._ring.pop(0))  # the oldest array, used `count` decodes ago
+        return self._ring[-1]
 
     def _open(self) -> cv2.VideoCapture:
         """Open the file and grab its first frame, or raise RtsegError."""
@@ -335,7 +358,10 @@ class VideoFileSource(_FileSource):
         self._grabbed = False
         if not decode:
             return True, None
-        ok, image = self._cap.retrieve()
+        out = self._buffer(self._shape)
+        ok, image = self._cap.retrieve(out) if out is not None else self._cap.retrieve()
+        if ok:
+            self._shape = image.shape
         return True, image if ok else None
 
     def _rewind(self) -> bool:

@@ -1,32 +1,60 @@
-"""Running counters of a node: rates, drops, latency percentiles, a status line."""
+"""Running counters of a node: rates, drops, latency and per-stage percentiles, a status line."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Callable
 
 import numpy as np
 
+STAGES = ("capture", "h2d", "pre", "infer", "post", "d2h", "publish")
+
 
 class NodeStats:
-    """Counts published frames and keeps the last latencies for percentiles (ms)."""
+    """Counts published frames; keeps the last latencies and stage times (ms) for percentiles.
 
-    def __init__(self, source, publisher, window: int = 2000):
-        self.source = source
-        self.publisher = publisher
+    `captured()` and `dropped()` read the sources' and publisher's counters. `record` is
+    called by the publishing thread, the status line by another: a lock keeps them apart.
+    """
+
+    def __init__(self, captured: Callable[[], int], dropped: Callable[[], int],
+                 window: int = 2000):
+        self._captured, self._dropped = captured, dropped
         self.published = 0
+        self.per_name: dict[str, int] = defaultdict(int)
         self.started = time.perf_counter()
+        self._lock = threading.Lock()
         self._latencies: deque[float] = deque(maxlen=window)
+        self._stages: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
         self._ious: deque[float] = deque(maxlen=window)
         self._last_status = self.started
         self._last_counts = (0, 0)
 
-    def record(self, latency_ms: float, demo_iou: float | None = None) -> None:
-        """One frame published with this capture->publish latency."""
-        self.published += 1
-        self._latencies.append(latency_ms)
-        if demo_iou is not None:
-            self._ious.append(demo_iou)
+    def restart(self) -> None:
+        """Forget everything so far (the benchmark calls it when its warm-up ends)."""
+        with self._lock:
+            self.published = 0
+            self.per_name.clear()
+            self._latencies.clear()
+            self._stages.clear()
+            self._ious.clear()
+            self.started = self._last_status = time.perf_counter()
+            self._last_counts = (self._captured(), 0)
+
+    def record(self, name: str, latency_ms: float, timings: dict | None = None,
+               demo_iou: float | None = None) -> None:
+        """One frame of topic prefix `name` published, capture->publish `latency_ms`."""
+        with self._lock:
+            self.published += 1
+            self.per_name[name] += 1
+            self._latencies.append(latency_ms)
+            for stage, ms in (timings or {}).items():
+                if stage in STAGES:
+                    self._stages[stage].append(float(ms))
+            if demo_iou is not None:
+                self._ious.append(demo_iou)
 
     def due(self, every_s: float) -> bool:
         """True once every `every_s` seconds (then resets the interval)."""
@@ -35,7 +63,7 @@ class NodeStats:
     def status_line(self) -> str:
         """`in X fps | out Y fps | dropped N | latency p50 A ms p99 B ms` since the last one."""
         now = time.perf_counter()
-        captured = self.source.stats.get("captured", 0)
+        captured = self._captured()
         dt = max(now - self._last_status, 1e-9)
         fps_in = (captured - self._last_counts[0]) / dt
         fps_out = (self.published - self._last_counts[1]) / dt
@@ -50,14 +78,24 @@ class NodeStats:
     @property
     def dropped(self) -> int:
         """Frames captured but never published, plus messages ZeroMQ refused."""
-        return int(self.source.stats.get("dropped", 0)) + int(self.publisher.dropped)
+        return int(self._dropped())
 
     def percentiles(self) -> tuple[float, float]:
         """(p50, p99) capture->publish latency in ms over the window; NaN when empty."""
-        if not self._latencies:
-            return float("nan"), float("nan")
-        p50, p99 = np.percentile(np.fromiter(self._latencies, float), [50, 99])
-        return float(p50), float(p99)
+        with self._lock:
+            values = list(self._latencies)
+        return _p50_p99(values)
+
+    def stage_percentiles(self) -> dict[str, dict[str, float]]:
+        """{stage: {"p50": ms, "p99": ms, "mean": ms}} for every stage recorded."""
+        with self._lock:
+            stages = {k: list(v) for k, v in self._stages.items()}
+        out = {}
+        for stage in STAGES:
+            if stages.get(stage):
+                p50, p99 = _p50_p99(stages[stage])
+                out[stage] = {"p50": p50, "p99": p99, "mean": float(np.mean(stages[stage]))}
+        return out
 
     def report(self) -> dict:
         """Final figures for NodeReport."""
@@ -68,4 +106,12 @@ class NodeStats:
             "fps": self.published / seconds if seconds > 0 else 0.0,
             "latency_p50_ms": p50, "latency_p99_ms": p99,
             "demo_drivable_iou": float(np.mean(self._ious)) if self._ious else None,
+            "per_name": dict(self.per_name), "stages_ms": self.stage_percentiles(),
         }
+
+
+def _p50_p99(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(np.asarray(values, dtype=float), [50, 99])
+    return float(p50), float(p99)

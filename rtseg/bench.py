@@ -1,0 +1,308 @@
+"""`rtseg bench`: engine-only, pipeline and naive-loop figures of one model, in one run.
+
+- engine: the compiled engine (or eager model) on a ready input batch: latency p50/p99
+  per call and FPS (frames per second = calls x batch / wall time).
+- pipeline: the real node (feed threads, pipeline, publishing thread, PUB socket) on
+  in-memory frames (or the given sources), with a real subscriber in another process:
+  FPS and capture->publish latency p50/p99, and each stage's time.
+- baseline: the naive loop this project started from: per frame, CPU preprocessing,
+  eager FP32, blocking transfers, logits resized to the frame, publish; nothing overlaps.
+Ratios between them come from the same run, so machine noise mostly cancels.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from rtseg.backends import Backend, load_backend
+from rtseg.config import BenchConfig, RunConfig
+from rtseg.device import pick_device
+from rtseg.protocol import DRIVABLE_CLASSES
+from rtseg.stream.memory import MemorySource, memory_frames
+from rtseg.stream.node import run_node
+from rtseg.stream.pipeline import Pipeline
+from rtseg.stream.publisher import MaskPublisher
+from rtseg.stream.sources import SourceSpec, open_source
+
+log = logging.getLogger("rtseg.bench")
+
+CPU_TARGETS = {"engine_vs_baseline": 3.0, "pipeline_vs_engine": 0.9}
+GPU_TARGETS = {"engine_fps": 1000.0, "pipeline_p50_ms": 2.0, "pipeline_p99_ms": 4.0,
+               "pipeline_vs_engine": 0.9, "pipeline_vs_baseline": 10.0}
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    """Every phase of the benchmark; returns the JSON-ready result (see module doc)."""
+    dev = pick_device(cfg.device)
+    size = (cfg.height, cfg.width)
+    batch = len(cfg.sources) or cfg.batch
+    model = engine_model(cfg, dev, batch)
+    frame_size = cfg.frame_size or ((1080, 1920) if dev.type == "cuda" else size)
+    frames = memory_frames(frame_size, pinned=dev.type == "cuda")
+    with open_backend(model, dev, size) as backend:
+        engine = bench_engine(backend, batch, cfg.seconds, cfg.warmup_s)
+        spec = backend.spec
+    result = {"model": spec.name, "engine_file": model, "device": describe_device(dev),
+              "batch": batch, "input_size": list(spec.input_size),
+              "frame_size": None if cfg.sources else list(frame_size),
+              "sources": list(cfg.sources) or ["memory"] * batch,
+              "engine": engine, "pipeline": bench_pipeline(cfg, model, dev, frames, batch)}
+    checkpoint = baseline_checkpoint(cfg) if cfg.baseline else None
+    if checkpoint:
+        result["baseline"] = bench_baseline(checkpoint, dev, spec.input_size, frames,
+                                            cfg.seconds, cfg.warmup_s)
+    result["ratios"] = ratios(result)
+    result["targets"] = targets(result, dev)
+    if cfg.data:
+        result["accuracy"] = bench_accuracy(cfg, model, dev, size)
+    return result
+
+
+def engine_model(cfg: BenchConfig, dev: torch.device, batch: int) -> str:
+    """The model to load: an engine as given, the checkpoint (engine torch), or a cached
+    engine compiled once for this size and batch."""
+    if cfg.engine == "torch" or cfg.model.endswith((".json", ".onnx", ".engine", ".pt2")):
+        return cfg.model
+    from rtseg.export.cache import cached_engine
+
+    return str(cached_engine(cfg.model, cfg.engine, str(dev), cfg.engine_cache, batch=batch,
+                             input_size=(cfg.height, cfg.width)))
+
+
+def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backend:
+    """load_backend; an eager checkpoint is told to take `size` inputs (engines have theirs)."""
+    backend = load_backend(model, str(dev))
+    if type(backend).__name__ == "TorchBackend":
+        backend.spec = replace(backend.spec, input_size=tuple(size))
+    return backend
+
+
+def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float) -> dict:
+    """Calls on one ready (batch, 3, H, W) input: FPS and per-call latency (ms)."""
+    h, w = backend.spec.input_size
+    dtype = getattr(backend, "dtype", torch.float32)
+    x = torch.randn(batch, 3, h, w).to(backend.device, dtype)
+    cuda = backend.device.type == "cuda"
+    _repeat(lambda: backend(x), warmup_s, minimum=3, sync=cuda)
+    if cuda:
+        times = _timed_cuda(lambda: backend(x), seconds)
+    else:
+        times = _timed_cpu(lambda: backend(x), seconds)
+    wall = times.pop()
+    return {"fps": len(times) * batch / wall, "calls": len(times), **_percentiles(times)}
+
+
+def bench_pipeline(cfg: BenchConfig, model: str, dev: torch.device, frames: list,
+                   batch: int) -> dict:
+    """The node on in-memory frames (one source per batch slot) or on cfg.sources."""
+    if cfg.sources:
+        sources = [open_source(SourceSpec(spec=s, loop=True)) for s in cfg.sources]
+    else:
+        sources = [MemorySource(frames, name=f"cam{i}") for i in range(batch)]
+    run_cfg = RunConfig(source=tuple(s.name for s in sources), bind="tcp://127.0.0.1:*",
+                        device=str(dev), status_every=0, cuda_graphs=cfg.cuda_graphs)
+    stop, holder, consumer = threading.Event(), {}, {}
+
+    def on_ready(endpoint: str) -> None:
+        consumer["proc"] = _start_consumer(endpoint, [s.name for s in sources])
+
+    def on_stats(stats) -> None:
+        holder["stats"] = stats
+        threading.Thread(target=_measure_window, args=(stats, stop, cfg), daemon=True).start()
+
+    backend = open_backend(model, dev, (cfg.height, cfg.width))
+    report = run_node(run_cfg, stop=stop, on_ready=on_ready, sources=sources, backend=backend,
+                      on_stats=on_stats)
+    received = _stop_consumer(consumer.get("proc"))
+    return {"fps": report.fps, "frames": report.published, "seconds": report.seconds,
+            "p50_ms": report.latency_p50_ms, "p99_ms": report.latency_p99_ms,
+            "dropped": report.dropped, "stages_ms": report.stages_ms,
+            "consumer_rates_hz": received}
+
+
+def bench_baseline(checkpoint: str, dev: torch.device, size: tuple[int, int], frames: list,
+                   seconds: float, warmup_s: float) -> dict:
+    """The naive loop: per frame CPU pre, eager FP32, blocking copies, bilinear logits at
+    frame size, publish; FPS and frame-in -> published latency (ms)."""
+    with open_backend(checkpoint, dev, size) as backend, \
+            MaskPublisher("tcp://127.0.0.1:*") as publisher:
+        pipeline = Pipeline(backend, upsample="logits")
+        state = {"i": 0}
+
+        def one() -> None:
+            image = frames[state["i"] % len(frames)]
+            state["i"] += 1
+            masks = pipeline(np.array(image))  # a plain (pageable) frame, as decoded
+            publisher.publish("baseline/drivable", "drivable", masks.drivable, seq=state["i"],
+                              classes=DRIVABLE_CLASSES,
+                              stamp_ns=time.time_ns(), frame_id="memory", model="baseline")
+            publisher.publish("baseline/classes", "classes", masks.classes, seq=state["i"],
+                              stamp_ns=time.time_ns(), frame_id="memory", model="baseline",
+                              classes=pipeline.spec.classes)
+
+        _repeat(one, warmup_s, minimum=2, sync=False)
+        times = _timed_cpu(one, seconds)
+    wall = times.pop()
+    return {"fps": len(times) / wall, "frames": len(times), **_percentiles(times)}
+
+
+def bench_accuracy(cfg: BenchConfig, model: str, dev: torch.device, size) -> dict:
+    """Scores of the benchmarked engine on cfg.data, through the node's post-processing."""
+    from rtseg.config import DataConfig
+    from rtseg.predict import evaluate_model
+
+    data = DataConfig(kind=cfg.data, root=cfg.root, height=size[0], width=size[1])
+    upsample = "logits" if dev.type == "cuda" else "classes"
+    result = evaluate_model(model, data, split="val", device=str(dev), upsample=upsample)
+    keep = ("miou", "pixel_accuracy", "mean_accuracy", "drivable_iou", "images", "split")
+    return {k: result[k] for k in keep if k in result}
+
+
+def ratios(result: dict) -> dict:
+    """engine/baseline, pipeline/engine and pipeline/baseline FPS ratios."""
+    fps = {k: result[k]["fps"] for k in ("engine", "pipeline", "baseline") if k in result}
+    out = {"pipeline_vs_engine": fps["pipeline"] / fps["engine"]}
+    if "baseline" in fps:
+        out["engine_vs_baseline"] = fps["engine"] / fps["baseline"]
+        out["pipeline_vs_baseline"] = fps["pipeline"] / fps["baseline"]
+    return out
+
+
+def targets(result: dict, dev: torch.device) -> dict:
+    """Each target of this device kind: {name: {"target", "value", "met"}}."""
+    values = {**result["ratios"], "engine_fps": result["engine"]["fps"],
+              "pipeline_p50_ms": result["pipeline"]["p50_ms"],
+              "pipeline_p99_ms": result["pipeline"]["p99_ms"]}
+    wanted = GPU_TARGETS if dev.type == "cuda" else CPU_TARGETS
+    out = {}
+    for name, target in wanted.items():
+        if name in values:
+            value = values[name]
+            met = value <= target if name.endswith("_ms") else value >= target
+            out[name] = {"target": target, "value": value, "met": bool(met)}
+    return out
+
+
+def describe_device(dev: torch.device) -> str:
+    """`cpu (N threads)` or the GPU's name."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def baseline_checkpoint(cfg: BenchConfig) -> str | None:
+    """The eager checkpoint of the naive loop: --checkpoint, else the model when it is one."""
+    if cfg.checkpoint:
+        return cfg.checkpoint
+    if cfg.model.endswith((".json", ".onnx", ".engine", ".pt2")):
+        log.warning("--model is an engine: no naive-loop baseline without --checkpoint")
+        return None
+    return cfg.model
+
+
+def _measure_window(stats, stop: threading.Event, cfg: BenchConfig) -> None:
+    """Restart the node's counters after the warm-up, stop the node `seconds` later."""
+    if not stop.wait(cfg.warmup_s):
+        stats.restart()
+        stop.wait(cfg.seconds)
+    stop.set()
+
+
+def _start_consumer(endpoint: str, names: list[str]) -> subprocess.Popen:
+    """`rtseg echo --hz` on both topics of every source, in its own process."""
+    topics = [f"{n}/{t}" for n in names for t in ("drivable", "classes")]
+    return subprocess.Popen([sys.executable, "-m", "rtseg", "echo", endpoint, *topics, "--hz"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _stop_consumer(proc: subprocess.Popen | None) -> dict:
+    """Stop the consumer; its last reported rate per topic (Hz)."""
+    if proc is None:
+        return {}
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    rates = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) > 1 and parts[1].startswith("rate=") and parts[1][5:-2] not in ("-", "0"):
+            rates[parts[0]] = float(parts[1][5:-2])
+    return rates
+
+
+def _repeat(fn, seconds: float, minimum: int, sync: bool) -> None:
+    """Warm-up: call `fn` at least `minimum` times and for `seconds`."""
+    end, n = time.perf_counter() + seconds, 0
+    while n < minimum or time.perf_counter() < end:
+        fn()
+        n += 1
+    if sync:
+        torch.cuda.synchronize()
+
+
+def _timed_cpu(fn, seconds: float) -> list[float]:
+    """Per-call ms for `seconds` (at least 3 calls), then the wall time in s appended."""
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return [*times, time.perf_counter() - start]
+
+
+def _timed_cuda(fn, seconds: float) -> list[float]:
+    """Back-to-back calls timed by CUDA events (no sync between calls), then wall s."""
+    pairs, start = [], time.perf_counter()
+    while len(pairs) < 3 or time.perf_counter() - start < seconds:
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        pairs.append((begin, end))
+        if len(pairs) % 64 == 0:
+            end.synchronize()  # keeps the queue of launched work short
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    return [b.elapsed_time(e) for b, e in pairs] + [wall]
+
+
+def _percentiles(times_ms: list[float]) -> dict:
+    p50, p99 = np.percentile(np.asarray(times_ms), [50, 99])
+    return {"p50_ms": float(p50), "p99_ms": float(p99), "mean_ms": float(np.mean(times_ms))}
+
+
+def format_table(result: dict) -> str:
+    """The result as a few aligned lines for people."""
+    eng, pipe = result["engine"], result["pipeline"]
+    lines = [f"rtseg bench: {result['model']} on {result['device']}, batch {result['batch']}, "
+             f"input {_size(result['input_size'])}, frames "
+             f"{_size(result['frame_size']) if result['frame_size'] else 'from sources'}",
+             f"{'':<10}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}",
+             f"{'engine':<10}{eng['fps']:>9.1f}{eng['p50_ms']:>9.2f}{eng['p99_ms']:>9.2f}",
+             f"{'pipeline':<10}{pipe['fps']:>9.1f}{pipe['p50_ms']:>9.2f}{pipe['p99_ms']:>9.2f}"]
+    if "baseline" in result:
+        base = result["baseline"]
+        lines.append(f"{'baseline':<10}{base['fps']:>9.1f}{base['p50_ms']:>9.2f}"
+                     f"{base['p99_ms']:>9.2f}")
+    stages = "  ".join(f"{k} {v['mean']:.2f}" for k, v in pipe["stages_ms"].items())
+    lines.append(f"pipeline stages, mean ms: {stages}")
+    lines.append("ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
+    for name, t in result["targets"].items():
+        lines.append(f"target {name}: {t['value']:.2f} vs {t['target']:g} "
+                     f"{'met' if t['met'] else 'MISSED'}")
+    if "accuracy" in result:
+        acc = result["accuracy"]
+        lines.append(f"accuracy on {acc.get('images')} {acc.get('split')} images: mIoU "
+                     f"{100 * acc['miou']:.2f}, drivable IoU {100 * acc['drivable_iou']:.2f}")
+    return "\n".join(lines)
+
+
+def _size(hw) -> str:
+    return f"{hw[0]}x{hw[1]}"

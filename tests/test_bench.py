@@ -1,0 +1,82 @@
+"""`rtseg bench` end to end on this machine (small sizes: the figures live in benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rtseg.bench import targets
+from rtseg.config import BenchConfig
+from rtseg.errors import RtsegError
+
+
+def run_cli(args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "rtseg", "bench", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bench_json(tiny_checkpoint, tmp_path_factory):
+    import os
+
+    cache = tmp_path_factory.mktemp("engines")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = run_cli(["--model", str(tiny_checkpoint), "--height", "64", "--width", "96",
+                    "--seconds", "2", "--warmup", "1", "--device", "cpu", "--engine-cache",
+                    str(cache), "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_bench_prints_a_table_and_json_on_the_last_line(bench_json):
+    lines = bench_json.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert any(line.startswith("engine") for line in lines[:-1])
+    for phase in ("engine", "pipeline", "baseline"):
+        assert result[phase]["fps"] > 0
+        assert 0 < result[phase]["p50_ms"] <= result[phase]["p99_ms"]
+    assert result["engine_file"].endswith(".json")  # a compiled engine, not the checkpoint
+    assert result["input_size"] == [64, 96]
+    stages = result["pipeline"]["stages_ms"]
+    assert {"capture", "pre", "infer", "post", "publish"} <= set(stages)
+    assert result["pipeline"]["frames"] > 0
+    ratios = result["ratios"]
+    assert ratios["engine_vs_baseline"] == pytest.approx(
+        result["engine"]["fps"] / result["baseline"]["fps"])
+    assert set(result["targets"]) == {"engine_vs_baseline", "pipeline_vs_engine"}
+
+
+def test_bench_pipeline_reaches_a_real_subscriber(bench_json):
+    result = json.loads(bench_json.strip().splitlines()[-1])
+    rates = result["pipeline"]["consumer_rates_hz"]
+    assert rates.get("cam0/drivable", 0) > 0 and rates.get("cam0/classes", 0) > 0
+
+
+def test_targets_compare_in_the_right_direction():
+    result = {"ratios": {"pipeline_vs_engine": 0.95, "engine_vs_baseline": 2.0},
+              "engine": {"fps": 10.0}, "pipeline": {"p50_ms": 1.0, "p99_ms": 9.0}}
+    import torch
+
+    got = targets(result, torch.device("cpu"))
+    assert got["pipeline_vs_engine"]["met"] and not got["engine_vs_baseline"]["met"]
+    gpu = targets(result, torch.device("cuda"))
+    assert gpu["pipeline_p50_ms"]["met"] and not gpu["pipeline_p99_ms"]["met"]
+    assert not gpu["engine_fps"]["met"]
+
+
+def test_bench_config_rejects_bad_values():
+    with pytest.raises(RtsegError, match="--seconds"):
+        BenchConfig(seconds=0)
+    with pytest.raises(RtsegError, match="--engine"):
+        BenchConfig(engine="tflite")
+
+
+def test_bench_on_a_missing_model_is_one_clear_line(tmp_path, cli_env):
+    proc = run_cli(["--model", str(tmp_path / "nope.pt"), "--seconds", "1",
+                    "--engine", "torch"], cli_env)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("rtseg: error:") and "nope.pt" in proc.stderr
+    assert "Traceback" not in proc.stderr
