@@ -7,7 +7,8 @@
   FPS and capture->publish latency p50/p99, and each stage's time.
 - baseline: the naive loop this project started from: per frame, CPU preprocessing,
   eager FP32, blocking transfers, logits resized to the frame, publish; nothing overlaps.
-Ratios between them come from the same run, so machine noise mostly cancels.
+The three alternate in `rounds` within one run, so drift of the machine's speed affects every
+side of their ratios alike.
 """
 
 from __future__ import annotations
@@ -47,18 +48,19 @@ def run_bench(cfg: BenchConfig) -> dict:
     model = engine_model(cfg, dev, batch)
     frame_size = cfg.frame_size or ((1080, 1920) if dev.type == "cuda" else size)
     frames = memory_frames(frame_size, pinned=dev.type == "cuda")
-    with open_backend(model, dev, size) as backend:
-        engine = bench_engine(backend, batch, cfg.seconds, cfg.warmup_s)
-        spec = backend.spec
+    checkpoint = baseline_checkpoint(cfg) if cfg.baseline else None
+    naive = NaiveLoop(checkpoint, dev, size, frames) if checkpoint else None
+    try:
+        with open_backend(model, dev, size) as backend:
+            phases = interleaved(cfg, backend, dev, frames, batch, naive)
+            spec = backend.spec
+    finally:
+        if naive is not None:
+            naive.close()
     result = {"model": spec.name, "engine_file": model, "device": describe_device(dev),
               "batch": batch, "input_size": list(spec.input_size),
               "frame_size": None if cfg.sources else list(frame_size),
-              "sources": list(cfg.sources) or ["memory"] * batch,
-              "engine": engine, "pipeline": bench_pipeline(cfg, model, dev, frames, batch)}
-    checkpoint = baseline_checkpoint(cfg) if cfg.baseline else None
-    if checkpoint:
-        result["baseline"] = bench_baseline(checkpoint, dev, spec.input_size, frames,
-                                            cfg.seconds, cfg.warmup_s)
+              "sources": list(cfg.sources) or ["memory"] * batch, **phases}
     result["ratios"] = ratios(result)
     result["targets"] = targets(result, dev)
     if cfg.data:
@@ -85,24 +87,48 @@ def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backen
     return backend
 
 
-def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float) -> dict:
-    """Calls on one ready (batch, 3, H, W) input: FPS and per-call latency (ms)."""
+def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float
+                 ) -> tuple[list[float], float]:
+    """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s)."""
     h, w = backend.spec.input_size
     dtype = getattr(backend, "dtype", torch.float32)
     x = torch.randn(batch, 3, h, w).to(backend.device, dtype)
     cuda = backend.device.type == "cuda"
     _repeat(lambda: backend(x), warmup_s, minimum=3, sync=cuda)
-    if cuda:
-        times = _timed_cuda(lambda: backend(x), seconds)
-    else:
-        times = _timed_cpu(lambda: backend(x), seconds)
-    wall = times.pop()
+    times = (_timed_cuda if cuda else _timed_cpu)(lambda: backend(x), seconds)
+    return times[:-1], times[-1]
+
+
+def summarise_calls(*runs: tuple[list[float], float], batch: int = 1) -> dict:
+    """FPS (calls x batch / wall time) and latency percentiles over timed runs."""
+    times = [t for run in runs for t in run[0]]
+    wall = sum(run[1] for run in runs)
     return {"fps": len(times) * batch / wall, "calls": len(times), **_percentiles(times)}
 
 
-def bench_pipeline(cfg: BenchConfig, model: str, dev: torch.device, frames: list,
-                   batch: int) -> dict:
-    """The node on in-memory frames (one source per batch slot) or on cfg.sources."""
+def interleaved(cfg: BenchConfig, backend: Backend, dev: torch.device, frames: list,
+                batch: int, naive: NaiveLoop | None) -> dict:
+    """Engine-only, pipeline and naive-loop figures, measured in alternating rounds so that
+    drift of the machine's speed during the run affects every side of their ratios alike."""
+    runs: dict[str, list] = {"engine": [], "pipeline": [], "baseline": []}
+    share = cfg.seconds / cfg.rounds
+    for round_ in range(cfg.rounds):
+        warmup = cfg.warmup_s if round_ == 0 else 0.0
+        runs["engine"].append(bench_engine(backend, batch, share, warmup))
+        runs["pipeline"].append(bench_pipeline(cfg, backend, dev, frames, batch, share))
+        if naive is not None:
+            runs["baseline"].append(naive.run(share, warmup))
+    out = {"engine": summarise_calls(*runs["engine"], batch=batch),
+           "pipeline": summarise_pipeline(runs["pipeline"])}
+    if naive is not None:
+        out["baseline"] = summarise_calls(*runs["baseline"])
+    return out
+
+
+def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames: list,
+                   batch: int, seconds: float) -> dict:
+    """One round of the node on in-memory frames (one source per batch slot) or on
+    cfg.sources, measured for `seconds` after cfg.warmup_s: frames, seconds, raw samples."""
     if cfg.sources:
         sources = [open_source(SourceSpec(spec=s, loop=True)) for s in cfg.sources]
     else:
@@ -116,42 +142,66 @@ def bench_pipeline(cfg: BenchConfig, model: str, dev: torch.device, frames: list
 
     def on_stats(stats) -> None:
         holder["stats"] = stats
-        threading.Thread(target=_measure_window, args=(stats, stop, cfg), daemon=True).start()
+        threading.Thread(target=_measure_window, args=(stats, stop, cfg.warmup_s, seconds),
+                         daemon=True).start()
 
-    backend = open_backend(model, dev, (cfg.height, cfg.width))
     report = run_node(run_cfg, stop=stop, on_ready=on_ready, sources=sources, backend=backend,
                       on_stats=on_stats)
-    received = _stop_consumer(consumer.get("proc"))
-    return {"fps": report.fps, "frames": report.published, "seconds": report.seconds,
-            "p50_ms": report.latency_p50_ms, "p99_ms": report.latency_p99_ms,
-            "dropped": report.dropped, "stages_ms": report.stages_ms,
-            "consumer_rates_hz": received}
+    return {"frames": report.published, "seconds": report.seconds,
+            "dropped": report.dropped, "samples": holder["stats"].samples(),
+            "consumer_rates_hz": _stop_consumer(consumer.get("proc"))}
 
 
-def bench_baseline(checkpoint: str, dev: torch.device, size: tuple[int, int], frames: list,
-                   seconds: float, warmup_s: float) -> dict:
+def summarise_pipeline(runs: list[dict]) -> dict:
+    """FPS (frames / measured seconds) and percentiles of latency and stages over rounds."""
+    frames = sum(r["frames"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    merged: dict[str, list[float]] = {}
+    for run in runs:
+        for key, values in run["samples"].items():
+            merged.setdefault(key, []).extend(values)
+    latency = _percentiles(merged.pop("latency") or [float("nan")])
+    stages = {k: {"p50": v["p50_ms"], "p99": v["p99_ms"], "mean": v["mean_ms"]}
+              for k, v in ((k, _percentiles(vals)) for k, vals in merged.items() if vals)}
+    order = ("capture", "h2d", "pre", "infer", "post", "d2h", "publish")
+    return {"fps": frames / seconds if seconds else 0.0, "frames": frames, "seconds": seconds,
+            "p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"],
+            "dropped": sum(r["dropped"] for r in runs),
+            "stages_ms": {k: stages[k] for k in order if k in stages},
+            "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
+
+
+class NaiveLoop:
     """The naive loop: per frame CPU pre, eager FP32, blocking copies, bilinear logits at
-    frame size, publish; FPS and frame-in -> published latency (ms)."""
-    with open_backend(checkpoint, dev, size) as backend, \
-            MaskPublisher("tcp://127.0.0.1:*") as publisher:
-        pipeline = Pipeline(backend, upsample="logits")
-        state = {"i": 0}
+    frame size, publish. `run(seconds)` -> (per-frame ms, wall s)."""
 
-        def one() -> None:
-            image = frames[state["i"] % len(frames)]
-            state["i"] += 1
-            masks = pipeline(np.array(image))  # a plain (pageable) frame, as decoded
-            publisher.publish("baseline/drivable", "drivable", masks.drivable, seq=state["i"],
-                              classes=DRIVABLE_CLASSES,
-                              stamp_ns=time.time_ns(), frame_id="memory", model="baseline")
-            publisher.publish("baseline/classes", "classes", masks.classes, seq=state["i"],
-                              stamp_ns=time.time_ns(), frame_id="memory", model="baseline",
-                              classes=pipeline.spec.classes)
+    def __init__(self, checkpoint: str, dev: torch.device, size: tuple[int, int],
+                 frames: list):
+        self.backend = open_backend(checkpoint, dev, size)
+        self.publisher = MaskPublisher("tcp://127.0.0.1:*")
+        self.pipeline = Pipeline(self.backend, upsample="logits")
+        self.frames, self.count = frames, 0
 
-        _repeat(one, warmup_s, minimum=2, sync=False)
-        times = _timed_cpu(one, seconds)
-    wall = times.pop()
-    return {"fps": len(times) / wall, "frames": len(times), **_percentiles(times)}
+    def one(self) -> None:
+        """One frame in, both masks published."""
+        image = np.array(self.frames[self.count % len(self.frames)])  # pageable, as decoded
+        self.count += 1
+        masks = self.pipeline(image)
+        common = {"seq": self.count, "frame_id": "memory", "model": "baseline"}
+        self.publisher.publish("baseline/drivable", "drivable", masks.drivable,
+                               classes=DRIVABLE_CLASSES, stamp_ns=time.time_ns(), **common)
+        self.publisher.publish("baseline/classes", "classes", masks.classes,
+                               classes=self.pipeline.spec.classes, stamp_ns=time.time_ns(),
+                               **common)
+
+    def run(self, seconds: float, warmup_s: float) -> tuple[list[float], float]:
+        _repeat(self.one, warmup_s, minimum=2, sync=False)
+        times = _timed_cpu(self.one, seconds)
+        return times[:-1], times[-1]
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.backend.close()
 
 
 def bench_accuracy(cfg: BenchConfig, model: str, dev: torch.device, size) -> dict:
@@ -208,11 +258,11 @@ def baseline_checkpoint(cfg: BenchConfig) -> str | None:
     return cfg.model
 
 
-def _measure_window(stats, stop: threading.Event, cfg: BenchConfig) -> None:
+def _measure_window(stats, stop: threading.Event, warmup_s: float, seconds: float) -> None:
     """Restart the node's counters after the warm-up, stop the node `seconds` later."""
-    if not stop.wait(cfg.warmup_s):
+    if not stop.wait(warmup_s):
         stats.restart()
-        stop.wait(cfg.seconds)
+        stop.wait(seconds)
     stop.set()
 
 

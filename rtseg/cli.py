@@ -216,6 +216,8 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
                                    "network size on the CPU].")
 @click.option("--seconds", default=10.0, show_default=True, help="Measured seconds per phase.")
 @click.option("--warmup", default=2.0, show_default=True, help="Warm-up seconds per phase.")
+@click.option("--rounds", default=3, show_default=True,
+              help="Engine-only and pipeline alternate this many times; --seconds is split.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
 @click.option("--data", help="Also score the engine on this data set kind (e.g. camvid).")
 @click.option("--root", default="", help="The --data set's folder.")
@@ -227,8 +229,9 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
               help="Folder of cached engines.")
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
-def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, device,
-          data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, as_json) -> None:
+def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
+          device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache,
+          as_json) -> None:
     """Measure FPS and latency: engine only, the node's pipeline, and the naive loop."""
     from rtseg.bench import format_table, run_bench
     from rtseg.config import BenchConfig, parse_size
@@ -236,7 +239,8 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
     cfg = BenchConfig(model=model, engine=engine, sources=tuple(source), batch=batch,
                       height=height, width=width,
                       frame_size=parse_size(frame_size) if frame_size else None,
-                      seconds=seconds, warmup_s=warmup, device=device, data=data, root=root,
+                      seconds=seconds, warmup_s=warmup, rounds=rounds, device=device,
+                      data=data, root=root,
                       engine_cache=engine_cache, cuda_graphs=cuda_graphs,
                       baseline=not no_baseline, checkpoint=checkpoint)
     result = run_bench(cfg)

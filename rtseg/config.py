@@ -284,6 +284,7 @@ class BenchConfig:
     CPU), one per camera (batch of them); else real sources (files, cameras). seconds:
     measured time per phase, after warmup_s. data/root: score the engine on that data set.
     checkpoint: the eager model of the naive-loop baseline (default: model, if a checkpoint).
+    rounds: engine-only and pipeline alternate this many times (seconds split among them).
     """
 
     model: str = "demo"
@@ -302,6 +303,7 @@ class BenchConfig:
     cuda_graphs: bool = True
     baseline: bool = True
     checkpoint: str | None = None
+    rounds: int = 3
 
     def __post_init__(self) -> None:
         if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
@@ -310,6 +312,8 @@ class BenchConfig:
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
                              f"{self.height}, {self.width}")
+        if self.rounds < 1:
+            raise RtsegError(f"--rounds must be >= 1, got {self.rounds}")
         if not self.seconds > 0 or self.warmup_s < 0:
             raise RtsegError(f"--seconds must be > 0 and --warmup >= 0, got {self.seconds}, "
                              f"{self.warmup_s}")

@@ -83,7 +83,8 @@ def run_node(cfg: RunConfig, stop: threading.Event | None = None,
     `on_ready(endpoint)` is called once the socket is bound, the model loaded and the
     sources open, before the first frame is read (tests use it to learn a `:*` port).
     `sources` / `backend`: already open ones to use instead of `cfg.source` / `cfg.model`
-    (the benchmark's in-memory frames and engine); they are closed at the end.
+    (the benchmark's in-memory frames and engine); the sources are closed at the end, the
+    backend is left open for its owner.
     `on_stats(stats)` is called with the live counters before the first frame (the
     benchmark restarts them after its warm-up).
     """
@@ -92,8 +93,9 @@ def run_node(cfg: RunConfig, stop: threading.Event | None = None,
         publisher = stack.enter_context(MaskPublisher(cfg.bind, hwm=cfg.hwm,
                                                       allow_remote=cfg.allow_remote))
         opened = tuple(stack.enter_context(s) for s in (sources or _open_sources(cfg)))
-        backend = stack.enter_context(
-            backend or load_backend(_model_name(cfg, len(opened)), cfg.device))
+        if backend is None:  # one passed in stays open: its owner closes it
+            backend = stack.enter_context(load_backend(_model_name(cfg, len(opened)),
+                                                       cfg.device))
         stack.enter_context(on_stop_signals(stop.set))
         wiring = Wiring(topic_names(cfg.names, opened), opened,
                         make_pipeline(backend, cfg, opened),

@@ -97,6 +97,12 @@ class NodeStats:
                 out[stage] = {"p50": p50, "p99": p99, "mean": float(np.mean(stages[stage]))}
         return out
 
+    def samples(self) -> dict[str, list[float]]:
+        """The raw window: {"latency": ms per frame, STAGE: ms per frame, ...}."""
+        with self._lock:
+            return {"latency": list(self._latencies),
+                    **{k: list(v) for k, v in self._stages.items()}}
+
     def report(self) -> dict:
         """Final figures for NodeReport."""
         seconds = time.perf_counter() - self.started
