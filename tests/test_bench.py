@@ -26,7 +26,7 @@ def bench_json(tiny_checkpoint, tmp_path_factory):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = run_cli(["--model", str(tiny_checkpoint), "--height", "64", "--width", "96",
                     "--seconds", "2", "--warmup", "1", "--device", "cpu", "--engine-cache",
-                    str(cache), "--json"], env)
+                    str(cache), "--data", "synthetic", "--json"], env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -47,6 +47,9 @@ def test_bench_prints_a_table_and_json_on_the_last_line(bench_json):
     assert ratios["engine_vs_baseline"] == pytest.approx(
         result["engine"]["fps"] / result["baseline"]["fps"])
     assert set(result["targets"]) == {"engine_vs_baseline", "pipeline_vs_engine"}
+    accuracy = result["accuracy"]  # --data: the engine scored beside its speed
+    assert accuracy["images"] > 0 and 0.0 <= accuracy["miou"] <= 1.0
+    assert "mIoU" in lines[-2]
 
 
 def test_bench_pipeline_reaches_a_real_subscriber(bench_json):
