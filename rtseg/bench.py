@@ -49,11 +49,12 @@ def run_bench(cfg: BenchConfig) -> dict:
     frame_size = cfg.frame_size or ((1080, 1920) if dev.type == "cuda" else size)
     frames = memory_frames(frame_size, pinned=dev.type == "cuda")
     checkpoint = baseline_checkpoint(cfg) if cfg.baseline else None
-    naive = NaiveLoop(checkpoint, dev, size, frames) if checkpoint else None
+    naive = None
     try:
         with open_backend(model, dev, size) as backend:
+            spec = backend.spec  # an engine file's own input size wins over --height/--width
+            naive = NaiveLoop(checkpoint, dev, spec.input_size, frames) if checkpoint else None
             phases = interleaved(cfg, backend, dev, frames, batch, naive)
-            spec = backend.spec
     finally:
         if naive is not None:
             naive.close()

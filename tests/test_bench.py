@@ -83,3 +83,19 @@ def test_bench_on_a_missing_model_is_one_clear_line(tmp_path, cli_env):
     assert proc.returncode == 1
     assert proc.stderr.startswith("rtseg: error:") and "nope.pt" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_takes_an_engine_manifest_and_its_own_input_size(bench_json, tiny_checkpoint,
+                                                               cli_env):
+    engine = json.loads(bench_json.strip().splitlines()[-1])["engine_file"]
+    common = ["--model", engine, "--seconds", "1", "--warmup", "0.3", "--rounds", "1",
+              "--device", "cpu", "--json"]
+    with_baseline = run_cli([*common, "--checkpoint", str(tiny_checkpoint)], cli_env)
+    assert with_baseline.returncode == 0, with_baseline.stderr
+    result = json.loads(with_baseline.stdout.strip().splitlines()[-1])
+    assert result["input_size"] == [64, 96]  # the engine's, not the 512x1024 default
+    assert result["baseline"]["fps"] > 0
+    alone = run_cli(common, cli_env)
+    assert alone.returncode == 0, alone.stderr
+    assert "baseline" not in json.loads(alone.stdout.strip().splitlines()[-1])
+    assert "no naive-loop baseline without --checkpoint" in alone.stderr
