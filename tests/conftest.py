@@ -85,16 +85,23 @@ def two_class_folder(tmp_path_factory) -> Path:
 @pytest.fixture
 def first_mask():
     """run(cfg, topic) -> (report, header, mask): a real node in a thread, the first mask a
-    real subscriber receives on `topic`, and the node's report once it has finished."""
+    real subscriber receives on `topic`, and the node's report once it has finished.
+    The node waits 0.5 s once bound so the subscriber has joined before its first frame
+    (ZeroMQ drops what a PUB socket sends before a subscription arrives)."""
     import threading
+    import time
 
     from rtseg.client import MaskSubscriber
     from rtseg.stream.node import run_node
 
     def run(cfg, topic: str, timeout_ms: int = 60000):
         reports = []
+
+        def node_main():
+            reports.append(run_node(cfg, on_ready=lambda _: time.sleep(0.5)))
+
         with MaskSubscriber(cfg.bind, [topic], timeout_ms=timeout_ms) as sub:
-            node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
+            node = threading.Thread(target=node_main)
             node.start()
             header, mask = sub.recv()
             node.join(timeout=60)

@@ -110,6 +110,7 @@ def test_memory_frames_are_pinned_for_cuda():
 
 def test_node_batches_two_demo_cameras_on_cuda(endpoint):
     import threading
+    import time
 
     from rtseg.client import MaskSubscriber
     from rtseg.config import RunConfig
@@ -120,7 +121,8 @@ def test_node_batches_two_demo_cameras_on_cuda(endpoint):
     seen = {"a/drivable": [], "b/drivable": []}
     reports = []
     with MaskSubscriber(endpoint, list(seen), timeout_ms=30000) as sub:
-        node = threading.Thread(target=lambda: reports.append(run_node(cfg)))
+        node = threading.Thread(target=lambda: reports.append(
+            run_node(cfg, on_ready=lambda _: time.sleep(0.5))))  # let the subscriber join
         node.start()
         while min(map(len, seen.values())) < 3:
             header, mask = sub.recv()
