@@ -32,6 +32,7 @@ from rtseg.stream.node import run_node
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.sources import SourceSpec, open_source
+from rtseg.stream.stats import stage_summary, summarise
 
 log = logging.getLogger("rtseg.bench")
 
@@ -161,14 +162,11 @@ def summarise_pipeline(runs: list[dict]) -> dict:
     for run in runs:
         for key, values in run["samples"].items():
             merged.setdefault(key, []).extend(values)
-    latency = _percentiles(merged.pop("latency") or [float("nan")])
-    stages = {k: {"p50": v["p50_ms"], "p99": v["p99_ms"], "mean": v["mean_ms"]}
-              for k, v in ((k, _percentiles(vals)) for k, vals in merged.items() if vals)}
-    order = ("capture", "h2d", "pre", "infer", "post", "d2h", "publish")
+    latency = summarise(merged["latency"])
     return {"fps": frames / seconds if seconds else 0.0, "frames": frames, "seconds": seconds,
-            "p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"],
+            "p50_ms": latency["p50"], "p99_ms": latency["p99"],
             "dropped": sum(r["dropped"] for r in runs),
-            "stages_ms": {k: stages[k] for k in order if k in stages},
+            "stages_ms": stage_summary(merged),
             "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
 
 
@@ -325,8 +323,7 @@ def _timed_cuda(fn, seconds: float) -> list[float]:
 
 
 def _percentiles(times_ms: list[float]) -> dict:
-    p50, p99 = np.percentile(np.asarray(times_ms), [50, 99])
-    return {"p50_ms": float(p50), "p99_ms": float(p99), "mean_ms": float(np.mean(times_ms))}
+    return {f"{k}_ms": v for k, v in summarise(times_ms).items()}
 
 
 def format_table(result: dict) -> str:

@@ -52,23 +52,24 @@ class _Buffers:
     host_drivable: list[torch.Tensor]
 
 
+def _pinned(shape: tuple) -> torch.Tensor:
+    """An uninitialised uint8 tensor of `shape` in page-locked host memory."""
+    return torch.empty(tuple(shape), dtype=torch.uint8, pin_memory=True)
+
+
 def pinned_array(shape: tuple) -> np.ndarray:
-    """An uninitialised uint8 array of `shape` in page-locked host memory (a numpy view
-    of a pinned torch tensor, which the view keeps alive)."""
-    return torch.empty(tuple(shape), dtype=torch.uint8, pin_memory=True).numpy()
+    """`_pinned(shape)` as a numpy array (the view keeps the tensor alive)."""
+    return _pinned(shape).numpy()
 
 
 def _allocate(shapes, device) -> _Buffers:
-    def pinned(shape):
-        return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-
     def cuda(shape):
         return torch.empty(shape, dtype=torch.uint8, device=device)
 
-    return _Buffers(tuple(shapes), [pinned((*s, 3)) for s in shapes],
+    return _Buffers(tuple(shapes), [_pinned((*s, 3)) for s in shapes],
                     [cuda((*s, 3)) for s in shapes], [cuda(s) for s in shapes],
-                    [cuda(s) for s in shapes], [pinned(s) for s in shapes],
-                    [pinned(s) for s in shapes])
+                    [cuda(s) for s in shapes], [_pinned(s) for s in shapes],
+                    [_pinned(s) for s in shapes])
 
 
 class _Slot:

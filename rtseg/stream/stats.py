@@ -88,14 +88,7 @@ class NodeStats:
 
     def stage_percentiles(self) -> dict[str, dict[str, float]]:
         """{stage: {"p50": ms, "p99": ms, "mean": ms}} for every stage recorded."""
-        with self._lock:
-            stages = {k: list(v) for k, v in self._stages.items()}
-        out = {}
-        for stage in STAGES:
-            if stages.get(stage):
-                p50, p99 = _p50_p99(stages[stage])
-                out[stage] = {"p50": p50, "p99": p99, "mean": float(np.mean(stages[stage]))}
-        return out
+        return stage_summary(self.samples())
 
     def samples(self) -> dict[str, list[float]]:
         """The raw window: {"latency": ms per frame, STAGE: ms per frame, ...}."""
@@ -116,8 +109,19 @@ class NodeStats:
         }
 
 
-def _p50_p99(values: list[float]) -> tuple[float, float]:
+def summarise(values: list[float]) -> dict[str, float]:
+    """{"p50", "p99", "mean"} of `values` (ms); NaN when empty."""
     if not values:
-        return float("nan"), float("nan")
+        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
     p50, p99 = np.percentile(np.asarray(values, dtype=float), [50, 99])
-    return float(p50), float(p99)
+    return {"p50": float(p50), "p99": float(p99), "mean": float(np.mean(values))}
+
+
+def stage_summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """`summarise` of each stage in `samples` that has values, in pipeline order."""
+    return {stage: summarise(samples[stage]) for stage in STAGES if samples.get(stage)}
+
+
+def _p50_p99(values: list[float]) -> tuple[float, float]:
+    summary = summarise(values)
+    return summary["p50"], summary["p99"]
