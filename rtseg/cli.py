@@ -6,6 +6,7 @@ so `rtseg --help` and `rtseg echo` start fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -16,6 +17,24 @@ from rtseg import __version__
 from rtseg.errors import RtsegError
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+def _stoppable(command: str):
+    """For a long-running command: SIGINT/SIGTERM at any moment (start-up included) end it
+    with exit status 0 and one summary line on stderr (rtseg.signals)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            from rtseg.signals import StopRequested, stop_requests
+
+            try:
+                with stop_requests():
+                    return fn(*args, **kwargs)
+            except StopRequested as stop:
+                click.echo(stop.summary(command), err=True)
+                sys.exit(0)
+        return inner
+    return wrap
 
 
 class _Group(click.Group):
@@ -62,6 +81,7 @@ def models(classes: int) -> None:
 @click.option("--workers", type=int, help="Override [train] workers (loader processes).")
 @click.option("--resume", is_flag=True, help="Continue from the run's last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_stoppable("train")
 def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet) -> None:
     """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU.
 
@@ -119,10 +139,13 @@ def predict(checkpoint, source, out, device) -> None:
 @main.command(name="compile")
 @click.argument("checkpoint")
 @click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "tensorrt", "onnx", "aoti", "torch-tensorrt"]),
-              help="auto: TensorRT with a GPU and TensorRT, else AOTInductor on CUDA, else ONNX.")
-@click.option("--precision", type=click.Choice(["fp16", "fp32"]),
-              help="[default: fp16 on CUDA, fp32 on the CPU]")
+              type=click.Choice(["auto", "tensorrt", "onnx", "aoti", "torch-tensorrt",
+                                 "openvino"]),
+              help="auto: TensorRT with a GPU and TensorRT, else AOTInductor on CUDA, else "
+                   "OpenVINO.")
+@click.option("--precision", type=click.Choice(["fp16", "fp32", "bf16", "int8", "auto"]),
+              help="bf16, int8 (needs --calib), auto (bf16 where the CPU has it): OpenVINO "
+                   "[default: fp16 on CUDA, auto for OpenVINO, fp32 otherwise]")
 @click.option("--height", type=int, help="Input height [default: the checkpoint's].")
 @click.option("--width", type=int, help="Input width [default: the checkpoint's].")
 @click.option("--batch", default=1, show_default=True, help="Static batch size.")
@@ -130,19 +153,25 @@ def predict(checkpoint, source, out, device) -> None:
 @click.option("--out", default="engines", show_default=True, help="Output folder.")
 @click.option("--name", help="Engine file stem [default: derived from checkpoint and options].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
-@click.option("--calib", help="Folder of real images for the parity gate [default: demo].")
+@click.option("--calib", help="Folder of real images for the parity gate and the int8 "
+                              "calibration [default: demo scenes].")
+@click.option("--calib-labels", help="Class-index PNGs of the --calib images (same stems): "
+                                     "the gate also compares mIoU with eager's.")
 @click.option("--frames", default=8, show_default=True, help="Frames in the parity gate.")
-@click.option("--threshold", default=99.0, show_default=True,
-              help="Minimum mask agreement (%) with FP32 eager; below it compile fails.")
+@click.option("--threshold", type=float,
+              help="Minimum mask agreement (%) with FP32 eager; below it compile fails "
+                   "[default: 99, bf16 99.5, int8 97; int8 with --calib-labels: mIoU within 1 "
+                   "point of eager instead].")
 def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, name, device,
-             calib, frames, threshold) -> None:
+             calib, calib_labels, frames, threshold) -> None:
     """Compile CHECKPOINT (a path, or `demo`) into an engine + manifest, gated by parity."""
     from rtseg.config import CompileConfig
     from rtseg.export import compile_checkpoint
 
     cfg = CompileConfig(checkpoint=checkpoint, format=fmt, precision=precision, height=height,
                         width=width, batch=batch, dynamic=dynamic, out=out, name=name,
-                        device=device, calib=calib, frames=frames, threshold=threshold)
+                        device=device, calib=calib, frames=frames, threshold=threshold,
+                        calib_labels=calib_labels)
     result = compile_checkpoint(cfg)
     click.echo(str(result.path))
 
@@ -174,18 +203,34 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--status-every", default=5.0, show_default=True,
               help="Seconds between status lines (0: none).")
 @click.option("--engine", default="torch", show_default=True,
-              type=click.Choice(["torch", "auto", "onnx", "aoti", "tensorrt"]),
+              type=click.Choice(["torch", "auto", "onnx", "aoti", "tensorrt", "openvino"]),
               help="torch: eager checkpoint. Others compile the checkpoint once into "
                    "--engine-cache (auto: the fastest this machine runs) and reuse it.")
 @click.option("--engine-cache", default="engines/cache", show_default=True,
               help="Folder of cached engines.")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")
+@click.option("--image-topic", is_flag=True,
+              help="Also publish NAME/image: the frame as JPEG (for viewers and recorders).")
+@click.option("--image-fps", default=10.0, show_default=True,
+              help="Most images per second and source on NAME/image.")
+@click.option("--image-width", default=640, show_default=True,
+              help="Width of the JPEGs (wider frames are downscaled).")
+@click.option("--curve-secret", type=click.Path(dir_okay=False),
+              help="Encrypt and authenticate with ZeroMQ CURVE: the node's key pair file "
+                   "(NAME.key_secret from `rtseg keys`).")
+@click.option("--curve-clients", type=click.Path(file_okay=False),
+              help="With --curve-secret: admit only the client public keys (*.key) in this "
+                   "folder.")
+@_stoppable("run")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every, engine, engine_cache, cuda_graphs) -> None:
+        source_fps, demo_size, status_every, engine, engine_cache, cuda_graphs, image_topic,
+        image_fps, image_width, curve_secret, curve_clients) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
-    Ctrl-C or SIGTERM stops it cleanly.
+    Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
+    second) and, with --image-topic, NAME/image. Ctrl-C or SIGTERM stops it cleanly, at
+    any moment, with exit status 0.
     """
     from rtseg.config import RunConfig, parse_size
     from rtseg.stream.node import run_node
@@ -194,7 +239,9 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
                     allow_remote=allow_remote, encoding=encoding, device=device,
                     max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
                     demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
-                    engine_cache=engine_cache, cuda_graphs=cuda_graphs)
+                    engine_cache=engine_cache, cuda_graphs=cuda_graphs,
+                    image_topic=image_topic, image_fps=image_fps, image_width=image_width,
+                    curve_secret=curve_secret, curve_clients=curve_clients)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 
@@ -203,7 +250,7 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--model", default="demo", show_default=True,
               help="Checkpoint, demo, engine manifest NAME.json or engine file.")
 @click.option("--engine", default="auto", show_default=True,
-              type=click.Choice(["auto", "torch", "onnx", "aoti", "tensorrt"]),
+              type=click.Choice(["auto", "torch", "onnx", "aoti", "tensorrt", "openvino"]),
               help="How a checkpoint runs: compiled once into --engine-cache, or torch (eager).")
 @click.option("--source", multiple=True,
               help="Real sources for the pipeline phase (repeat: one per camera) "
@@ -229,6 +276,7 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
               help="Folder of cached engines.")
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
+@_stoppable("bench")
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache,
           as_json) -> None:
@@ -255,14 +303,114 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
 @click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
 @click.option("--count", type=int, help="Stop after this many messages.")
 @click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
-def echo(endpoint, topics, hz, count, timeout) -> None:
+@click.option("--curve-server-key", type=click.Path(dir_okay=False),
+              help="The node's public key file (NAME.key) for a node run with --curve-secret.")
+@click.option("--curve-secret", type=click.Path(dir_okay=False),
+              help="This client's key pair file, for a node that admits listed clients only.")
+@_stoppable("echo")
+def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
     """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
 
-    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable
+    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable demo/status
     """
     from rtseg.echo import echo as run_echo
 
-    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout)
+    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout,
+                        curve_server_key=curve_server_key, curve_secret=curve_secret)
     if received == 0:
         raise RtsegError(f"no message arrived on {', '.join(topics)} at {endpoint}: is a node "
                          "running there (`rtseg run`), with this --name?")
+
+
+@main.command(name="launch")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Only read FILE and list its processes.")
+@_stoppable("launch")
+def launch_(file, check) -> None:
+    """Start the processes of a launch FILE.toml and supervise them, like `ros2 launch`:
+    output prefixed [name], respawn, ready topics; Ctrl-C / SIGTERM stops them all
+    (see launch/README.md). Example: rtseg launch launch/demo.toml
+    """
+    from rtseg.launch import load_launch_file, run_launch
+
+    spec = load_launch_file(file)
+    click.echo(spec.describe() if check else run_launch(spec), err=not check)
+
+
+@main.command()
+@click.argument("endpoint")
+@click.argument("names", nargs=-1)
+@click.option("--port", default=8080, show_default=True, help="HTTP port of the page.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@_stoppable("view")
+def view(endpoint, names, port, bind, allow_remote) -> None:
+    """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
+
+    Open http://127.0.0.1:PORT/ for the overlays (run the node with --image-topic to see
+    the camera frames under the masks); /NAME/overlay.mjpg streams one camera.
+    """
+    from rtseg.view import ViewConfig, run_view
+
+    run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
+                        bind=bind, allow_remote=allow_remote))
+
+
+@main.command()
+@click.argument("endpoint")
+@click.argument("topics", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The MCAP file to write (ROS 2 messages, opens in Foxglove / ros2 bag).")
+@click.option("--count", type=int, help="Stop after this many messages.")
+@click.option("--seconds", type=float, help="Stop after this many seconds.")
+@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
+@click.option("--mp4", type=click.Path(dir_okay=False),
+              help="Also write the overlay video of the first camera to this file.")
+@click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
+@_stoppable("record")
+def record(endpoint, topics, out, count, seconds, timeout, mp4, mp4_fps) -> None:
+    """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
+
+    Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
+    on ROS-style topics (/NAME/drivable). Ctrl-C / SIGTERM finish the file and exit 0.
+    """
+    from rtseg.record import RecordConfig
+    from rtseg.record import record as run_record
+
+    report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
+                                     count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
+                                     mp4_fps=mp4_fps))
+    click.echo(report.summary(), err=True)
+
+
+@main.command()
+@click.option("--model", default="demo", show_default=True,
+              help="Checkpoint, demo, engine manifest NAME.json or engine file.")
+@click.option("--port", default=8000, show_default=True, help="HTTP port.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
+@_stoppable("serve")
+def serve(model, port, bind, allow_remote, device, max_mb) -> None:
+    """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
+
+    ?format=json gives the drivable fraction, class histogram and timings instead;
+    GET /model describes the model, GET /healthz answers ok.
+    """
+    from rtseg.serve import ServeConfig, run_serve
+
+    run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
+                          device=device, max_bytes=int(max_mb * 1e6)))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--name", default="node", show_default=True, help="Stem of the two key files.")
+def keys(folder, name) -> None:
+    """Write a ZeroMQ CURVE key pair: FOLDER/NAME.key (public: give it to subscribers,
+    --curve-server-key) and FOLDER/NAME.key_secret (keep it with the node, --curve-secret)."""
+    from rtseg.curve import write_keys
+
+    public, secret = write_keys(folder, name)
+    click.echo(f"public key {public}\nsecret key {secret}")

@@ -6,11 +6,10 @@ maps onto a field below, and an unknown key is an error that names it.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from rtseg.errors import RtsegError
 
@@ -239,9 +238,15 @@ class RunConfig:
     demo_size: tuple[int, int] = (360, 640)
     status_every: float = 5.0
     hwm: int = 4
-    engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt (compiled, cached)
+    engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
     cuda_graphs: bool = True
+    image_topic: bool = False  # also publish NAME/image (JPEG of the frame), rate-limited
+    image_fps: float = 10.0
+    image_width: int = 640  # JPEG width (frames narrower keep theirs)
+    heartbeat_s: float = 1.0  # NAME/status period
+    curve_secret: str | None = None  # CURVE server key pair file (rtseg keys)
+    curve_clients: str | None = None  # folder of admitted client public keys
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -269,9 +274,16 @@ class RunConfig:
             raise RtsegError(f"--max-frames must be >= 1, got {self.max_frames}")
         if self.fps is not None and not self.fps > 0:
             raise RtsegError(f"--fps must be > 0, got {self.fps}")
-        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
-            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti "
-                             "or tensorrt")
+        if not (self.image_fps > 0 and self.image_width >= 16):
+            raise RtsegError(f"--image-fps must be > 0 and --image-width >= 16, got "
+                             f"{self.image_fps} and {self.image_width}")
+        if not self.heartbeat_s > 0:
+            raise RtsegError(f"heartbeat period must be > 0 s, got {self.heartbeat_s}")
+        if self.curve_clients is not None and self.curve_secret is None:
+            raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
+        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt", "openvino"):
+            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti, "
+                             "tensorrt or openvino")
 
 
 @dataclass(frozen=True)
@@ -279,7 +291,7 @@ class BenchConfig:
     """`rtseg bench`: engine-only, pipeline and naive-loop figures of one model, one run.
 
     model: checkpoint, `demo`, manifest or engine file. engine: how a checkpoint runs
-    (auto/onnx/aoti/tensorrt compile once into engine_cache; torch: eager). sources: empty
+    (auto/onnx/aoti/tensorrt/openvino compile once into engine_cache; torch: eager). sources: empty
     for in-memory frames of frame_size (None: 1080x1920 on CUDA, the network size on the
     CPU), one per camera (batch of them); else real sources (files, cameras). seconds:
     measured time per phase, after warmup_s. data/root: score the engine on that data set.
@@ -306,9 +318,9 @@ class BenchConfig:
     rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt"):
-            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti "
-                             "or tensorrt")
+        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt", "openvino"):
+            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti, "
+                             "tensorrt or openvino")
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
                              f"{self.height}, {self.width}")
@@ -338,9 +350,13 @@ class CompileConfig:
     """`rtseg compile`: which engine to build from which checkpoint, and its parity gate.
 
     format auto: TensorRT when importable and a GPU is present, else AOTInductor on CUDA,
-    else ONNX Runtime on the CPU. precision None: fp16 on CUDA, fp32 on the CPU. height /
-    width None: the checkpoint's input size. frames: parity frames (generated scenes, or
-    the images of `calib`); threshold: minimum mask agreement in percent.
+    else OpenVINO on the CPU. precision None: fp16 on CUDA, auto for OpenVINO (bf16 where
+    the CPU has BF16, else fp32), fp32 otherwise; bf16 and int8 (calibrated on `calib`) are
+    OpenVINO's. height / width None: the checkpoint's input size. frames: parity frames
+    (generated scenes, or the images of `calib`); calib_labels: class-index PNGs of the
+    calib images (the gate then also compares mIoU); threshold: minimum mask agreement in
+    percent (None: 99, 99.5 for bf16, 97 for int8; int8 with labels: mIoU within 1 point
+    of eager's instead).
     """
 
     checkpoint: str
@@ -355,14 +371,22 @@ class CompileConfig:
     device: str = "auto"
     calib: str | None = None
     frames: int = 8
-    threshold: float = 99.0
+    threshold: float | None = None
     workspace_gb: float = 4.0
+    calib_labels: str | None = None
 
     def __post_init__(self) -> None:
-        if self.format not in ("auto", "onnx", "tensorrt", "aoti", "torch-tensorrt"):
+        if self.format not in ("auto", "onnx", "tensorrt", "aoti", "torch-tensorrt",
+                               "openvino"):
             raise RtsegError(f"unknown --format {self.format!r}: use auto, onnx, tensorrt, "
-                             "aoti or torch-tensorrt")
-        if self.precision not in (None, "fp16", "fp32"):
-            raise RtsegError(f"unknown --precision {self.precision!r}: use fp16 or fp32")
+                             "aoti, torch-tensorrt or openvino")
+        if self.precision not in (None, "fp16", "fp32", "bf16", "int8", "auto"):
+            raise RtsegError(f"unknown --precision {self.precision!r}: use fp16, fp32, bf16, "
+                             "int8 or auto")
+        if self.precision == "int8" and not self.calib:
+            raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames "
+                             "(like the camera's) to calibrate the quantisation on")
+        if self.calib_labels and not self.calib:
+            raise RtsegError("--calib-labels needs --calib DIR: the images the labels belong to")
         if self.batch < 1:
             raise RtsegError(f"--batch must be >= 1, got {self.batch}")

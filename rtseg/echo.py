@@ -1,8 +1,10 @@
 """`rtseg echo`: print what a node publishes, like ``ros2 topic echo`` / ``ros2 topic hz``.
 
-One line per mask::
+One line per mask, image or status message::
 
     demo/drivable seq=42 640x480 bits drivable=37.5% latency=12.3ms age=15.1ms
+    demo/image seq=42 640x360 jpeg 41.2kB age=16.0ms
+    demo/status node=demo running | demo ok 29.9fps dropped=3 last_seq=42
 
 or, with ``hz=True``, one line per topic per second::
 
@@ -21,7 +23,8 @@ import numpy as np
 
 from rtseg.client import MaskSubscriber
 from rtseg.errors import RtsegError
-from rtseg.protocol import NO_PREDICTION, MaskHeader, ProtocolError
+from rtseg.protocol import NO_PREDICTION, MaskHeader, NodeStatus, ProtocolError
+from rtseg.signals import StopRequested
 
 REPORT_PERIOD_S = 1.0
 
@@ -34,6 +37,8 @@ def echo(
     count: int | None = None,
     timeout_s: float | None = None,
     out: TextIO | None = None,
+    curve_server_key: str | None = None,
+    curve_secret: str | None = None,
 ) -> int:
     """Print the masks published on `topics` at `endpoint`; return how many were received.
 
@@ -42,7 +47,12 @@ def echo(
         count: stop after this many valid masks (None: no limit).
         timeout_s: stop when no mask arrives for this long (None: wait forever).
         out: where lines go (default: sys.stdout at call time). Malformed messages are
-            skipped with a one-line warning on stderr; Ctrl-C stops quietly.
+            skipped with a one-line warning on stderr.
+        curve_server_key, curve_secret: for a node run with ``--curve-secret`` (see
+            `rtseg.client.MaskSubscriber`).
+
+    A SIGINT/SIGTERM (`StopRequested`) ends the loop: the last rates are printed and it
+    propagates with the count in its detail, for the command's summary line.
 
     Raises:
         RtsegError: a bad `count`/`timeout_s` or an endpoint that cannot be connected to.
@@ -52,13 +62,16 @@ def echo(
     if timeout_s is not None and timeout_s <= 0:
         raise RtsegError(f"--timeout must be positive seconds, got {timeout_s}")
     out = sys.stdout if out is None else out
-    with MaskSubscriber(endpoint, topics) as sub:
+    with MaskSubscriber(endpoint, topics, curve_server_key=curve_server_key,
+                        curve_secret=curve_secret) as sub:
         loop = _HzLoop(sub, out, count, timeout_s) if hz else _EchoLoop(sub, out, count, timeout_s)
         try:
             loop.run()
             loop.finish()
-        except KeyboardInterrupt:
+        except StopRequested as stop:
             loop.finish()
+            stop.detail = f"after {loop.received} messages"
+            raise
         except BrokenPipeError:  # e.g. `rtseg echo ... | head`: the reader has gone
             _silence_stdout()
         return loop.received
@@ -86,7 +99,7 @@ class _EchoLoop:
     def run(self) -> None:
         while self.count is None or self.received < self.count:
             try:
-                header, mask = self.sub.recv(self._wait_ms())
+                message = self.sub.recv_message(self._wait_ms())
             except TimeoutError:
                 if self._idle():
                     return
@@ -95,7 +108,7 @@ class _EchoLoop:
                 _warn(exc)
                 continue
             self.received += 1
-            self.on_mask(header, mask)
+            self.on_message(message)
 
     def _wait_ms(self) -> int | None:
         return None if self.timeout_s is None else max(1, round(self.timeout_s * 1000))
@@ -103,8 +116,12 @@ class _EchoLoop:
     def _idle(self) -> bool:
         return True  # recv waited the whole timeout_s
 
-    def on_mask(self, header: MaskHeader, mask: np.ndarray) -> None:
-        print(format_line(header, mask, time.time_ns()), file=self.out, flush=True)
+    def on_message(self, message: tuple[MaskHeader, np.ndarray] | NodeStatus) -> None:
+        if isinstance(message, NodeStatus):
+            line = format_status(message)
+        else:
+            line = format_line(*message, time.time_ns())
+        print(line, file=self.out, flush=True)
 
     def finish(self) -> None:
         pass
@@ -145,10 +162,11 @@ class _HzLoop(_EchoLoop):
         self._maybe_report(now)
         return self.timeout_s is not None and now - self.last_arrival >= self.timeout_s
 
-    def on_mask(self, header: MaskHeader, mask: np.ndarray) -> None:
+    def on_message(self, message: tuple[MaskHeader, np.ndarray] | NodeStatus) -> None:
         now = time.monotonic()
         self.last_arrival = now
-        rate = self.rates.setdefault(header.topic, _TopicRate())
+        topic = message.topic if isinstance(message, NodeStatus) else message[0].topic
+        rate = self.rates.setdefault(topic, _TopicRate())
         if rate.last is not None:
             rate.periods.append(now - rate.last)
         rate.last = now
@@ -171,7 +189,12 @@ class _HzLoop(_EchoLoop):
 
 
 def format_line(header: MaskHeader, mask: np.ndarray, now_ns: int) -> str:
-    """One echo line for a mask ``(H, W) uint8``; `now_ns` is the wall clock for the age."""
+    """One echo line for a mask ``(H, W) uint8`` or an image (JPEG bytes ``(N,) uint8``);
+    `now_ns` is the wall clock for the age."""
+    age_ms = (now_ns - header.stamp_ns) / 1e6
+    if header.kind == "image":
+        return (f"{header.topic} seq={header.seq} {header.width}x{header.height} jpeg "
+                f"{mask.size / 1000:.1f}kB age={age_ms:.1f}ms")
     if header.kind == "drivable":
         content = f"drivable={100.0 * np.count_nonzero(mask) / mask.size:.1f}%"
     else:
@@ -180,9 +203,15 @@ def format_line(header: MaskHeader, mask: np.ndarray, now_ns: int) -> str:
         content = f"classes={np.count_nonzero(seen)}/{len(header.classes)}"
     total = header.latency_ms.get("total")
     latency = "-" if total is None else f"{total:.1f}ms"
-    age_ms = (now_ns - header.stamp_ns) / 1e6
     return (f"{header.topic} seq={header.seq} {header.width}x{header.height} "
             f"{header.encoding} {content} latency={latency} age={age_ms:.1f}ms")
+
+
+def format_status(status: NodeStatus) -> str:
+    """One echo line for a status message: the node's state, then each source's."""
+    parts = [f"{s.name} {s.state} {s.fps:.1f}fps dropped={s.dropped} last_seq={s.last_seq}"
+             for s in status.sources]
+    return f"{status.topic} node={status.node} {status.state} | " + " | ".join(parts)
 
 
 def format_rate(topic: str, periods: Sequence[float], new: int) -> str:

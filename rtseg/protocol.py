@@ -12,7 +12,6 @@ bound. No torch here; OpenCV is imported only for the ``png`` encoding.
 from __future__ import annotations
 
 import math
-import operator
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +20,32 @@ from typing import Any
 import msgpack
 import numpy as np
 
-VERSION = 1
-KINDS = ("drivable", "classes")
+from rtseg.status import (  # noqa: F401  (re-exported: the protocol's one entry point)
+    STATUS_KIND,
+    NodeStatus,
+    SourceStatus,
+    decode_status,
+    encode_status,
+    status_from_fields,
+)
+from rtseg.wire import (
+    MAX_SIDE,
+    VERSION,
+    Limits,
+    ProtocolError,
+    check_str,
+    check_topic,
+    check_uint,
+    field_of,
+    read_payload,
+    split_frame,
+)
+
+KINDS = ("drivable", "classes")  # the mask kinds
+IMAGE_KIND = "image"
 DRIVABLE_CLASSES = ("not_drivable", "drivable")
 ENCODINGS = ("mono8", "bits", "png")
-MAX_SIDE = 8192
+IMAGE_ENCODING = "jpeg"
 NO_PREDICTION = 255  # value of a pixel without prediction in a `classes` mask
 MAX_CLASSES = 255  # class indices 0..254; 255 is reserved for "no prediction"
 
@@ -35,11 +55,7 @@ _REQUIRED = (
     "v", "kind", "seq", "stamp_ns", "frame_id", "width", "height",
     "encoding", "data", "classes", "model",
 )  # fmt: skip
-_UINT64_MAX = 2**64 - 1
-
-
-class ProtocolError(ValueError):
-    """A frame or a mask that does not follow PROTOCOL.md; the message names the problem."""
+_JPEG_SOI = b"\xff\xd8"
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ def subscription_prefix(topic: str) -> bytes:
 
     The trailing NUL makes ``cam0/drivable`` not match ``cam0/drivable2``.
     """
-    return _check_topic(topic).encode("utf-8") + _SEP
+    return check_topic(topic).encode("utf-8") + _SEP
 
 
 # --------------------------------------------------------------------------- encode
@@ -96,7 +112,7 @@ def encode(
     Raises:
         ProtocolError: naming the first argument that breaks PROTOCOL.md.
     """
-    topic_bytes = _check_topic(topic).encode("utf-8")
+    topic_bytes = check_topic(topic).encode("utf-8")
     _check_kind_encoding(kind, encoding)
     names = _check_classes(kind, classes)
     _check_mask(kind, mask, len(names))
@@ -104,15 +120,15 @@ def encode(
     payload: dict[str, Any] = {
         "v": VERSION,
         "kind": kind,
-        "seq": _check_uint("seq", seq),
-        "stamp_ns": _check_uint("stamp_ns", stamp_ns),
-        "frame_id": _check_str("frame_id", frame_id),
+        "seq": check_uint("seq", seq),
+        "stamp_ns": check_uint("stamp_ns", stamp_ns),
+        "frame_id": check_str("frame_id", frame_id),
         "width": width,
         "height": height,
         "encoding": encoding,
         "data": _encode_data(mask, encoding),
         "classes": list(names),
-        "model": _check_str("model", model),
+        "model": check_str("model", model),
     }
     if latency_ms is not None:
         payload["latency_ms"] = _check_latency(latency_ms)
@@ -122,17 +138,39 @@ def encode(
     return topic_bytes + _SEP + msgpack.packb(payload, use_bin_type=True)
 
 
-def _check_topic(topic: str) -> str:
-    if not isinstance(topic, str) or not topic:
-        raise ProtocolError(f"topic must be a non-empty str, got {topic!r}")
-    if "\x00" in topic:
-        raise ProtocolError(f"topic {topic!r} contains a NUL character, which ends a topic")
-    return topic
+def encode_image(
+    topic: str,
+    jpeg: bytes,
+    *,
+    seq: int,
+    stamp_ns: int,
+    frame_id: str,
+    width: int,
+    height: int,
+    model: str,
+) -> bytes:
+    """Encode a source frame, already a baseline JPEG of ``width`` x ``height``, as one
+    ``kind = "image"`` frame carrying the seq and stamp of the masks made from it."""
+    if not isinstance(jpeg, (bytes, bytearray)) or not bytes(jpeg[:2]) == _JPEG_SOI:
+        raise ProtocolError("an image's data must be JPEG bytes (starting with FF D8)")
+    for name, side in (("width", width), ("height", height)):
+        if not 1 <= check_uint(name, side) <= MAX_SIDE:
+            raise ProtocolError(f"image {name} {side} is outside 1..{MAX_SIDE}")
+    payload = {"v": VERSION, "kind": IMAGE_KIND, "seq": check_uint("seq", seq),
+               "stamp_ns": check_uint("stamp_ns", stamp_ns),
+               "frame_id": check_str("frame_id", frame_id), "width": width, "height": height,
+               "encoding": IMAGE_ENCODING, "data": bytes(jpeg), "classes": [],
+               "model": check_str("model", model)}
+    return check_topic(topic).encode("utf-8") + _SEP + msgpack.packb(payload, use_bin_type=True)
 
 
 def _check_kind_encoding(kind: str, encoding: str) -> None:
+    if kind == IMAGE_KIND:
+        if encoding != IMAGE_ENCODING:
+            raise ProtocolError(f"an image is encoded as {IMAGE_ENCODING!r}, got {encoding!r}")
+        return
     if kind not in KINDS:
-        raise ProtocolError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise ProtocolError(f"kind must be one of {(*KINDS, IMAGE_KIND)}, got {kind!r}")
     if encoding not in ENCODINGS:
         raise ProtocolError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     if encoding == "bits" and kind != "drivable":
@@ -145,6 +183,10 @@ def _check_classes(kind: str, classes: Sequence[str]) -> tuple[str, ...]:
     names = tuple(classes)
     if not all(isinstance(name, str) for name in names):
         raise ProtocolError(f"classes must all be str, got {names!r}")
+    if kind == IMAGE_KIND:
+        if names:
+            raise ProtocolError(f"an image has an empty classes array, got {len(names)} names")
+        return names
     if kind == "drivable" and names != DRIVABLE_CLASSES:
         raise ProtocolError(f"drivable classes must be exactly {list(DRIVABLE_CLASSES)}, got "
                             f"{list(names)}")
@@ -175,24 +217,6 @@ def _check_values(kind: str, mask: np.ndarray, n_classes: int) -> None:
         if bad.size:
             raise ProtocolError(f"class value {int(bad[0])} has no name: {n_classes} classes "
                                 f"(0..{n_classes - 1}) and {NO_PREDICTION} = no prediction")
-
-
-def _check_uint(name: str, value: int) -> int:
-    if isinstance(value, bool):
-        raise ProtocolError(f"{name} must be an int, got bool {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ProtocolError(f"{name} must be an int, got {type(value).__name__}") from None
-    if not 0 <= number <= _UINT64_MAX:
-        raise ProtocolError(f"{name} must be in 0..2**64-1, got {number}")
-    return number
-
-
-def _check_str(name: str, value: str) -> str:
-    if not isinstance(value, str):
-        raise ProtocolError(f"{name} must be a str, got {type(value).__name__}")
-    return value
 
 
 def _check_latency(latency_ms: Mapping[str, float]) -> dict[str, float]:
@@ -230,56 +254,79 @@ def _encode_data(mask: np.ndarray, encoding: str) -> bytes:
 def decode(
     frame: bytes, *, max_width: int = MAX_SIDE, max_height: int = MAX_SIDE
 ) -> tuple[MaskHeader, np.ndarray]:
-    """Decode one frame into its header and an ``(H, W) uint8`` mask (a writable copy).
+    """Decode one mask or image frame into its header and data.
+
+    Returns:
+        ``(header, data)``: for kinds ``drivable`` / ``classes`` data is the ``(H, W) uint8``
+        mask (a writable copy); for kind ``image`` it is the JPEG file as a ``(N,) uint8``
+        array (``cv2.imdecode`` turns it into ``(height, width, 3) uint8`` BGR).
 
     Raises:
         ProtocolError: for a frame without ``\\x00``, a payload that is not a MessagePack map,
             a missing key, a wrong type, another `v`, a `data` length that does not match
-            `encoding`/`width`/`height`, a size beyond ``max_width`` x ``max_height``, or
-            values that break the rules of `kind`. The message starts with the topic when
-            it could be read.
+            `encoding`/`width`/`height`, a size beyond ``max_width`` x ``max_height``, values
+            that break the rules of `kind`, or a status message (see `decode_status`). The
+            message starts with the topic when it could be read.
     """
-    if not isinstance(frame, (bytes, bytearray, memoryview)):
-        raise ProtocolError(f"a frame must be bytes, got {type(frame).__name__}")
-    frame = bytes(frame)
-    sep = frame.find(_SEP)
-    if sep < 0:
-        raise ProtocolError("frame has no b'\\x00' between topic and payload")
+    limits = Limits(max_width, max_height)
+    topic, fields = read_frame(frame, limits)
     try:
-        topic = frame[:sep].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"topic is not valid UTF-8: {exc}") from None
-    try:
-        return _decode_payload(topic, frame[sep + 1 :], max_width, max_height)
+        if fields.get("kind") == STATUS_KIND:
+            raise ProtocolError("this is a status message: read it with decode_status or "
+                                "decode_message")
+        return _decode_fields(topic, fields, limits)
     except ProtocolError as exc:
-        raise ProtocolError(f"{topic or '<empty topic>'}: {exc}") from None
+        raise ProtocolError(f"{topic}: {exc}") from None
 
 
-def _decode_payload(
-    topic: str, payload: bytes, max_width: int, max_height: int
-) -> tuple[MaskHeader, np.ndarray]:
-    _check_topic(topic)
-    fields = _unpack_map(payload)
+def decode_message(
+    frame: bytes, *, max_width: int = MAX_SIDE, max_height: int = MAX_SIDE
+) -> tuple[MaskHeader, np.ndarray] | NodeStatus:
+    """Any frame of PROTOCOL.md: ``(header, data)`` as `decode` gives, or a NodeStatus."""
+    limits = Limits(max_width, max_height)
+    topic, fields = read_frame(frame, limits)
+    try:
+        if fields.get("kind") == STATUS_KIND:
+            return status_from_fields(topic, fields)
+        return _decode_fields(topic, fields, limits)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{topic}: {exc}") from None
+
+
+def read_frame(frame: bytes, limits: Limits) -> tuple[str, dict[str, Any]]:
+    """Split a frame into its topic and checked top-level fields (``v`` is VERSION)."""
+    topic, payload = split_frame(frame)
+    try:
+        fields = read_payload(payload, limits)
+        _check_version(fields)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{topic}: {exc}") from None
+    return topic, fields
+
+
+def _decode_fields(topic: str, fields: dict[str, Any], limits: Limits
+                   ) -> tuple[MaskHeader, np.ndarray]:
+    missing = [key for key in _REQUIRED if key not in fields]
+    if missing:
+        raise ProtocolError(f"payload is missing required key(s) {missing}")
     header = _read_header(topic, fields)
-    if header.width > max_width or header.height > max_height:
-        raise ProtocolError(f"mask size {header.width}x{header.height} exceeds the limit "
-                            f"{max_width}x{max_height}; raise max_width/max_height to accept it")
+    if header.width > limits.max_width or header.height > limits.max_height:
+        raise ProtocolError(f"size {header.width}x{header.height} exceeds the limit "
+                            f"{limits.max_width}x{limits.max_height}; raise "
+                            "max_width/max_height to accept it")
     data = fields["data"]
-    if not isinstance(data, bytes):
+    if not isinstance(data, memoryview):
         raise ProtocolError(f"'data' must be bin, got {type(data).__name__}")
+    if header.kind == IMAGE_KIND:
+        if bytes(data[:2]) != _JPEG_SOI:
+            raise ProtocolError(f"'data' ({len(data)} bytes) is not a JPEG (no SOI marker)")
+        return header, np.frombuffer(data, dtype=np.uint8).copy()
     mask = _decode_data(data, header.encoding, header.width, header.height)
     _check_values(header.kind, mask, len(header.classes))
     return header, mask
 
 
-def _unpack_map(payload: bytes) -> dict[Any, Any]:
-    try:
-        fields = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise ProtocolError(f"payload is not valid MessagePack ({type(exc).__name__}: {exc})"
-                            ) from None
-    if not isinstance(fields, dict):
-        raise ProtocolError(f"payload must be a MessagePack map, got {type(fields).__name__}")
+def _check_version(fields: dict[str, Any]) -> None:
     if "v" not in fields:
         raise ProtocolError("payload has no 'v' (protocol version)")
     version = fields["v"]
@@ -288,23 +335,19 @@ def _unpack_map(payload: bytes) -> dict[Any, Any]:
     if version != VERSION:
         raise ProtocolError(f"unsupported protocol version v={version}; this reader speaks "
                             f"v={VERSION}: use an rtseg client of the same version as the node")
-    missing = [key for key in _REQUIRED if key not in fields]
-    if missing:
-        raise ProtocolError(f"payload is missing required key(s) {missing}")
-    return fields
 
 
-def _read_header(topic: str, fields: dict[Any, Any]) -> MaskHeader:
+def _read_header(topic: str, fields: dict[str, Any]) -> MaskHeader:
     """Check the type and range of every field except `data`."""
-    kind = _field(fields, "kind", str)
-    encoding = _field(fields, "encoding", str)
+    kind = field_of(fields, "kind", str)
+    encoding = field_of(fields, "encoding", str)
     _check_kind_encoding(kind, encoding)
     classes = fields["classes"]
     if not isinstance(classes, list):
         raise ProtocolError(f"'classes' must be an array of str, got {type(classes).__name__}")
-    width, height = _field(fields, "width", int), _field(fields, "height", int)
+    width, height = field_of(fields, "width", int), field_of(fields, "height", int)
     if width < 1 or height < 1:
-        raise ProtocolError(f"mask size {width}x{height} is not positive")
+        raise ProtocolError(f"size {width}x{height} is not positive")
     latency = fields.get("latency_ms", {})
     if "latency_ms" in fields and not isinstance(latency, dict):
         raise ProtocolError(f"'latency_ms' must be a map, got {type(latency).__name__}")
@@ -312,27 +355,19 @@ def _read_header(topic: str, fields: dict[Any, Any]) -> MaskHeader:
         topic=topic,
         v=VERSION,
         kind=kind,
-        seq=_check_uint("seq", _field(fields, "seq", int)),
-        stamp_ns=_check_uint("stamp_ns", _field(fields, "stamp_ns", int)),
-        frame_id=_field(fields, "frame_id", str),
+        seq=check_uint("seq", field_of(fields, "seq", int)),
+        stamp_ns=check_uint("stamp_ns", field_of(fields, "stamp_ns", int)),
+        frame_id=field_of(fields, "frame_id", str),
         width=width,
         height=height,
         encoding=encoding,
         classes=_check_classes(kind, classes),
-        model=_field(fields, "model", str),
+        model=field_of(fields, "model", str),
         latency_ms=_check_latency(latency) if "latency_ms" in fields else {},
     )
 
 
-def _field(fields: dict[Any, Any], key: str, kind: type) -> Any:
-    value = fields[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ProtocolError(f"'{key}' must be {kind.__name__}, got {type(value).__name__} "
-                            f"{value!r:.40}")
-    return value
-
-
-def _decode_data(data: bytes, encoding: str, width: int, height: int) -> np.ndarray:
+def _decode_data(data: memoryview, encoding: str, width: int, height: int) -> np.ndarray:
     """`data` in `encoding` -> ``(height, width) uint8``; lengths checked before decoding."""
     pixels = width * height
     if encoding == "mono8":
@@ -351,8 +386,9 @@ def _check_length(encoding: str, got: int, want: int) -> None:
                             f"width x height needs {want}")
 
 
-def _decode_png(data: bytes, width: int, height: int) -> np.ndarray:
-    """Check the PNG's IHDR (size, 8-bit grayscale) before OpenCV decodes anything."""
+def _decode_png(data: memoryview, width: int, height: int) -> np.ndarray:
+    """Check the PNG's IHDR (size, 8-bit grayscale) before OpenCV decodes anything, so
+    the decoder never allocates beyond the declared, already limited, size."""
     if len(data) < 33 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ProtocolError(f"'data' ({len(data)} bytes) is not a PNG (no signature + IHDR)")
     png_w, png_h, depth, color = struct.unpack(">IIBB", data[16:26])

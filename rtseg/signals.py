@@ -1,26 +1,74 @@
-"""SIGINT / SIGTERM handling shared by long-running commands (node, training)."""
+"""SIGINT / SIGTERM for long-running commands: exit 0, at any moment, with one summary line.
+
+Two layers:
+
+- `stop_requests()` is entered first thing by a command (before torch is imported). A
+  signal then raises `StopRequested` in the main thread wherever it is: start-up (imports,
+  model loading, opening cameras) is abandoned, and the `with` blocks on the way out close
+  what was opened (sockets, sources). The command catches it and prints its summary.
+- `on_stop_signals(handler)` is entered around a command's main loop, where stopping must
+  be orderly (finish the batch in flight, write last.pt): there a signal only calls
+  `handler()`. On leaving, the raising handlers are back for the shutdown.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
+    """A SIGINT/SIGTERM ended the command; `detail` says where (e.g. the training step).
+
+    A BaseException, like KeyboardInterrupt, so that `except Exception` does not swallow it.
+    """
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        super().__init__(signum)
+        self.signame = signal.Signals(signum).name
+        self.detail = detail
+
+    def summary(self, command: str) -> str:
+        """One line: ``rtseg COMMAND: stopped by SIGTERM during start-up``."""
+        return f"rtseg {command}: stopped by {self.signame}" + (
+            f" {self.detail}" if self.detail else " during start-up")
+
+
+def _raise(signum: int, _frame) -> None:
+    raise StopRequested(signum)
 
 
 @contextmanager
-def on_stop_signals(handler: Callable[[], None]):
-    """Call `handler()` on SIGINT or SIGTERM while inside; restore the old handlers after.
+def stop_requests() -> Iterator[None]:
+    """Make SIGINT/SIGTERM raise `StopRequested` in the main thread while inside."""
+    with _handlers(_raise):
+        yield
+
+
+@contextmanager
+def on_stop_signals(handler: Callable[[int], None]) -> Iterator[None]:
+    """Call `handler(signum)` on SIGINT or SIGTERM while inside; restore the old handlers
+    after.
 
     Installs handlers explicitly, so a process that inherited SIGINT ignored (a background
     job of a shell) still stops. Only the main thread can; elsewhere this does nothing.
     """
+    with _handlers(lambda signum, _frame: handler(signum)):
+        yield
+
+
+@contextmanager
+def _handlers(handler) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: handler())
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
     try:
         yield
     finally:

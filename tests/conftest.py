@@ -1,28 +1,99 @@
-"""Shared fixtures: real checkpoints trained for a few steps, real files, free ports."""
+"""Shared fixtures: real checkpoints trained for a few steps, real files, real nodes.
+
+No port is ever picked and released: in-process nodes bind ``tcp://127.0.0.1:*`` and tell
+the bound endpoint; nodes in a subprocess publish on an ``ipc://`` endpoint in tmp_path.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ANY_PORT = "tcp://127.0.0.1:*"
 
 
 @pytest.fixture
-def endpoint() -> str:
-    """A fresh loopback TCP endpoint for one node."""
-    return f"tcp://127.0.0.1:{free_port()}"
+def endpoint(tmp_path) -> str:
+    """A fresh ipc:// endpoint for one node in a subprocess (no TCP port to race for)."""
+    return f"ipc://{tmp_path}/node.sock"
+
+
+@dataclass
+class RunningNode:
+    """A node running `run_node` on a thread, and a subscriber that has joined it."""
+
+    sub: object  # MaskSubscriber on the node's mask topics (+ its status topics)
+    thread: threading.Thread
+    joined: object = None  # the status that proved the subscriber joined (before frame 0)
+    reports: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    @property
+    def report(self):
+        """The node's report once it has finished (joins it first)."""
+        self.thread.join(timeout=60)
+        assert not self.errors, self.errors
+        assert self.reports, "the node did not finish"
+        return self.reports[0]
+
+
+@contextmanager
+def running_node(cfg, topics: list[str], backend=None, stop=None,
+                 join_timeout_s: float = 120) -> Iterator[RunningNode]:
+    """Start `run_node(cfg)` on a thread, bound to a free port of its own choosing; yield
+    once a subscriber to `topics` has provably joined (it received the node's status, sent
+    after its subscriptions), before the node reads its first frame."""
+    from rtseg.client import MaskSubscriber
+    from rtseg.protocol import NodeStatus
+    from rtseg.stream.node import run_node
+
+    handoff: queue.Queue = queue.Queue()
+    names = sorted({topic.rsplit("/", 1)[0] for topic in topics})
+
+    def on_ready(bound: str) -> None:
+        sub = MaskSubscriber(bound, [*topics, *(f"{n}/status" for n in names)],
+                             timeout_ms=60000)
+        try:
+            while not isinstance(message := sub.recv_message(timeout_ms=20000), NodeStatus):
+                pass
+        except BaseException as exc:
+            sub.close()
+            handoff.put(exc)
+            raise
+        handoff.put((sub, message))
+
+    node = RunningNode(sub=None, thread=threading.Thread(target=lambda: None))
+
+    def main() -> None:
+        try:
+            node.reports.append(run_node(replace(cfg, bind=ANY_PORT, heartbeat_s=0.2),
+                                         stop=stop, on_ready=on_ready, backend=backend))
+        except BaseException as exc:
+            node.errors.append(exc)
+            handoff.put(exc)
+
+    node.thread = threading.Thread(target=main, daemon=True)
+    node.thread.start()
+    got = handoff.get(timeout=join_timeout_s)
+    if isinstance(got, BaseException):
+        raise got
+    node.sub, node.joined = got
+    try:
+        yield node
+    finally:
+        if stop is not None:
+            stop.set()
+        node.sub.close()
+        node.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -86,26 +157,12 @@ def two_class_folder(tmp_path_factory) -> Path:
 def first_mask():
     """run(cfg, topic) -> (report, header, mask): a real node in a thread, the first mask a
     real subscriber receives on `topic`, and the node's report once it has finished.
-    The node waits 0.5 s once bound so the subscriber has joined before its first frame
-    (ZeroMQ drops what a PUB socket sends before a subscription arrives)."""
-    import threading
-    import time
-
-    from rtseg.client import MaskSubscriber
-    from rtseg.stream.node import run_node
+    The subscriber has joined before the node's first frame (see `running_node`)."""
 
     def run(cfg, topic: str, timeout_ms: int = 60000):
-        reports = []
-
-        def node_main():
-            reports.append(run_node(cfg, on_ready=lambda _: time.sleep(0.5)))
-
-        with MaskSubscriber(cfg.bind, [topic], timeout_ms=timeout_ms) as sub:
-            node = threading.Thread(target=node_main)
-            node.start()
-            header, mask = sub.recv()
-            node.join(timeout=60)
-        assert reports, "the node did not finish"
-        return reports[0], header, mask
+        with running_node(cfg, [topic]) as node:
+            header, mask = node.sub.recv(timeout_ms=timeout_ms)
+            report = node.report
+        return report, header, mask
 
     return run

@@ -108,28 +108,20 @@ def test_memory_frames_are_pinned_for_cuda():
     assert torch.from_numpy(frame).is_pinned()
 
 
-def test_node_batches_two_demo_cameras_on_cuda(endpoint):
-    import threading
-    import time
+def test_node_batches_two_demo_cameras_on_cuda():
+    from conftest import running_node
 
-    from rtseg.client import MaskSubscriber
     from rtseg.config import RunConfig
-    from rtseg.stream.node import run_node
 
-    cfg = RunConfig(source=("demo", "demo"), name=("a", "b"), bind=endpoint, device="cuda",
+    cfg = RunConfig(source=("demo", "demo"), name=("a", "b"), device="cuda",
                     max_frames=40, status_every=0)
     seen = {"a/drivable": [], "b/drivable": []}
-    reports = []
-    with MaskSubscriber(endpoint, list(seen), timeout_ms=30000) as sub:
-        node = threading.Thread(target=lambda: reports.append(
-            run_node(cfg, on_ready=lambda _: time.sleep(0.5))))  # let the subscriber join
-        node.start()
+    with running_node(cfg, list(seen)) as node:
         while min(map(len, seen.values())) < 3:
-            header, mask = sub.recv()
+            header, mask = node.sub.recv(timeout_ms=30000)
             assert mask.shape == (360, 640)
             seen[header.topic].append(header.seq)
-        node.join(timeout=60)
-    assert reports and reports[0].published == 40
+        assert node.report.published == 40
     for seqs in seen.values():
         assert seqs == sorted(seqs)
 

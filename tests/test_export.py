@@ -205,5 +205,18 @@ def test_dynamic_onnx_engine_takes_other_shapes(tmp_path, tiny_checkpoint):
     reference = load_backend(str(tiny_checkpoint), "cpu")
     for shape in ((1, 3, 64, 96), (2, 3, 96, 128)):
         x = torch.randn(*shape)
-        # logits of a few-step model reach +-200: float32 sums differ by ~1e-5 relative
-        assert torch.allclose(backend(x), reference(x), rtol=1e-4, atol=1e-3)
+        assert_same_masks(backend(x), reference(x))
+
+
+def assert_same_masks(engine: torch.Tensor, eager: torch.Tensor) -> None:
+    """Engine vs eager logits (N, C, H, W) as the parity gate compares them: argmax masks
+    agree (float32 sums in another order move a logit by ~1e-6 of its range, which flips
+    only pixels whose top two classes are that close: 99 % leaves room for those), and the
+    largest logit error is small against the logits' range (1e-3 of it, ~1000x the
+    expected rounding), never an absolute figure: a few-step model's logits reach +-200."""
+    assert engine.shape == eager.shape
+    agreement = (engine.argmax(1) == eager.argmax(1)).float().mean().item()
+    assert agreement >= 0.99, f"masks agree on {100 * agreement:.2f} % of pixels"
+    spread = (eager.max() - eager.min()).item()
+    error = (engine - eager).abs().max().item()
+    assert error <= 1e-3 * spread, f"max logit error {error:.3g} vs logit range {spread:.3g}"

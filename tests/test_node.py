@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import running_node  # noqa: I001  (tests/ is on sys.path)
 
-from rtseg.client import MaskSubscriber
 from rtseg.config import RunConfig
 from rtseg.data.synthetic import SceneStream, drivable_mask
 from rtseg.metrics import binary_iou
-from rtseg.stream.node import run_node
+from rtseg.protocol import NodeStatus
 
 
 def write_video(path: Path, frames: int, seed: int = 7, size=(360, 640)) -> list[np.ndarray]:
@@ -31,51 +29,35 @@ def write_video(path: Path, frames: int, seed: int = 7, size=(360, 640)) -> list
     return labels
 
 
-def run_and_collect(cfg: RunConfig, topics: list[str], timeout_ms: int = 20000,
-                    backend=None, settle_s: float = 0.0):
-    """Run a node in a thread, collecting every message on `topics` until it ends.
+def run_and_collect(cfg: RunConfig, topics: list[str], backend=None):
+    """Run a node in a thread, collecting every message on `topics` until it ends (its last
+    status says ``stopping``: everything it published before has arrived).
 
-    `backend`: an already loaded one for the node. `settle_s`: the node waits this long once
-    bound, so the subscriber has joined before the first frame (needed when nothing slow,
-    like loading the model, happens after binding)."""
+    `backend`: an already loaded one for the node."""
     received: dict[str, list] = {t: [] for t in topics}
-    reports = []
-
-    def node_main():
-        reports.append(run_node(cfg, backend=backend, on_ready=lambda _: time.sleep(settle_s)))
-
-    with MaskSubscriber(cfg.bind, topics, timeout_ms=timeout_ms) as sub:
-        node = threading.Thread(target=node_main)
-        node.start()
-        try:
-            while node.is_alive() or not reports:
-                try:
-                    header, mask = sub.recv(timeout_ms=1000)
-                except TimeoutError:
-                    continue
-                received[header.topic].append((header, mask))
-        finally:
-            node.join(timeout=30)
-        while True:  # drain what arrived after the node's last frame
-            try:
-                header, mask = sub.recv(timeout_ms=300)
-            except TimeoutError:
-                break
-            received[header.topic].append((header, mask))
-    return received, reports[0]
+    with running_node(cfg, topics, backend=backend) as node:
+        while True:
+            message = node.sub.recv_message(timeout_ms=60000)
+            if isinstance(message, NodeStatus):
+                if message.state == "stopping":
+                    break
+                continue
+            received[message[0].topic].append(message)
+        report = node.report
+    return received, report
 
 
 @pytest.mark.slow
-def test_node_on_a_video_file_publishes_accurate_masks(tmp_path, endpoint):
+def test_node_on_a_video_file_publishes_accurate_masks(tmp_path):
     video = tmp_path / "drive.avi"
     labels = write_video(video, 40)
-    cfg = RunConfig(source=str(video), model="demo", bind=endpoint,
+    cfg = RunConfig(source=str(video), model="demo",
                     device="cpu", status_every=0, hwm=100)
     received, report = run_and_collect(cfg, ["drive/drivable", "drive/classes"])
     assert report.published == 40
     for topic in ("drive/drivable", "drive/classes"):
         msgs = received[topic]
-        assert len(msgs) >= 20, topic
+        assert len(msgs) == 40, topic  # the subscriber joined before the first frame
         seqs = [h.seq for h, _ in msgs]
         assert seqs == sorted(set(seqs)), "seq must increase"
         assert all(h.width == 640 and h.height == 360 for h, _ in msgs)
@@ -90,11 +72,11 @@ def test_node_on_a_video_file_publishes_accurate_masks(tmp_path, endpoint):
 
 
 @pytest.mark.parametrize("encoding", ["bits", "png"])
-def test_node_encodings_and_name(tmp_path, tiny_checkpoint, encoding, endpoint):
+def test_node_encodings_and_name(tmp_path, tiny_checkpoint, encoding):
     video = tmp_path / "clip.avi"
     write_video(video, 6, size=(72, 100))
     cfg = RunConfig(source=str(video), model=str(tiny_checkpoint), name="front",
-                    bind=endpoint, encoding=encoding, device="cpu",
+                    encoding=encoding, device="cpu",
                     status_every=0)
     received, report = run_and_collect(cfg, ["front/drivable", "front/classes"])
     assert report.published == 6
@@ -105,11 +87,11 @@ def test_node_encodings_and_name(tmp_path, tiny_checkpoint, encoding, endpoint):
     assert all(h.encoding == expected for h, _ in received["front/classes"])
 
 
-def test_max_frames_and_loop(tmp_path, tiny_checkpoint, endpoint):
+def test_max_frames_and_loop(tmp_path, tiny_checkpoint):
     video = tmp_path / "short.avi"
     write_video(video, 3, size=(64, 96))
     cfg = RunConfig(source=str(video), model=str(tiny_checkpoint), loop=True, max_frames=7,
-                    bind=endpoint, device="cpu", status_every=0, hwm=100)
+                    device="cpu", status_every=0, hwm=100)
     received, report = run_and_collect(cfg, ["short/drivable"])
     assert report.published == 7
     assert [h.seq for h, _ in received["short/drivable"]][-1] == 6

@@ -101,6 +101,13 @@ class FrameFeed:
         replaced in the slot by a newer one."""
         return int(self.sources[index].stats.get("dropped", 0)) + self._replaced[index]
 
+    def state(self, index: int) -> str:
+        """Source `index` for the status topic: ``ended`` once its reader stopped, else
+        the source's own ``ok`` / ``reconnecting``."""
+        with self._cond:
+            done = self._done[index]
+        return "ended" if done else self.sources[index].state
+
     def captured(self) -> int:
         """Frames captured by all sources so far."""
         return sum(int(s.stats.get("captured", 0)) for s in self.sources)

@@ -27,7 +27,7 @@ from rtseg.errors import RtsegError
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.1
-BACKOFF_CAP_S = 4.0
+BACKOFF_CAP_S = 2.0  # a stream back from an outage is read again within ~2 s
 URL_TIMEOUT_MS = 5000
 THREAD_PREFIX = "rtseg-capture-"
 
@@ -144,6 +144,7 @@ class LatestFrameReader:
         self._latest: tuple[int, int, np.ndarray, np.ndarray | None] | None = None
         self._delivered_seq = -1
         self._captured = self._delivered = self._failures = 0
+        self._reconnecting = False  # since a failed read, until the next good one
         self._closed = False
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=THREAD_PREFIX + name, daemon=True)
@@ -178,6 +179,7 @@ class LatestFrameReader:
         """Count a failed read, wait `delay` seconds, reopen; return the next delay."""
         with self._cond:
             self._failures += 1
+            self._reconnecting = True
             failures = self._failures
         log.warning("read from %s failed (%d failures so far); reopening in %.1f s",
                     self._name, failures, delay)
@@ -192,6 +194,7 @@ class LatestFrameReader:
         with self._cond:
             self._latest = (self._captured, stamp_ns, captured[0], captured[1])
             self._captured += 1
+            self._reconnecting = False
             self._cond.notify_all()
 
     def _fresh(self) -> bool:
@@ -215,6 +218,12 @@ class LatestFrameReader:
             return {"captured": self._captured, "delivered": self._delivered,
                     "dropped": self._captured - self._delivered - pending,
                     "read_failures": self._failures}
+
+    @property
+    def state(self) -> str:
+        """``ok``, or ``reconnecting`` from a failed read until the next good one."""
+        with self._cond:
+            return "reconnecting" if self._reconnecting else "ok"
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and join it for up to `timeout` s (it then releases the device)."""

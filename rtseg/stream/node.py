@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from rtseg.backends import Backend, load_backend
 from rtseg.config import RunConfig
 from rtseg.errors import RtsegError
-from rtseg.metrics import binary_iou
-from rtseg.protocol import DRIVABLE_CLASSES
 from rtseg.signals import on_stop_signals
-from rtseg.stream.feed import Fed, FrameFeed
-from rtseg.stream.pipeline import Masks, Pipeline
+from rtseg.stream.feed import FrameFeed
+from rtseg.stream.heartbeat import Heartbeat
+from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
+from rtseg.stream.publishing import publish_loop
 from rtseg.stream.sources import Source, SourceSpec, open_source
 from rtseg.stream.stats import NodeStats
 
@@ -50,6 +51,7 @@ class NodeReport:
     latency_p50_ms: float
     latency_p99_ms: float
     demo_drivable_iou: float | None
+    stopped_by: str | None = None  # SIGINT / SIGTERM when a signal ended the run
     per_name: dict = field(default_factory=dict)
     stages_ms: dict = field(default_factory=dict)
 
@@ -60,18 +62,42 @@ class NodeReport:
                 f"{self.latency_p50_ms:.1f} ms p99 {self.latency_p99_ms:.1f} ms")
         if self.demo_drivable_iou is not None:
             line += f", drivable IoU vs truth {self.demo_drivable_iou:.3f}"
+        if self.stopped_by:
+            line += f"; stopped by {self.stopped_by}"
         return line
 
 
 @dataclass(frozen=True)
+class LoopSettings:
+    """How the loop runs, from `rtseg run`'s flags: when it stops (`max_frames` over all
+    sources), the output cap (`fps`), the mask `encoding`, the status-line period (s), and
+    the optional image topic (`image_fps` per source, JPEG `image_width`; None: off)."""
+
+    max_frames: int | None = None
+    fps: float | None = None
+    encoding: str = "mono8"
+    status_every: float = 5.0
+    image_fps: float | None = None
+    image_width: int = 640
+
+    @classmethod
+    def from_run(cls, cfg: RunConfig) -> LoopSettings:
+        return cls(max_frames=cfg.max_frames, fps=cfg.fps, encoding=cfg.encoding,
+                   status_every=cfg.status_every,
+                   image_fps=cfg.image_fps if cfg.image_topic else None,
+                   image_width=cfg.image_width)
+
+
+@dataclass(frozen=True)
 class Wiring:
-    """What the loop runs with: named sources, a pipeline and the socket."""
+    """What the loop runs with: named sources, a pipeline, the socket and its heartbeat."""
 
     names: tuple[str, ...]
     sources: tuple[Source, ...]
     pipeline: object  # Pipeline or CudaPipeline: submit(images) -> in-flight batch
     model: str
     publisher: MaskPublisher
+    heartbeat: Heartbeat
 
 
 def run_node(cfg: RunConfig, stop: threading.Event | None = None,
@@ -87,26 +113,48 @@ def run_node(cfg: RunConfig, stop: threading.Event | None = None,
     backend is left open for its owner.
     `on_stats(stats)` is called with the live counters before the first frame (the
     benchmark restarts them after its warm-up).
+    A SIGINT/SIGTERM while the loop runs stops it in order; the report names the signal.
     """
     stop = stop or threading.Event()
+    signalled: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signalled.append(signum)
+        stop.set()
+
+    with open_node(cfg, sources, backend) as wiring:
+        with on_stop_signals(on_signal):
+            if on_ready is not None:
+                on_ready(wiring.publisher.endpoint)
+            stats = serve(wiring, LoopSettings.from_run(cfg), stop, on_stats)
+    stopped_by = signal.Signals(signalled[0]).name if signalled else None
+    return NodeReport(name=",".join(wiring.names), endpoint=wiring.publisher.endpoint,
+                      stopped_by=stopped_by, **stats.report())
+
+
+@contextmanager
+def open_node(cfg: RunConfig, sources: Sequence[Source] | None = None,
+              backend: Backend | None = None) -> Iterator[Wiring]:
+    """Bind the socket, open the sources, start the heartbeat, load the model (in that
+    order, so a busy port or a missing camera fails before the model loads, and status
+    flows while it loads); everything opened here is closed on the way out.
+    `sources` / `backend` given: used instead of cfg's (a given backend stays open)."""
     with ExitStack() as stack:
-        publisher = stack.enter_context(MaskPublisher(cfg.bind, hwm=cfg.hwm,
-                                                      allow_remote=cfg.allow_remote))
+        publisher = stack.enter_context(MaskPublisher(
+            cfg.bind, hwm=cfg.hwm, allow_remote=cfg.allow_remote,
+            curve_secret=cfg.curve_secret, curve_clients=cfg.curve_clients))
         opened = tuple(stack.enter_context(s) for s in (sources or _open_sources(cfg)))
+        names = topic_names(cfg.names, opened)
+        heartbeat = stack.enter_context(Heartbeat(publisher, names, opened, cfg.heartbeat_s))
         if backend is None:  # one passed in stays open: its owner closes it
             backend = stack.enter_context(load_backend(_model_name(cfg, len(opened)),
                                                        cfg.device))
-        stack.enter_context(on_stop_signals(stop.set))
-        wiring = Wiring(topic_names(cfg.names, opened), opened,
-                        make_pipeline(backend, cfg, opened),
-                        backend.spec.name, publisher)
-        for name, source in zip(wiring.names, opened):
-            log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes)", name,
-                     backend.spec.name, source.frame_id, publisher.endpoint, name, name)
-        if on_ready is not None:
-            on_ready(publisher.endpoint)
-        stats = _run_stages(cfg, wiring, stop, on_stats)
-    return NodeReport(name=",".join(wiring.names), endpoint=publisher.endpoint, **stats.report())
+        wiring = Wiring(names, opened, make_pipeline(backend, cfg, opened),
+                        backend.spec.name, publisher, heartbeat)
+        for name, source in zip(names, opened):
+            log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes, %s/status)", name,
+                     backend.spec.name, source.frame_id, publisher.endpoint, name, name, name)
+        yield wiring
 
 
 def make_pipeline(backend: Backend, cfg: RunConfig, sources: Sequence[Source] = ()):
@@ -136,21 +184,24 @@ def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tup
     return tuple(names)
 
 
-def _run_stages(cfg: RunConfig, wiring: Wiring, stop: threading.Event,
-                on_stats: Callable[[NodeStats], None] | None) -> NodeStats:
-    """Submit batches on this thread and publish them on another, until done."""
+def serve(wiring: Wiring, settings: LoopSettings, stop: threading.Event,
+          on_stats: Callable[[NodeStats], None] | None = None) -> NodeStats:
+    """Submit batches on this thread and publish them on another, until every source
+    ended, `settings.max_frames` were published or `stop` is set; the final counters."""
     feed = FrameFeed(wiring.sources)
     stats = NodeStats(feed.captured, lambda: sum(map(feed.dropped, range(len(wiring.sources))))
                       + wiring.publisher.dropped)
+    wiring.heartbeat.attach(feed, stats)
     if on_stats is not None:
         on_stats(stats)
     depth = max(1, getattr(wiring.pipeline, "slots", 2) - 1)
     jobs: queue.Queue = queue.Queue(maxsize=depth)
-    publishing = threading.Thread(target=_publish_loop, args=(cfg, wiring, jobs, stats, stop),
+    publishing = threading.Thread(target=publish_loop,
+                                  args=(settings, wiring, jobs, stats, stop),
                                   name="rtseg-publish", daemon=True)
     publishing.start()
     try:
-        _submit_loop(cfg, wiring, feed, jobs, stop)
+        _submit_loop(settings, wiring, feed, jobs, stop)
     finally:
         jobs.put(None)
         publishing.join()
@@ -158,7 +209,7 @@ def _run_stages(cfg: RunConfig, wiring: Wiring, stop: threading.Event,
     return stats
 
 
-def _submit_loop(cfg: RunConfig, wiring: Wiring, feed: FrameFeed, jobs: queue.Queue,
+def _submit_loop(cfg: LoopSettings, wiring: Wiring, feed: FrameFeed, jobs: queue.Queue,
                  stop: threading.Event) -> None:
     submitted, next_due = 0, time.perf_counter()
     while not stop.is_set():
@@ -176,55 +227,6 @@ def _submit_loop(cfg: RunConfig, wiring: Wiring, feed: FrameFeed, jobs: queue.Qu
         if cfg.fps:
             next_due = max(next_due + 1.0 / cfg.fps, time.perf_counter())
             stop.wait(max(0.0, next_due - time.perf_counter()))
-
-
-def _publish_loop(cfg: RunConfig, wiring: Wiring, jobs: queue.Queue, stats: NodeStats,
-                  stop: threading.Event) -> None:
-    """Masks of each submitted batch -> both topics of each frame's source; never raises
-    past a failed batch without stopping the node."""
-    while (job := jobs.get()) is not None:
-        batch, inflight = job
-        try:
-            for fed, masks in zip(batch, inflight.result()):
-                latency, timings = _publish(cfg, wiring, fed, masks)
-                stats.record(wiring.names[fed.index], latency, timings, _demo_iou(fed, masks))
-        except Exception:
-            log.exception("publishing a batch failed; stopping the node")
-            stop.set()
-        finally:
-            inflight.release()
-        if stats.due(cfg.status_every):
-            log.info("%s: %s", ",".join(wiring.names), stats.status_line())
-
-
-def _publish(cfg: RunConfig, wiring: Wiring, fed: Fed, masks: Masks) -> tuple[float, dict]:
-    """Send both topics for one frame; returns capture->publish latency (ms) and timings."""
-    frame, name = fed.frame, wiring.names[fed.index]
-    start = time.time_ns()
-    timings = {"capture": fed.capture_ms, **masks.timings_ms}
-    common = {"seq": frame.seq, "stamp_ns": frame.stamp_ns,
-              "frame_id": wiring.sources[fed.index].frame_id, "model": wiring.model}
-    timings["total"] = (time.time_ns() - frame.stamp_ns) / 1e6
-    wiring.publisher.publish(f"{name}/drivable", "drivable", masks.drivable,
-                             classes=DRIVABLE_CLASSES, encoding=cfg.encoding,
-                             latency_ms=timings, **common)
-    timings["publish"] = (time.time_ns() - start) / 1e6
-    timings["total"] = (time.time_ns() - frame.stamp_ns) / 1e6
-    classes_encoding = "mono8" if cfg.encoding == "bits" else cfg.encoding
-    wiring.publisher.publish(f"{name}/classes", "classes", masks.classes,
-                             classes=wiring.pipeline.spec.classes, encoding=classes_encoding,
-                             latency_ms=timings, **common)
-    timings["publish"] = (time.time_ns() - start) / 1e6
-    return (time.time_ns() - frame.stamp_ns) / 1e6, timings
-
-
-def _demo_iou(fed: Fed, masks: Masks) -> float | None:
-    """Drivable IoU against the generator's labels (demo frames only)."""
-    if fed.frame.label is None:
-        return None
-    from rtseg.data.synthetic import drivable_mask
-
-    return binary_iou(masks.drivable, drivable_mask(fed.frame.label))
 
 
 def _model_name(cfg: RunConfig, batch: int) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import zmq
 
 from rtseg.errors import RtsegError
-from rtseg.protocol import encode
+from rtseg.protocol import DRIVABLE_CLASSES, SourceStatus, encode, encode_image, encode_status
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 _LOCAL_TRANSPORTS = ("ipc://", "inproc://")
@@ -64,39 +67,69 @@ def check_endpoint(endpoint: str, allow_remote: bool = False) -> None:
                      f"{_EXAMPLE}")
 
 
+@dataclass(frozen=True)
+class FrameMeta:
+    """What both topics of one frame share: the frame's seq, stamp and source, the model."""
+
+    seq: int
+    stamp_ns: int
+    frame_id: str
+    model: str
+
+
 class MaskPublisher:
     """A bound PUB socket that encodes and sends masks without ever blocking.
 
-    Not thread-safe: publish from one thread.
+    Sends are serialised by a lock, so the node's publishing thread and its heartbeat
+    thread share the socket.
     """
 
     def __init__(
-        self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 4, allow_remote: bool = False
+        self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 4, allow_remote: bool = False,
+        curve_secret: str | None = None, curve_clients: str | None = None,
     ) -> None:
         """Bind a PUB socket (SNDHWM=`hwm`, linger 0) to `endpoint`.
 
         ``tcp://127.0.0.1:*`` binds a free port; `endpoint` then tells which.
+        `curve_secret`: a key pair file (``rtseg keys``): the socket is a CURVE server and
+        only subscribers with its public key get anything; `curve_clients`: a folder of
+        client public keys, the only ones admitted.
 
         Raises:
-            RtsegError: the port is in use, the endpoint is malformed or cannot be bound, or
-                it is not loopback and `allow_remote` is False. The message names the endpoint.
+            RtsegError: the port is in use, the endpoint is malformed or cannot be bound, it
+                is not loopback and `allow_remote` is False, or a key file is unusable.
         """
         check_endpoint(endpoint, allow_remote)
         if hwm < 1:
             raise RtsegError(f"hwm must be >= 1 (messages queued per subscriber), got {hwm}")
         self.sent = 0
         self.dropped = 0
+        self._lock = threading.Lock()
+        self._auth = None
         self._sock: zmq.Socket | None = zmq.Context.instance().socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         if endpoint.startswith("tcp://["):
             self._sock.setsockopt(zmq.IPV6, 1)
         try:
+            self._secure(curve_secret, curve_clients)
             self._sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self.close()
             raise _bind_error(endpoint, exc) from None
+        except BaseException:
+            self.close()
+            raise
         self._endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _secure(self, curve_secret: str | None, curve_clients: str | None) -> None:
+        if curve_secret is None:
+            return
+        from rtseg import curve
+
+        if curve_clients is not None:
+            self._auth = curve.start_authenticator(zmq.Context.instance(), curve_clients)
+        curve.make_server(self._sock, curve_secret)
 
     @property
     def endpoint(self) -> str:
@@ -130,29 +163,83 @@ class MaskPublisher:
                        classes=classes, model=model, encoding=encoding, latency_ms=latency_ms)
         return self.send_frame(frame)
 
+    def publish_frame(self, name: str, drivable: np.ndarray, classes: np.ndarray,
+                      meta: FrameMeta, *, class_names: Sequence[str], encoding: str = "mono8",
+                      timings: dict[str, float] | None = None) -> dict[str, float]:
+        """Both topics of one frame: ``NAME/drivable`` then ``NAME/classes``, each an
+        ``(H, W) uint8`` mask. `encoding` ``bits`` applies to the drivable mask (classes go
+        mono8). `timings` (ms per stage) travel as latency_ms, with ``total`` (capture to
+        this send) and ``publish`` filled in; returns them as sent last."""
+        timings = dict(timings or {})
+        start = time.time_ns()
+        common = {"seq": meta.seq, "stamp_ns": meta.stamp_ns, "frame_id": meta.frame_id,
+                  "model": meta.model}
+        for topic, kind, mask, names, enc in (
+                ("drivable", "drivable", drivable, DRIVABLE_CLASSES, encoding),
+                ("classes", "classes", classes, class_names,
+                 "mono8" if encoding == "bits" else encoding)):
+            timings["total"] = (time.time_ns() - meta.stamp_ns) / 1e6
+            self.publish(f"{name}/{topic}", kind, mask, classes=names, encoding=enc,
+                         latency_ms=timings, **common)
+            timings["publish"] = (time.time_ns() - start) / 1e6
+        timings["total"] = (time.time_ns() - meta.stamp_ns) / 1e6
+        return timings
+
+    def publish_image(self, name: str, jpeg: bytes, width: int, height: int,
+                      meta: FrameMeta) -> bool:
+        """``NAME/image``: the frame as a JPEG of `width` x `height` (PROTOCOL.md)."""
+        return self.send_frame(encode_image(
+            f"{name}/image", jpeg, seq=meta.seq, stamp_ns=meta.stamp_ns,
+            frame_id=meta.frame_id, width=width, height=height, model=meta.model))
+
+    def publish_status(self, name: str, state: str, sources: Sequence[SourceStatus],
+                       node: str | None = None) -> bool:
+        """``NAME/status``: the heartbeat (PROTOCOL.md, "Status messages") of node `node`
+        (default: NAME)."""
+        return self.send_frame(encode_status(f"{name}/status", node=node or name, state=state,
+                                             stamp_ns=time.time_ns(), sources=sources))
+
     def send_frame(self, frame: bytes) -> bool:
         """Send an already encoded frame without blocking; False (and counted) if dropped."""
-        if self._sock is None:
-            raise RuntimeError("MaskPublisher is closed")
-        try:
-            self._sock.send(frame, zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return False
-        self.sent += 1
-        return True
+        with self._lock:
+            if self._sock is None:
+                raise RuntimeError("MaskPublisher is closed")
+            try:
+                self._sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                self.dropped += 1
+                return False
+            self.sent += 1
+            return True
 
     def close(self) -> None:
-        """Close the socket (linger 0: queued masks are discarded). Safe to call twice."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
+        """Close the socket (linger 0: queued masks are discarded) and remove the socket
+        file of an ``ipc://`` endpoint it bound. Safe to call twice."""
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close(linger=0)
+                self._sock = None
+                _remove_ipc_file(getattr(self, "_endpoint", ""))
+            if self._auth is not None:
+                self._auth.stop()
+                self._auth = None
 
     def __enter__(self) -> MaskPublisher:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _remove_ipc_file(endpoint: str) -> None:
+    """ZeroMQ leaves an ipc:// socket file behind; a closed publisher takes its own away."""
+    if endpoint.startswith("ipc://") and not endpoint.startswith("ipc://@"):
+        import os
+
+        try:
+            os.unlink(endpoint[len("ipc://"):])
+        except OSError:
+            pass
 
 
 def _bind_error(endpoint: str, exc: zmq.ZMQError) -> RtsegError:

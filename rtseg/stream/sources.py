@@ -102,6 +102,11 @@ class Source(ABC):
     def stats(self) -> dict[str, int]:
         """captured, delivered, dropped (captured but never delivered), read_failures."""
 
+    @property
+    def state(self) -> str:
+        """For the status topic: ``ok``, ``reconnecting`` (live sources) or ``ended``."""
+        return "ended" if self.exhausted else "ok"
+
     @abstractmethod
     def close(self) -> None:
         """Stop capture threads (joined with a timeout) and release the device or file."""
@@ -208,6 +213,10 @@ class LiveSource(Source):
     @property
     def stats(self) -> dict[str, int]:
         return self._reader.stats()
+
+    @property
+    def state(self) -> str:
+        return self._reader.state
 
     def close(self) -> None:
         self._reader.close()

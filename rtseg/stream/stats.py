@@ -24,6 +24,7 @@ class NodeStats:
         self._captured, self._dropped = captured, dropped
         self.published = 0
         self.per_name: dict[str, int] = defaultdict(int)
+        self.last_seq: dict[str, int] = {}
         self.started = time.perf_counter()
         self._lock = threading.Lock()
         self._latencies: deque[float] = deque(maxlen=window)
@@ -44,17 +45,24 @@ class NodeStats:
             self._last_counts = (self._captured(), 0)
 
     def record(self, name: str, latency_ms: float, timings: dict | None = None,
-               demo_iou: float | None = None) -> None:
-        """One frame of topic prefix `name` published, capture->publish `latency_ms`."""
+               demo_iou: float | None = None, seq: int | None = None) -> None:
+        """One frame (`seq`) of topic prefix `name` published, capture->publish `latency_ms`."""
         with self._lock:
             self.published += 1
             self.per_name[name] += 1
+            if seq is not None:
+                self.last_seq[name] = seq
             self._latencies.append(latency_ms)
             for stage, ms in (timings or {}).items():
                 if stage in STAGES:
                     self._stages[stage].append(float(ms))
             if demo_iou is not None:
                 self._ious.append(demo_iou)
+
+    def progress(self, name: str) -> tuple[int, int]:
+        """(frames published, seq of the last one or -1) of topic prefix `name`."""
+        with self._lock:
+            return self.per_name.get(name, 0), self.last_seq.get(name, -1)
 
     def due(self, every_s: float) -> bool:
         """True once every `every_s` seconds (then resets the interval)."""

@@ -15,8 +15,7 @@ from torch import nn
 
 from rtseg.config import TrainConfig
 from rtseg.device import pick_device
-from rtseg.errors import RtsegError
-from rtseg.signals import on_stop_signals
+from rtseg.signals import StopRequested, stop_requests
 from rtseg.training.distributed import broadcast_flag, close_world, init_world
 from rtseg.training.evaluate import evaluate
 from rtseg.training.run import Run, build_run, save_best, write_round_logs
@@ -57,13 +56,14 @@ def _rounds(run: Run, progress: bool) -> bool:
     bar = _progress(run, progress)
     batches = run.batches()
     try:
-        with on_stop_signals(_interrupt):
+        with stop_requests():
             return _loop_rounds(run, batches, bar)
-    except KeyboardInterrupt:
+    except StopRequested as stop:
         # last.pt is only ever written at the end of a round, so what --resume continues
-        # from is always a consistent point, whatever the interrupt hit.
-        raise RtsegError(f"interrupted at step {run.step}; --resume continues from the last "
-                         f"evaluation round ({run.last_path})") from None
+        # from is always a consistent point, whatever the signal hit.
+        stop.detail = (f"at step {run.step}; --resume continues from the last evaluation "
+                       f"round ({run.last_path})")
+        raise
     finally:
         bar.close()
 
@@ -75,10 +75,6 @@ def _loop_rounds(run: Run, batches, bar) -> bool:
         if _end_round(run):
             return True
     return False
-
-
-def _interrupt() -> None:
-    raise KeyboardInterrupt
 
 
 def _train_until(run: Run, batches, boundary: int, bar) -> None:

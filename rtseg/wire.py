@@ -1,0 +1,234 @@
+"""Bounded reading of a MessagePack payload: the layer below `rtseg.protocol`.
+
+A frame off the network may be anything. `read_payload` reads the top-level map with
+msgpack's streaming `Unpacker`, looking at each value's type byte before unpacking it, so
+that:
+
+- a value nested deeper than `MAX_DEPTH` (any field of PROTOCOL.md is at most three
+  levels deep: `sources` = array of maps of scalars) is refused before it is built;
+- strings, bins, arrays and maps are capped (`Limits`), so no length prefix makes the
+  reader allocate more than the limit allows;
+- keys PROTOCOL.md does not define for the message's kind are skipped without building
+  their values (C-level `skip`, whose own stack refuses absurd nesting), as unknown keys
+  must be ignored. A first pass finds `kind`, skipping every value but that one.
+
+Every failure is a `ProtocolError` naming the problem. No numpy, no torch here.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+MAX_SIDE = 8192
+MAX_DEPTH = 3  # sources -> source map -> scalar
+MAX_ITEMS = 1024  # elements of one array / entries of one map
+MAX_TOTAL_ITEMS = 8192  # values built from one payload, all levels together
+MAX_STR = 64 * 1024  # bytes of one string (frame_id may be a long URL)
+FRAME_OVERHEAD = 1 << 20  # bytes of a frame beyond its data: topic, keys, names
+
+MASK_KEYS = frozenset({
+    "v", "kind", "seq", "stamp_ns", "frame_id", "width", "height", "encoding", "data",
+    "classes", "model", "latency_ms",
+})  # fmt: skip  (masks and images)
+STATUS_KEYS = frozenset({"v", "kind", "stamp_ns", "node", "state", "sources"})
+_ARRAY_TAGS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+_MAP_TAGS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+_STR_TAGS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
+_BIN_HEADER = {0xC4: 2, 0xC5: 3, 0xC6: 5}  # bin 8/16/32: type byte + length bytes
+_NEVER_USED = 0xC1
+
+
+class ProtocolError(ValueError):
+    """A frame or a mask that does not follow PROTOCOL.md; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one reader accepts: mask/image sides, hence the largest `data` and frame."""
+
+    max_width: int = MAX_SIDE
+    max_height: int = MAX_SIDE
+
+    @property
+    def max_data(self) -> int:
+        """Largest `data` in bytes: a mono8 mask at the limit, plus a PNG's worst-case
+        overhead over raw pixels (a filter byte per row, zlib's stored blocks)."""
+        pixels = self.max_width * self.max_height
+        return pixels + self.max_height + pixels // 1000 + 4096
+
+    @property
+    def max_frame(self) -> int:
+        """Largest whole frame (topic + payload) in bytes; the SUB socket's MAXMSGSIZE."""
+        return self.max_data + FRAME_OVERHEAD
+
+
+def read_payload(payload: bytes | memoryview, limits: Limits) -> dict[str, Any]:
+    """MessagePack bytes -> ``{key: value}`` of the keys PROTOCOL.md defines.
+
+    A bin `data` comes back as a memoryview into `payload` (not copied: its size is
+    checked against width x height before anything is made from it).
+
+    Raises:
+        ProtocolError: not a map, not valid MessagePack, trailing bytes, a value too
+            deep, too long or too many, or a non-str key among the known ones.
+    """
+    try:
+        kind = _Reader(payload, limits).top_map(frozenset({"kind"})).get("kind")
+        reader = _Reader(payload, limits)
+        fields = reader.top_map(STATUS_KEYS if kind == "status" else MASK_KEYS)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"payload is not valid MessagePack ({type(exc).__name__}"
+                            f"{': ' + str(exc) if str(exc) else ''})") from None
+    if reader.offset != len(payload):
+        raise ProtocolError(f"payload is not valid MessagePack ({len(payload) - reader.offset} "
+                            "extra bytes after its map)")
+    return fields
+
+
+class _Reader:
+    """One pass over one payload; counts what it builds."""
+
+    def __init__(self, payload: bytes, limits: Limits) -> None:
+        self._payload = memoryview(payload)
+        self._built = 0
+        self._unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, max_buffer_size=max(len(payload), 1),
+            max_bin_len=limits.max_data, max_str_len=MAX_STR, max_array_len=MAX_ITEMS,
+            max_map_len=MAX_ITEMS, max_ext_len=MAX_ITEMS)
+        self._unpacker.feed(payload)
+
+    @property
+    def offset(self) -> int:
+        return self._unpacker.tell()
+
+    def _tag(self) -> int:
+        if self.offset >= len(self._payload):
+            raise ProtocolError("payload is not valid MessagePack (truncated inside a value)")
+        return self._payload[self.offset]
+
+    def top_map(self, keys: frozenset[str]) -> dict[str, Any]:
+        """The top-level map's entries whose key is in `keys`; the rest skipped unbuilt."""
+        tag = self._tag()
+        if tag == _NEVER_USED:
+            raise ProtocolError("payload is not valid MessagePack (type byte 0xc1 is never used)")
+        if tag not in _MAP_TAGS:
+            raise ProtocolError(f"payload must be a MessagePack map, got type byte 0x{tag:02x}")
+        fields: dict[str, Any] = {}
+        for _ in range(self._count(self._unpacker.read_map_header(), "the payload map")):
+            if self._tag() not in _STR_TAGS:  # not one of ours: skip key and value unbuilt
+                self._unpacker.skip()
+                self._unpacker.skip()
+                continue
+            key = self._unpacker.unpack()
+            if key not in keys:
+                self._unpacker.skip()
+            elif key == "data" and self._tag() in _BIN_HEADER:
+                fields[key] = self._bin()
+            else:
+                fields[key] = self._value(1, key)
+        return fields
+
+    def _bin(self) -> memoryview:
+        """The next value, a bin, as a view into the payload (skipped, not copied)."""
+        start = self.offset + _BIN_HEADER[self._tag()]
+        self._unpacker.skip()
+        return self._payload[start:self.offset]
+
+    def _value(self, depth: int, key: str) -> Any:
+        """The next value, built only if it is no deeper than MAX_DEPTH."""
+        tag = self._tag()
+        if tag in _ARRAY_TAGS or tag in _MAP_TAGS:
+            if depth >= MAX_DEPTH:
+                raise ProtocolError(f"'{key}' is nested deeper than PROTOCOL.md allows")
+            if tag in _ARRAY_TAGS:
+                n = self._count(self._unpacker.read_array_header(), f"'{key}'")
+                return [self._value(depth + 1, key) for _ in range(n)]
+            n = self._count(self._unpacker.read_map_header(), f"'{key}'")
+            out = {}
+            for _ in range(n):
+                if self._tag() not in _STR_TAGS:
+                    raise ProtocolError(f"'{key}' must be a map with str keys")
+                name = self._unpacker.unpack()
+                out[name] = self._value(depth + 1, key)
+            return out
+        self._built += 1
+        return self._unpacker.unpack()
+
+    def _count(self, n: int, what: str) -> int:
+        self._built += n
+        if n > MAX_ITEMS or self._built > MAX_TOTAL_ITEMS:
+            raise ProtocolError(f"{what} has too many elements ({n}; at most {MAX_ITEMS} "
+                                f"per array or map, {MAX_TOTAL_ITEMS} per message)")
+        return n
+
+
+# --------------------------------------------------------------------------- checks
+
+
+_SEP = b"\x00"
+_UINT64_MAX = 2**64 - 1
+
+
+def split_frame(frame: bytes) -> tuple[str, memoryview]:
+    """``topic + b"\\x00" + payload`` -> (topic, payload); ProtocolError if malformed."""
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise ProtocolError(f"a frame must be bytes, got {type(frame).__name__}")
+    frame = bytes(frame)
+    sep = frame.find(_SEP)
+    if sep < 0:
+        raise ProtocolError("frame has no b'\\x00' between topic and payload")
+    try:
+        topic = frame[:sep].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"topic is not valid UTF-8: {exc}") from None
+    if not topic:
+        raise ProtocolError("<empty topic>: topic must be a non-empty str")
+    return topic, memoryview(frame)[sep + 1:]
+
+
+def check_topic(topic: str) -> str:
+    """A topic is a non-empty str without NUL."""
+    if not isinstance(topic, str) or not topic:
+        raise ProtocolError(f"topic must be a non-empty str, got {topic!r:.80}")
+    if "\x00" in topic:
+        raise ProtocolError(f"topic {topic!r:.80} contains a NUL character, which ends a topic")
+    return topic
+
+
+def check_uint(name: str, value: int) -> int:
+    """An int (not bool) in 0..2**64-1."""
+    if isinstance(value, bool):
+        raise ProtocolError(f"{name} must be an int, got bool {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ProtocolError(f"{name} must be an int, got {type(value).__name__}") from None
+    if not 0 <= number <= _UINT64_MAX:
+        raise ProtocolError(f"{name} must be in 0..2**64-1, got {number}")
+    return number
+
+
+def check_str(name: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def field_of(fields: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """`fields[key]`, which must be of type `kind` (bool is not an int here)."""
+    if key not in fields:
+        raise ProtocolError(f"payload is missing required key '{key}'")
+    value = fields[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        shown = repr(value)[:40] if isinstance(value, (str, bytes, int, float)) else "..."
+        want = "/".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+        raise ProtocolError(f"'{key}' must be {want}, got {type(value).__name__} "
+                            f"{shown}")
+    return value
