@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	PATH="$(abspath $(BIN)):$$PATH" bash launch/demo.sh
+	PATH="$(abspath $(BIN)):$$PATH" rtseg launch launch/demo.toml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

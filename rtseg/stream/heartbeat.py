@@ -3,7 +3,7 @@
 It starts as soon as the socket is bound and the sources are open, so a consumer hears
 from the node while the model still loads, and keeps beating while no frame arrives (a
 lost camera shows as ``reconnecting``, a finished file as ``ended``). One message per
-topic prefix NAME, each listing every source of the node. The last one says ``stopping``.
+topic prefix NAME (`node` = NAME), each listing every source of the node. The last one says ``stopping``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ class Heartbeat:
         self._publisher = publisher
         self._names = tuple(names)
         self._sources = tuple(sources)
-        self._node = "+".join(self._names)
         self._period_s = period_s
         self._feed = self._stats = None
         self._history: deque[tuple[float, tuple[int, ...]]] = deque()
@@ -70,7 +69,7 @@ class Heartbeat:
         """Send one status message per topic prefix now."""
         sources = self.snapshot()
         for name in self._names:
-            self._publisher.publish_status(name, state, sources, node=self._node)
+            self._publisher.publish_status(name, state, sources)
 
     def _run(self) -> None:
         while True:

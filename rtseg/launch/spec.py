@@ -1,0 +1,255 @@
+"""The launch file format of `rtseg launch`: TOML parsed once into frozen dataclasses.
+
+```toml
+grace_period = 3.0                  # optional: seconds from SIGTERM to SIGKILL on stop
+
+[[process]]
+name = "node"                       # required: the [node] prefix of its output lines
+command = ["rtseg", "run", "--source", "demo"]   # required; "rtseg" = this rtseg
+respawn = true                      # start it again whenever it exits
+respawn_delay = 2.0                 # seconds before each restart
+max_retries = -1                    # restarts allowed (-1: forever)
+ready = "demo/drivable"             # start the next process once a message came here
+endpoint = "tcp://127.0.0.1:5555"   # where `ready` is published
+ready_timeout = 60.0
+env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
+cwd = "."                           # relative to the launch file's folder
+```
+
+Any mistake (TOML syntax, an unknown key, a missing command, a wrong type) is an
+`RtsegError` of one line, ``FILE:LINE: problem``, raised before anything starts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rtseg.errors import RtsegError
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_HELP = "see launch/README.md for the format"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One ``[[process]]`` of a launch file (see the module docstring for each key)."""
+
+    name: str
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    respawn: bool = False
+    respawn_delay: float = 1.0
+    max_retries: int = -1
+    ready: str | None = None
+    endpoint: str = DEFAULT_ENDPOINT
+    ready_timeout: float = 60.0
+    line: int = 0  # line of its [[process]] header in the file
+
+    def argv(self) -> list[str]:
+        """The command to execute: a leading ``rtseg`` runs this Python's rtseg."""
+        if self.command[0] == "rtseg":
+            return [sys.executable, "-m", "rtseg", *self.command[1:]]
+        return list(self.command)
+
+    def may_restart(self, runs: int) -> bool:
+        """Whether it starts again after its `runs`-th run has ended."""
+        return self.respawn and (self.max_retries < 0 or runs <= self.max_retries)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """A parsed launch file: its processes in start order."""
+
+    path: str
+    processes: tuple[ProcessSpec, ...]
+    grace_period: float = 3.0
+
+    def describe(self) -> str:
+        """One line per process, for ``rtseg launch --check``."""
+        lines = []
+        for proc in self.processes:
+            extra = [f"cwd={proc.cwd}"] if proc.cwd else []
+            if proc.respawn:
+                retries = "forever" if proc.max_retries < 0 else f"max {proc.max_retries}"
+                extra.append(f"respawn after {proc.respawn_delay:g} s ({retries})")
+            if proc.ready:
+                extra.append(f"ready on {proc.ready} at {proc.endpoint}")
+            lines.append(f"{proc.name}: {shlex.join(proc.command)}"
+                         + (f"  [{'; '.join(extra)}]" if extra else ""))
+        return "\n".join(lines)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _seconds(positive: bool) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                value <= 0 if positive else value < 0):
+            raise ValueError(f"must be a number of seconds {'> 0' if positive else '>= 0'}")
+        return float(value)
+    return check
+
+
+def _retries(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ValueError("must be an integer >= 0, or -1 for forever")
+    return value
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(arg, str) for arg in value) or not value[0]):
+        raise ValueError('must be a non-empty array of strings, e.g. ["rtseg", "run"]')
+    return tuple(value)
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError('must be a table of strings, e.g. { OMP_NUM_THREADS = "2" }')
+    return tuple(sorted(value.items()))
+
+
+def _endpoint(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError("must be a ZeroMQ endpoint like tcp://127.0.0.1:5555 or ipc://PATH")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError("must be letters, digits, '_', '.' or '-', e.g. \"node\"")
+    return value
+
+
+_PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
+    "name": _name, "command": _command, "env": _env, "cwd": _string, "respawn": _flag,
+    "respawn_delay": _seconds(positive=False), "max_retries": _retries, "ready": _string,
+    "endpoint": _endpoint, "ready_timeout": _seconds(positive=True),
+}
+_TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=False)}
+assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line"}
+
+
+def load_launch_file(path: str | Path) -> LaunchSpec:
+    """Read and check a launch file.
+
+    Raises:
+        RtsegError: ``FILE:LINE: problem`` for a missing file, bad TOML, an unknown key, a
+            missing name or command, a wrong type or a duplicate name.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RtsegError(f"launch file {path}: cannot read it ({exc.strerror}); {_HELP}"
+                         ) from None
+    lines = _Lines(str(path), text)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at = re.search(r"at line (\d+)", str(exc))
+        line = int(at.group(1)) if at else max(1, len(lines.text))  # else: end of document
+        raise lines.error(line, f"invalid TOML: {exc}") from None
+    return _build(raw, lines)
+
+
+def _build(raw: dict, lines: _Lines) -> LaunchSpec:
+    unknown = sorted(set(raw) - set(_TOP_KEYS) - {"process"})
+    if unknown:
+        raise lines.error(lines.key(unknown[0]), _unknown(unknown[0], ["process", *_TOP_KEYS]))
+    tables = raw.get("process")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise lines.error(lines.key("process"), "no [[process]] tables: add one per process "
+                          f'with name and command; {_HELP}')
+    top = {key: _check(_TOP_KEYS[key], key, raw[key], lines, lines.key(key))
+           for key in raw if key != "process"}
+    processes = tuple(_process(table, i, lines) for i, table in enumerate(tables))
+    seen: set[str] = set()
+    for proc in processes:
+        if proc.name in seen:
+            raise lines.error(proc.line, f'two processes are named "{proc.name}": names '
+                              "must be unique (they prefix the output lines)")
+        seen.add(proc.name)
+    return LaunchSpec(path=lines.path, processes=processes, **top)
+
+
+def _process(table: dict, index: int, lines: _Lines) -> ProcessSpec:
+    header = lines.table(index)
+    label = f'[[process]] "{table["name"]}"' if isinstance(table.get("name"), str) else (
+        f"[[process]] #{index + 1}")
+    unknown = sorted(set(table) - set(_PROCESS_KEYS))
+    if unknown:
+        raise lines.error(lines.key(unknown[0], index),
+                          f"{label}: {_unknown(unknown[0], list(_PROCESS_KEYS))}")
+    for key in ("name", "command"):
+        if key not in table:
+            raise lines.error(header, f"{label} has no {key}: add e.g. "
+                              + ('name = "node"' if key == "name"
+                                 else 'command = ["rtseg", "run", "--source", "demo"]'))
+    values = {key: _check(_PROCESS_KEYS[key], f"{label}: {key}", value, lines,
+                          lines.key(key, index)) for key, value in table.items()}
+    return ProcessSpec(line=header, **values)
+
+
+def _check(check: Callable[[Any], Any], what: str, value: Any, lines: _Lines, line: int):
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise lines.error(line, f"{what} {exc}, not {value!r:.60}") from None
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    return f"unknown key {key!r}; known keys: {', '.join(known)}"
+
+
+class _Lines:
+    """Line numbers (1-based) of tables and keys in the file's text, for error messages."""
+
+    _HEADER = re.compile(r"^\s*\[")
+    _PROCESS = re.compile(r"^\s*\[\[\s*process\s*\]\]")
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text.splitlines()
+        self.headers = [n for n, line in enumerate(self.text, 1) if self._HEADER.match(line)]
+        self.tables = [n for n, line in enumerate(self.text, 1) if self._PROCESS.match(line)]
+
+    def error(self, line: int, problem: str) -> RtsegError:
+        return RtsegError(f"{self.path}:{line}: {problem}")
+
+    def table(self, index: int) -> int:
+        """The line of the `index`-th ``[[process]]`` header (1 if not found)."""
+        return self.tables[index] if index < len(self.tables) else 1
+
+    def key(self, key: str, index: int | None = None) -> int:
+        """The line of `key` at the top (index None) or in the `index`-th process table;
+        the table's own line (or 1) where the key is not written on a line of its own."""
+        if index is None:
+            start, end = 1, self.headers[0] if self.headers else len(self.text) + 1
+        else:
+            start = self.table(index)
+            end = next((n for n in self.headers if n > start), len(self.text) + 1)
+        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for number in range(start, end):
+            if pattern.match(self.text[number - 1]):
+                return number
+        return start

@@ -1,0 +1,242 @@
+"""Start, supervise and stop the processes of a launch file, like ``ros2 launch``.
+
+Processes start in file order; one with ``ready`` holds back the next until a message
+arrives on its topic. A process that exits is reported with its status and, with
+``respawn``, started again after ``respawn_delay`` until ``max_retries`` restarts are used
+up. The launch ends when every process has ended, when one ends for good with a non-zero
+status (or never gets ready), or on SIGINT/SIGTERM; then every child still running gets
+SIGTERM, and SIGKILL after ``grace_period`` seconds (at once on a second signal).
+
+Each child runs in a session of its own, so a terminal's Ctrl-C reaches only the launcher,
+which stops the children itself; signals go to each child's whole process group.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rtseg.errors import RtsegError
+from rtseg.launch.console import Console
+from rtseg.launch.spec import LaunchSpec, ProcessSpec
+from rtseg.signals import on_stop_signals
+
+POLL_S = 0.05  # how often exits and restart times are checked
+_READER_JOIN_S = 0.5  # how long an exit report waits for the last output lines
+
+
+def run_launch(spec: LaunchSpec, console: Console | None = None) -> str:
+    """Run the launch `spec` until it ends (see the module docstring); return the summary
+    line. SIGINT/SIGTERM stop it in order (a normal end).
+
+    Raises:
+        RtsegError: a process ended for good with a non-zero status, could not start, or
+            sent nothing on its ``ready`` topic in time; the message names it.
+    """
+    supervisor = Supervisor(spec, console or Console())
+    with on_stop_signals(supervisor.request_stop):
+        supervisor.run()
+    return supervisor.summary()
+
+
+@dataclass
+class _Child:
+    """One process of the launch across its runs."""
+
+    spec: ProcessSpec
+    proc: subprocess.Popen | None = None  # the current run, None between runs
+    runs: int = 0
+    restart_at: float | None = None  # monotonic time of the next start
+    done: bool = False  # ended for good
+    readers: list[threading.Thread] = field(default_factory=list)
+
+    def live(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    """The launcher's state; `run` from the main thread, `request_stop` from a signal."""
+
+    def __init__(self, spec: LaunchSpec, console: Console) -> None:
+        self.spec = spec
+        self.console = console
+        self.children = [_Child(proc) for proc in spec.processes]
+        self.failure: str | None = None
+        self.signame: str | None = None
+        self.stopped: list[str] = []
+        self._hurry = False  # a second signal: SIGKILL without the grace period
+
+    def request_stop(self, signum: int) -> None:
+        """Signal handler: stop the launch (a second signal kills at once)."""
+        self._hurry = self.signame is not None
+        self.signame = signal.Signals(signum).name
+
+    @property
+    def stopping(self) -> bool:
+        return self.signame is not None or self.failure is not None
+
+    def run(self) -> None:
+        """Start, supervise, then stop every child; raise RtsegError on a failure."""
+        try:
+            self._start_in_order()
+            while not self.stopping and not all(child.done for child in self.children):
+                self._tick()
+                time.sleep(POLL_S)
+        finally:
+            self._stop_all()
+        if self.failure is not None:
+            raise RtsegError(f"{self.spec.path}: {self.failure}")
+
+    def summary(self) -> str:
+        """The launcher's last line, after `run`."""
+        if self.signame is None:
+            return "rtseg launch: every process has ended"
+        stopped = ", ".join(self.stopped) or "none was running"
+        return f"rtseg launch: stopped by {self.signame}; stopped {stopped}"
+
+    def _start_in_order(self) -> None:
+        for child in self.children:
+            if self.stopping:
+                return
+            self._start(child)
+            if child.spec.ready and not self.stopping:
+                self._wait_ready(child)
+
+    def _start(self, child: _Child) -> None:
+        spec = child.spec
+        child.runs += 1
+        child.restart_at = None
+        cwd = Path(self.spec.path).parent / spec.cwd if spec.cwd else None
+        if cwd is not None and not cwd.is_dir():
+            child.done = True
+            self._fail(f"process {spec.name!r}: cwd {cwd} is not a folder")
+            return
+        try:
+            proc = subprocess.Popen(
+                spec.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=cwd, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)})
+        except OSError as exc:
+            child.done = True
+            self._fail(f"process {spec.name!r} could not start {spec.command[0]!r}: "
+                       f"{exc.strerror}; check its command (line {spec.line})")
+            return
+        child.proc = proc
+        shown = f": {shlex.join(spec.command)}" if child.runs == 1 else ""
+        self.console.say(f"{spec.name}: started pid {proc.pid} (run {child.runs}){shown}")
+        child.readers = [self.console.follow(spec.name, proc.stdout, self.console.out),
+                         self.console.follow(spec.name, proc.stderr, self.console.err)]
+
+    def _tick(self) -> None:
+        """Note the children that exited, start those whose restart time has come."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                self._ended(child, now)
+            elif child.restart_at is not None and now >= child.restart_at and not self.stopping:
+                self._start(child)
+
+    def _ended(self, child: _Child, now: float) -> None:
+        spec, code = child.spec, child.proc.returncode
+        child.proc = None
+        _join(child.readers)
+        how = _exit_text(code)
+        if spec.may_restart(child.runs) and not self.stopping:
+            child.restart_at = now + spec.respawn_delay
+            self.console.say(f"{spec.name}: {how} (run {child.runs}); respawning in "
+                             f"{spec.respawn_delay:g} s")
+            return
+        child.done = True
+        self.console.say(f"{spec.name}: {how} (run {child.runs})")
+        if code != 0 and not self.stopping:
+            retries = (f" after {child.runs} runs (max_retries = {spec.max_retries})"
+                       if spec.respawn else "")
+            self._fail(f"process {spec.name!r} {how}{retries}; stopped the launch")
+
+    def _wait_ready(self, child: _Child) -> None:
+        """Until a frame arrives on the child's ``ready`` topic, keep supervising."""
+        from rtseg.client import MaskSubscriber  # pyzmq + numpy: only where `ready` is used
+
+        spec = child.spec
+        started = time.monotonic()
+        try:
+            sub = MaskSubscriber(spec.endpoint, [spec.ready])
+        except RtsegError as exc:
+            self._fail(f"process {spec.name!r}: ready: {exc}")
+            return
+        with sub:
+            while not self.stopping:
+                try:
+                    sub.recv_frame(timeout_ms=round(2000 * POLL_S))  # raw bytes, any kind
+                except TimeoutError:
+                    self._not_ready_yet(child, started)
+                    continue
+                self.console.say(f"{spec.name}: ready (a message on {spec.ready} after "
+                                 f"{time.monotonic() - started:.1f} s)")
+                return
+
+    def _not_ready_yet(self, child: _Child, started: float) -> None:
+        self._tick()
+        spec = child.spec
+        if child.done and not self.stopping:
+            self._fail(f"process {spec.name!r} ended before a message arrived on {spec.ready}")
+        elif time.monotonic() - started > spec.ready_timeout:
+            self._fail(f"process {spec.name!r}: no message on {spec.ready} at {spec.endpoint} "
+                       f"within ready_timeout = {spec.ready_timeout:g} s; does it publish "
+                       "there (its --bind and --name)?")
+
+    def _fail(self, problem: str) -> None:
+        if self.failure is None:
+            self.failure = problem
+
+    def _stop_all(self) -> None:
+        """SIGTERM every live child, SIGKILL those left after the grace period; wait."""
+        for child in self.children:  # report exits not yet noted, without restarts
+            if child.proc is not None and child.proc.poll() is not None:
+                self._ended(child, time.monotonic())
+        live = [child for child in self.children if child.live()]
+        for child in live:
+            _signal_group(child.proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.spec.grace_period
+        while (not self._hurry and time.monotonic() < deadline
+               and any(child.live() for child in live)):
+            time.sleep(POLL_S)
+        for child in live:
+            killed = child.live()
+            if killed:
+                _signal_group(child.proc, signal.SIGKILL)
+            code = child.proc.wait()
+            _join(child.readers)
+            how = "killed by SIGKILL after SIGTERM" if killed else _exit_text(code)
+            self.console.say(f"{child.spec.name}: stopped, {how}")
+            self.stopped.append(child.spec.name)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send `sig` to the process group the child leads (its own session)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):  # gone already
+        pass
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    deadline = time.monotonic() + _READER_JOIN_S
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _exit_text(code: int) -> str:
+    """``exited with status 3`` or ``killed by SIGKILL`` from a Popen returncode."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"

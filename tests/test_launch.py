@@ -1,0 +1,250 @@
+"""`rtseg launch`: real launchers supervising real child processes (no mocks).
+
+Children report their pid through the launcher's own lines (``[launch] NAME: started pid
+N``); every wait polls those lines or a process against a deadline. A node child publishes
+on an ``ipc://`` endpoint in tmp_path, so no TCP port is raced for.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rtseg.errors import RtsegError
+from rtseg.launch import load_launch_file
+
+RTSEG = [sys.executable, "-m", "rtseg"]
+STARTED = r"\[launch\] {}: started pid (\d+) \(run {}\)"
+
+
+class Launcher:
+    """`rtseg launch FILE` in a subprocess; its stdout and stderr as one list of lines."""
+
+    def __init__(self, file: Path) -> None:
+        self.proc = subprocess.Popen([*RTSEG, "launch", str(file)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._new: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._new.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout_s: float = 60) -> re.Match:
+        """The first line (seen so far or to come) matching `pattern`, within the deadline."""
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if match := re.search(pattern, line):
+                    return match
+            seen = len(self.lines)
+            try:
+                self.lines.append(self._new.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout_s} s; "
+                                     "output:\n" + "\n".join(self.lines)) from None
+
+    def pid(self, name: str, run: int = 1, timeout_s: float = 60) -> int:
+        return int(self.wait_for(STARTED.format(re.escape(name), run), timeout_s).group(1))
+
+    def finish(self, timeout_s: float = 60) -> int:
+        """Wait for the launcher to exit and its output to end; its exit status."""
+        code = self.proc.wait(timeout=timeout_s)
+        self.wait_for(r"^rtseg", 10)  # the summary or error line is the last
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+def write(tmp_path: Path, text: str, name: str = "launch.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def py(code: str) -> str:
+    """A TOML command array running `code` in this Python."""
+    return f'["{sys.executable}", "-c", "{code}"]'
+
+
+def assert_gone(pid: int) -> None:
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_max_retries_is_honoured_and_exit_0_is_reported(tmp_path):
+    file = write(tmp_path, f"""
+[[process]]
+name = "hello"
+command = {py("print('hi there')")}
+
+[[process]]
+name = "fail"
+command = {py("import sys; sys.exit(3)")}
+respawn = true
+respawn_delay = 0.1
+max_retries = 2
+""")
+    launcher = Launcher(file)
+    try:
+        code = launcher.finish()
+    finally:
+        launcher.stop()
+    out = "\n".join(launcher.lines)
+    assert code == 1, out
+    assert "[hello] hi there" in out and "hello: exited with status 0 (run 1)" in out
+    starts = [line for line in launcher.lines if re.search(r"fail: started pid \d+", line)]
+    assert len(starts) == 3, out
+    errors = [line for line in launcher.lines if line.startswith("rtseg: error:")]
+    assert len(errors) == 1 and "'fail'" in errors[0] and "status 3" in errors[0], out
+    assert "max_retries = 2" in errors[0]
+
+
+def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path):
+    file = write(tmp_path, f"""
+grace_period = 1
+
+[[process]]
+name = "mute"
+command = {py("import time; time.sleep(600)")}
+ready = "mute/status"
+endpoint = "ipc://{tmp_path}/nobody.sock"
+ready_timeout = 1
+
+[[process]]
+name = "after"
+command = {py("print('started too early')")}
+""")
+    launcher = Launcher(file)
+    try:
+        mute = launcher.pid("mute")
+        assert launcher.finish() == 1
+    finally:
+        launcher.stop()
+    out = "\n".join(launcher.lines)
+    assert "rtseg: error:" in out and "'mute'" in out and "mute/status" in out, out
+    assert "started too early" not in out and "after: started" not in out
+    assert_gone(mute)
+
+
+@pytest.mark.slow
+def test_killed_node_respawns_and_sigterm_leaves_no_child(tmp_path):
+    """A real node child, SIGKILLed, comes back and masks flow again; SIGTERM to the
+    launcher then stops it, and a child that ignores SIGTERM, within 5 s, exit 0."""
+    from rtseg.client import MaskSubscriber
+
+    endpoint = f"ipc://{tmp_path}/node.sock"
+    file = write(tmp_path, f"""
+grace_period = 2
+
+[[process]]
+name = "stubborn"
+command = {py("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "print('ignoring SIGTERM'); time.sleep(600)")}
+
+[[process]]
+name = "node"
+command = ["rtseg", "run", "--source", "demo", "--demo-size", "96x128", "--device", "cpu",
+           "--bind", "{endpoint}"]
+respawn = true
+respawn_delay = 0.5
+ready = "demo/drivable"
+endpoint = "{endpoint}"
+ready_timeout = 120
+""")
+    launcher = Launcher(file)
+    try:
+        stubborn = launcher.pid("stubborn")
+        launcher.wait_for(r"\[stubborn\] ignoring SIGTERM")
+        first = launcher.pid("node", 1)
+        launcher.wait_for(r"\[launch\] node: ready", 120)
+        os.kill(first, signal.SIGKILL)
+        launcher.wait_for(r"node: killed by SIGKILL \(run 1\); respawning in 0.5 s")
+        second = launcher.pid("node", 2)
+        with MaskSubscriber(endpoint, ["demo/drivable"], timeout_ms=120000) as sub:
+            header, mask = sub.recv()  # a fresh subscriber: only the new node can send
+        assert mask.shape == (96, 128) and header.topic == "demo/drivable"
+        sent = time.monotonic()
+        launcher.proc.send_signal(signal.SIGTERM)
+        code = launcher.finish(timeout_s=30)
+        seconds = time.monotonic() - sent
+    finally:
+        launcher.stop()
+    out = "\n".join(launcher.lines)
+    assert code == 0 and seconds < 5, f"exit {code} after {seconds:.1f} s:\n{out}"
+    assert "stubborn: stopped, killed by SIGKILL after SIGTERM" in out, out
+    assert "rtseg launch: stopped by SIGTERM" in out
+    for pid in (stubborn, first, second):
+        assert_gone(pid)
+
+
+BAD_FILES = {
+    "syntax": ('[[process]]\nname = "x"\ncommand = ["true"\nrespawn = true\n', 4, "TOML"),
+    "unknown key": ('grace_period = 1\n\n[[process]]\nname = "x"\ncommand = ["true"]\n'
+                    'respwan = true\n', 6, "respwan"),
+    "missing command": ('[[process]]\nname = "a"\ncommand = ["true"]\n\n[[process]]\n'
+                        'name = "b"\nrespawn = true\n', 5, "no command"),
+    "wrong type": ('[[process]]\nname = "x"\ncommand = ["true"]\nmax_retries = "3"\n', 4,
+                   "max_retries"),
+    "env value": ('[[process]]\nname = "x"\ncommand = ["true"]\nenv = { A = 1 }\n', 4, "env"),
+    "duplicate name": ('[[process]]\nname = "x"\ncommand = ["true"]\n\n[[process]]\n'
+                       'name = "x"\ncommand = ["true"]\n', 5, "unique"),
+    "top-level key": ('grace = 2\n[[process]]\nname = "x"\ncommand = ["true"]\n', 1, "grace"),
+    "no process": ("grace_period = 2\n", 1, "[[process]]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_file_names_the_line(tmp_path, case):
+    text, line, word = BAD_FILES[case]
+    file = write(tmp_path, text)
+    with pytest.raises(RtsegError) as caught:
+        load_launch_file(file)
+    message = str(caught.value)
+    assert message.startswith(f"{file}:{line}: ") and word in message, message
+    assert "\n" not in message
+
+
+def test_bad_file_is_one_line_and_starts_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    file = write(tmp_path, f"""
+[[process]]
+name = "first"
+command = {py(f"open('{marker}', 'w')")}
+
+[[process]]
+name = "second"
+command = ["true"]
+max_retries = -2
+""")
+    done = subprocess.run([*RTSEG, "launch", str(file)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"rtseg: error: {file}:9: [[process]] \"second\": max_retries must be an integer "
+        ">= 0, or -1 for forever, not -2"], done.stderr
+    assert not marker.exists() and done.stdout == ""
+
+
+def test_the_bundled_launch_files_parse():
+    launch = Path(__file__).resolve().parents[1] / "launch"
+    names = {file.name: load_launch_file(file) for file in launch.glob("*.toml")}
+    assert {"demo.toml", "two_cameras.toml", "record.toml"} <= set(names)
+    demo = names["demo.toml"]
+    assert [proc.name for proc in demo.processes] == ["node", "echo"]
+    assert demo.processes[0].respawn and demo.processes[0].ready == "demo/drivable"
+    assert demo.processes[0].argv()[:4] == [*RTSEG, "run"]
