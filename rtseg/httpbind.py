@@ -1,0 +1,57 @@
+"""The listening TCP socket of an HTTP command (`rtseg view`, `rtseg serve`), bound before
+anything else starts, so that a busy port is a one-line error naming it."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+from rtseg.errors import RtsegError
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name or interface: not provably loopback
+        return False
+
+
+def listen_socket(host: str, port: int, *, allow_remote: bool = False,
+                  backlog: int = 64) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port; `getsockname()` tells it) and
+    listening.
+
+    Raises:
+        RtsegError: a non-loopback `host` without `allow_remote`, a port outside 0..65535,
+            a port in use, or an address this machine does not have.
+    """
+    if not 0 <= port <= 65535:
+        raise RtsegError(f"--port {port} is outside 0..65535")
+    if not allow_remote and not is_loopback(host):
+        raise RtsegError(f"--bind {host} is not a loopback address: it lets other machines "
+                         "connect; pass --allow-remote if that is intended, or bind 127.0.0.1")
+    host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise RtsegError(f"port {port} is in use on {host}: stop the program holding it "
+                             "or pick another with --port") from None
+        raise RtsegError(f"cannot listen on {host}:{port}: {exc.strerror}; use an address "
+                         "of this machine, e.g. --bind 127.0.0.1") from None
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a bound socket (IPv6 hosts in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

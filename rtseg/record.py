@@ -1,0 +1,256 @@
+"""`rtseg record`: a node's topics into an MCAP file of ROS 2 messages (and an mp4).
+
+Each received message becomes one MCAP message on the ROS-style topic ``/NAME/KIND``
+(rtseg.ros2msg): masks ``sensor_msgs/msg/Image`` mono8, images
+``sensor_msgs/msg/CompressedImage`` jpeg; log time = arrival, header.stamp = the frame's
+capture time, MCAP sequence = the frame's seq. A metadata record ``rtseg`` names the
+endpoint and the class names of each classes topic. Foxglove opens the file directly;
+``ros2 bag info FILE.mcap`` reads it. With ``mp4`` the first camera's overlay (rtseg.compose)
+is also written as a video, at `mp4_fps`, each frame held until the next one's capture time.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rtseg.client import MaskSubscriber
+from rtseg.compose import Composite, Compositor, draw
+from rtseg.errors import RtsegError
+from rtseg.imagefile import ImageFileError
+from rtseg.protocol import ProtocolError
+from rtseg.ros2msg import MSGDEFS, message_type, ros_topic, to_ros
+from rtseg.signals import on_stop_signals
+
+log = logging.getLogger("rtseg.record")
+KINDS = ("drivable", "classes", "image")
+POLL_MS = 200  # how often the loop looks at the clock and the stop flag
+MAX_HOLD_S = 5.0  # the video holds a frame through a gap of at most this long
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """`rtseg record`: what to record (`topics` of the node at `endpoint`), where (`out`,
+    and optionally the overlay video `mp4`), and when to stop (`count` messages,
+    `seconds`, `timeout_s` without a message; all None: until a signal)."""
+
+    endpoint: str
+    topics: tuple[str, ...]
+    out: str
+    count: int | None = None
+    seconds: float | None = None
+    timeout_s: float | None = None
+    mp4: str | None = None
+    mp4_fps: float = 10.0
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    """What a recording wrote: messages per topic, seconds, video frames, why it ended."""
+
+    out: str
+    counts: dict[str, int]
+    seconds: float
+    video: str | None = None
+    video_frames: int = 0
+    stopped_by: str | None = None
+    skipped: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """One line for the end of a recording."""
+        per_topic = ", ".join(f"{t} {n}" for t, n in self.counts.items()) or "none arrived"
+        line = (f"rtseg record: {self.messages} messages ({per_topic}) in {self.seconds:.1f} s "
+                f"to {self.out}")
+        if self.video:
+            line += f"; {self.video_frames} video frames to {self.video}"
+        if self.skipped:
+            line += f"; skipped {self.skipped} malformed"
+        return line + (f"; stopped by {self.stopped_by}" if self.stopped_by else "")
+
+
+def check_config(cfg: RecordConfig) -> None:
+    """Refuse, before anything opens, what cannot be recorded or would not stop sensibly."""
+    for topic in cfg.topics:
+        if topic.rpartition("/")[2] not in KINDS:
+            raise RtsegError(f"cannot record {topic!r}: record NAME/drivable, NAME/classes or "
+                             "NAME/image topics (status has no ROS 2 image type)")
+    for flag, value in (("--count", cfg.count), ("--seconds", cfg.seconds),
+                        ("--timeout", cfg.timeout_s), ("--mp4-fps", cfg.mp4_fps)):
+        if value is not None and value <= 0:
+            raise RtsegError(f"{flag} must be positive, got {value}")
+    for path in (cfg.out, cfg.mp4):
+        if path is not None and not Path(path).parent.is_dir():
+            raise RtsegError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+    if cfg.mp4 is not None and not video_camera(cfg.topics):
+        raise RtsegError("--mp4 draws masks: record a NAME/classes or NAME/drivable topic")
+
+
+def video_camera(topics: tuple[str, ...]) -> str | None:
+    """The camera NAME whose overlay goes to the video: the first with a mask topic."""
+    return next((t.rpartition("/")[0] for t in topics
+                 if t.rpartition("/")[2] in ("classes", "drivable")), None)
+
+
+class McapBag:
+    """An MCAP file written with mcap_ros2: one schema per ROS type, a channel per topic."""
+
+    def __init__(self, path: str, endpoint: str) -> None:
+        from mcap_ros2.writer import Writer
+
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115  (closed in finish)
+        self._writer = Writer(self._file)
+        self._schemas = {name: self._writer.register_msgdef(name, text)
+                         for name, text in MSGDEFS.items()}
+        self._meta = {"endpoint": endpoint}
+
+    def write(self, header, data, log_time_ns: int) -> None:
+        """One decoded rtseg message (`rtseg.ros2msg.to_ros`) as one MCAP message."""
+        topic = ros_topic(header.topic)
+        if header.kind == "classes":
+            self._meta[f"classes {topic}"] = json.dumps(list(header.classes))
+        self._writer.write_message(topic, self._schemas[message_type(header)],
+                                   to_ros(header, data), log_time=log_time_ns,
+                                   publish_time=log_time_ns, sequence=header.seq % 2**32)
+
+    def finish(self) -> None:
+        """Write the metadata, the summary and the footer, and close the file."""
+        if self._file.closed:
+            return
+        try:
+            self._writer.add_metadata("rtseg", self._meta)
+            self._writer.finish()
+        finally:
+            self._file.close()
+
+
+class OverlayVideo:
+    """The overlays of one camera as an mp4 (OpenCV, mp4v) at `fps`, in capture time."""
+
+    def __init__(self, path: str, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self.frames = 0
+        self._writer = None
+        self._t0 = 0
+        self._held = None  # (H, W, 3) uint8 BGR waiting for the next frame's slot
+
+    def add(self, composite: Composite) -> None:
+        import cv2
+
+        if self._writer is None:
+            height, width = composite.bgr.shape[:2]
+            self._size, self._t0 = (width, height), composite.stamp_ns
+            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"),
+                                           self.fps, self._size)
+            if not self._writer.isOpened():
+                raise RtsegError(f"OpenCV cannot write the video {self.path}: use a .mp4 path")
+        slot = round((composite.stamp_ns - self._t0) * self.fps / 1e9)
+        gap = min(slot - self.frames, round(MAX_HOLD_S * self.fps))
+        for _ in range(gap):  # hold the previous frame until this one's time
+            self._write(self._held)
+        bgr = composite.bgr
+        if bgr.shape[1::-1] != self._size:
+            bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
+        self._held = bgr
+
+    def _write(self, bgr) -> None:
+        self._writer.write(bgr)
+        self.frames += 1
+
+    def finish(self) -> None:
+        if self._writer is None:
+            return
+        if self._held is not None:
+            self._write(self._held)
+            self._held = None
+        self._writer.release()
+        self._writer = None
+
+
+@dataclass
+class _Recording:
+    """The loop's state: what has been written, and when to stop."""
+
+    cfg: RecordConfig
+    bag: McapBag
+    video: OverlayVideo | None
+    compositor: Compositor | None
+    camera: str | None
+    counts: Counter = field(default_factory=Counter)
+    signalled: list = field(default_factory=list)
+    skipped: int = 0
+
+    def run(self, sub: MaskSubscriber) -> float:
+        """Receive and write until a stop condition; returns the seconds recorded."""
+        start = last = time.monotonic()
+        while not self.signalled:
+            now = time.monotonic()
+            if self.cfg.seconds is not None and now - start >= self.cfg.seconds:
+                break
+            if self.cfg.timeout_s is not None and now - last >= self.cfg.timeout_s:
+                break
+            try:
+                header, data = sub.recv(timeout_ms=POLL_MS)
+            except TimeoutError:
+                continue
+            except ProtocolError as exc:
+                self._skip(exc)
+                continue
+            last = time.monotonic()
+            if not self.counts:
+                log.info("first message: %s seq=%d", header.topic, header.seq)
+            self.bag.write(header, data, time.time_ns())
+            self.counts[header.topic] += 1
+            self._draw(header, data)
+            if self.cfg.count is not None and sum(self.counts.values()) >= self.cfg.count:
+                break
+        return time.monotonic() - start
+
+    def _draw(self, header, data) -> None:
+        if self.video is None or header.topic.rpartition("/")[0] != self.camera:
+            return
+        parts = self.compositor.add(header, data)
+        if parts is None:
+            return
+        try:
+            self.video.add(draw(parts))
+        except ImageFileError as exc:
+            self._skip(exc)
+
+    def _skip(self, exc: Exception) -> None:
+        self.skipped += 1
+        log.warning("skipped a message: %s", exc)
+
+
+def record(cfg: RecordConfig) -> RecordReport:
+    """Record until `count` messages, `seconds`, `timeout_s` of silence or SIGINT/SIGTERM;
+    the file is finished (summary + footer) in every case. Returns what was written."""
+    check_config(cfg)
+    camera = video_camera(cfg.topics) if cfg.mp4 else None
+    with MaskSubscriber(cfg.endpoint, cfg.topics) as sub:
+        bag = McapBag(cfg.out, cfg.endpoint)
+        video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
+        kinds = [t.rpartition("/")[2] for t in cfg.topics if t.rpartition("/")[0] == camera]
+        state = _Recording(cfg, bag, video, Compositor(kinds) if video else None, camera)
+        log.info("recording %s from %s to %s", ", ".join(cfg.topics), cfg.endpoint, cfg.out)
+        try:
+            with on_stop_signals(state.signalled.append):
+                seconds = state.run(sub)
+        finally:
+            bag.finish()
+            if video is not None:
+                video.finish()
+    stopped = signal.Signals(state.signalled[0]).name if state.signalled else None
+    return RecordReport(out=cfg.out, counts=dict(state.counts), seconds=seconds,
+                        video=cfg.mp4, video_frames=video.frames if video else 0,
+                        stopped_by=stopped, skipped=state.skipped)

@@ -1,0 +1,172 @@
+"""`rtseg serve`: segmentation over HTTP (FastAPI + uvicorn), through the node's pipeline.
+
+- ``POST /segment`` with a JPEG or PNG body: an 8-bit single-channel PNG of class indices
+  at the image's size (as `rtseg predict` writes); ``?format=json``: the drivable fraction,
+  the class histogram (pixels per class name) and the stage timings instead. Timings also
+  travel in the ``Server-Timing`` header.
+- ``GET /model``: name, classes, drivable classes, palette (by class name, as the viewer
+  draws), input size, normalisation. ``GET /healthz``: ``{"status": "ok"}``.
+
+Bad input (empty, not a JPEG/PNG, larger than the limits, undecodable) is a 4xx with a
+message; one inference runs at a time (a lock), decoding and encoding run beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from rtseg.httpbind import listen_socket, socket_url
+from rtseg.imagefile import ImageFileError, decode_image
+from rtseg.palette import class_colour
+from rtseg.signals import StopRequested
+from rtseg.wire import MAX_SIDE
+
+log = logging.getLogger("rtseg.serve")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """`rtseg serve`: the model (checkpoint, `demo`, manifest or engine) on `device`, where
+    to listen (`bind`, `port`; 0 = a free port), and the request limits."""
+
+    model: str = "demo"
+    port: int = 8000
+    bind: str = "127.0.0.1"
+    allow_remote: bool = False
+    device: str = "auto"
+    max_bytes: int = 20_000_000
+    max_side: int = MAX_SIDE
+
+
+class Segmenter:
+    """The node's Pipeline (rtseg.stream.pipeline) on one backend, one call at a time."""
+
+    def __init__(self, backend) -> None:
+        from rtseg.stream.pipeline import Pipeline
+
+        self.pipeline = Pipeline(backend)  # logits upsampled to the image: as `rtseg predict`
+        self.spec = backend.spec
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray):
+        """``(H, W, 3) uint8`` BGR -> (Masks at (H, W), ms spent waiting for the lock)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            waited = (time.perf_counter() - t0) * 1e3
+            masks = self.pipeline(image)
+            self.calls += 1
+        return masks, waited
+
+    def describe(self) -> dict:
+        """What ``GET /model`` answers."""
+        spec = self.spec
+        return {"name": spec.name, "classes": list(spec.classes),
+                "drivable": [spec.classes[i] for i in spec.drivable_ids],
+                "palette": [list(class_colour(name)) for name in spec.classes],
+                "input_size": list(spec.input_size), "mean": list(spec.mean),
+                "std": list(spec.std)}
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused (413) once it passes `max_bytes`, before reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"the body is {int(declared)} bytes; the limit is {max_bytes} "
+                                 "(rtseg serve --max-mb): send a smaller image")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise HTTPException(413, f"the body is over the limit of {max_bytes} bytes "
+                                     "(rtseg serve --max-mb): send a smaller image")
+    return bytes(body)
+
+
+def _encode_png(classes: np.ndarray) -> bytes:
+    import cv2
+
+    ok, png = cv2.imencode(".png", classes)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {classes.shape} mask as PNG")
+    return png.tobytes()
+
+
+def _summary(segmenter: Segmenter, masks, timings: dict) -> dict:
+    """The JSON answer: size, drivable fraction, pixels per class name, timings (ms)."""
+    classes = masks.classes
+    counts = np.bincount(classes.ravel(), minlength=len(segmenter.spec.classes))
+    return {"model": segmenter.spec.name, "width": classes.shape[1],
+            "height": classes.shape[0],
+            "drivable_fraction": float(np.count_nonzero(masks.drivable)) / classes.size,
+            "histogram": {name: int(counts[i]) for i, name in enumerate(segmenter.spec.classes)},
+            "timings_ms": timings}
+
+
+def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
+               max_side: int = MAX_SIDE) -> FastAPI:
+    """The FastAPI app of `rtseg serve` around a ready Segmenter."""
+    app = FastAPI(title="rtseg serve", version="1")
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "model": segmenter.spec.name}
+
+    @app.get("/model")
+    def model() -> dict:
+        return segmenter.describe()
+
+    @app.post("/segment")
+    async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
+        t0 = time.perf_counter()
+        if format not in ("png", "json"):
+            raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
+                                     "mask) or format=json (histogram and timings)")
+        body = await read_body(request, max_bytes)
+        try:
+            image = await run_in_threadpool(decode_image, body, max_side)
+        except ImageFileError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        t1 = time.perf_counter()
+        masks, waited = await run_in_threadpool(segmenter, image)
+        timings = {"read_decode": (t1 - t0) * 1e3, "wait": waited,
+                   **{k: masks.timings_ms[k] for k in ("pre", "infer", "post")}}
+        if format == "json":
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            return JSONResponse(_summary(segmenter, masks, timings))
+        png = await run_in_threadpool(_encode_png, masks.classes)
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
+        return Response(png, media_type="image/png", headers={"Server-Timing": server_timing})
+
+    return app
+
+
+def run_serve(cfg: ServeConfig) -> int:
+    """Listen first (a busy port fails before the model loads), load the model, serve until
+    SIGINT/SIGTERM; returns the number of images segmented."""
+    import uvicorn
+
+    from rtseg.backends import load_backend
+
+    sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
+    with sock, load_backend(cfg.model, cfg.device) as backend:
+        segmenter = Segmenter(backend)
+        app = create_app(segmenter, cfg.max_bytes, cfg.max_side)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        log.info("serving %s at %s/segment (Ctrl-C stops it)", backend.spec.name,
+                 socket_url(sock))
+        try:
+            server.run(sockets=[sock])
+        except StopRequested as stopped:  # uvicorn shut down, then passed the signal on
+            stopped.detail = f"after {segmenter.calls} images"
+            raise
+        return segmenter.calls

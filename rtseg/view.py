@@ -1,0 +1,314 @@
+"""`rtseg view`: a live browser viewer of a node's cameras (standard library HTTP, no torch).
+
+Per camera NAME it subscribes to `NAME/classes`, `NAME/drivable`, `NAME/image` and
+`NAME/status` and serves, on loopback by default:
+
+- ``/``: one page, per camera the live overlay (classes in the palette of rtseg.palette,
+  the drivable area tinted), its legend, and seq / fps / latency / dropped;
+- ``/NAME/overlay.mjpg``: the overlay as MJPEG (``multipart/x-mixed-replace``);
+- ``/NAME/overlay.jpg``: the newest overlay as one JPEG;
+- ``/NAME/info.json``: the numbers and the legend the page shows.
+
+Without an image topic (a node run without ``--image-topic``) the coloured masks alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+from rtseg.client import MaskSubscriber
+from rtseg.compose import Composite, Compositor, FrameParts, draw
+from rtseg.errors import RtsegError
+from rtseg.httpbind import listen_socket, socket_url
+from rtseg.imagefile import ImageFileError
+from rtseg.palette import legend
+from rtseg.protocol import NodeStatus, ProtocolError
+from rtseg.signals import StopRequested
+from rtseg.view_page import render_page
+
+log = logging.getLogger("rtseg.view")
+BOUNDARY = "rtsegframe"
+STILL_WAIT_S = 5.0  # how long /NAME/overlay.jpg waits for a first frame
+RATE_WINDOW_S = 3.0
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """`rtseg view`: the node's `endpoint`, its camera `names` (topic prefixes), where the
+    page is served (`bind`, `port`; 0 = a free port), and the overlays' JPEG quality."""
+
+    endpoint: str
+    names: tuple[str, ...] = ("demo",)
+    port: int = 8080
+    bind: str = "127.0.0.1"
+    allow_remote: bool = False
+    jpeg_quality: int = 80
+
+
+class CameraState:
+    """The newest overlay of one camera (JPEG bytes), its numbers, and a condition that
+    wakes the MJPEG streams when a new overlay is in. Thread-safe."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self.jpeg: bytes | None = None
+        self.version = 0
+        self._last: Composite | None = None
+        self._status = None  # SourceStatus of this camera, from NAME/status
+        self._drawn: deque[float] = deque()
+
+    def put(self, composite: Composite, jpeg: bytes) -> None:
+        with self._cond:
+            self.jpeg, self._last = jpeg, composite
+            self.version += 1
+            now = time.monotonic()
+            self._drawn.append(now)
+            while now - self._drawn[0] > RATE_WINDOW_S:
+                self._drawn.popleft()
+            self._cond.notify_all()
+
+    def put_status(self, status: NodeStatus) -> None:
+        entry = next((s for s in status.sources if s.name == self.name), None)
+        with self._cond:
+            self._status = entry
+
+    def wait_newer(self, version: int, timeout_s: float) -> tuple[bytes | None, int]:
+        """The newest JPEG once its version is above `version`, or (None, version) after
+        `timeout_s`."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.version > version, timeout=timeout_s)
+            if self.version > version:
+                return self.jpeg, self.version
+            return None, version
+
+    def info(self) -> dict:
+        """What the page shows: seq, latency and age (ms), node fps, dropped, legend..."""
+        with self._cond:
+            last, status, drawn = self._last, self._status, list(self._drawn)
+        span = drawn[-1] - drawn[0] if len(drawn) > 1 else 0.0
+        return {
+            "name": self.name,
+            "seq": None if last is None else last.seq,
+            "latency_ms": None if last is None else last.latency_ms.get("total"),
+            "age_ms": None if last is None else (time.time_ns() - last.stamp_ns) / 1e6,
+            "over_image": bool(last and last.over_image),
+            "fps": None if status is None else status.fps,
+            "dropped": None if status is None else status.dropped,
+            "state": None if status is None else status.state,
+            "view_fps": (len(drawn) - 1) / span if span > 0 else 0.0,
+            "overlays": self.version,
+            "legend": legend(last.class_names) if last else [],
+        }
+
+
+def _topics(names: tuple[str, ...]) -> list[str]:
+    return [f"{n}/{kind}" for n in names for kind in ("drivable", "classes", "image", "status")]
+
+
+class Viewer:
+    """The HTTP server and the subscriber thread of `rtseg view`; a context manager."""
+
+    def __init__(self, cfg: ViewConfig) -> None:
+        if not cfg.names:
+            raise RtsegError("rtseg view needs at least one camera NAME, e.g. demo")
+        self.cfg = cfg
+        self.cameras = {name: CameraState(name) for name in cfg.names}
+        self._stop = threading.Event()
+        sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
+        self.url = socket_url(sock)
+        self.page = render_page(cfg.endpoint, cfg.names)
+        try:
+            self._sub = MaskSubscriber(cfg.endpoint, _topics(cfg.names), timeout_ms=200,
+                                       on_status=self._on_status)
+        except BaseException:
+            sock.close()
+            raise
+        self._server = _Server(sock, self)
+        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True,
+                                          name="rtseg-view-http"),
+                         threading.Thread(target=self._receive, daemon=True,
+                                          name="rtseg-view-sub")]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def overlays(self) -> int:
+        """Overlays drawn so far, over all cameras."""
+        return sum(camera.version for camera in self.cameras.values())
+
+    def _on_status(self, status: NodeStatus) -> None:
+        name = status.topic.rsplit("/", 1)[0]
+        if name in self.cameras:
+            self.cameras[name].put_status(status)
+
+    def _receive(self) -> None:
+        try:
+            self._receive_loop()
+        except Exception:
+            log.exception("the viewer's subscriber failed: no new frames will show")
+
+    def _receive_loop(self) -> None:
+        """Receive until stopped: collect parts, draw each camera's newest complete frame
+        once the socket has nothing more waiting (so a slow moment never builds a queue)."""
+        compositors = {n: Compositor(("classes", "drivable", "image")) for n in self.cameras}
+        newest: dict[str, FrameParts] = {}
+        while not self._stop.is_set():
+            try:
+                header, data = self._sub.recv(timeout_ms=0 if newest else 200)
+                name = header.topic.rsplit("/", 1)[0]
+                done = compositors[name].add(header, data)
+                if done is not None:
+                    newest[name] = done
+                continue
+            except TimeoutError:
+                pass
+            except ProtocolError as exc:
+                log.warning("skipped a message: %s", exc)
+                continue
+            for name, parts in newest.items():
+                self._show(name, parts)
+            newest.clear()
+
+    def _show(self, name: str, parts: FrameParts) -> None:
+        try:
+            composite = draw(parts)
+        except ImageFileError as exc:
+            log.warning("skipped a frame of %s: %s", name, exc)
+            return
+        self.cameras[name].put(composite, self._jpeg(composite))
+
+    def _jpeg(self, composite: Composite) -> bytes:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", composite.bgr,
+                               [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode a {composite.bgr.shape} overlay")
+        return buf.tobytes()
+
+    def close(self) -> None:
+        """Stop the streams, the server and the subscriber. Safe to call twice."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._sub.close()
+
+    def __enter__(self) -> Viewer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    """A ThreadingHTTPServer on an already listening socket, knowing its Viewer."""
+
+    daemon_threads = True
+
+    def __init__(self, sock, viewer: Viewer) -> None:
+        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.viewer = viewer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802  (the http.server name)
+        viewer = self.server.viewer
+        path = unquote(urlsplit(self.path).path)
+        if path in ("/", "/index.html"):
+            return self._send(200, "text/html; charset=utf-8", viewer.page)
+        name, _, leaf = path[1:].rpartition("/")
+        camera = viewer.cameras.get(name)
+        if camera is not None and leaf == "overlay.mjpg":
+            return self._stream(camera)
+        if camera is not None and leaf == "overlay.jpg":
+            return self._still(camera)
+        if camera is not None and leaf == "info.json":
+            return self._send(200, "application/json", json.dumps(camera.info()).encode())
+        known = ", ".join(viewer.cameras)
+        self._send(404, "text/plain; charset=utf-8",
+                   f"no such page {path}: try / or /NAME/overlay.mjpg, /NAME/overlay.jpg, "
+                   f"/NAME/info.json for NAME in {known}\n".encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _still(self, camera: CameraState) -> None:
+        jpeg, _ = camera.wait_newer(0, STILL_WAIT_S)
+        if jpeg is None:
+            msg = (f"no frame from {camera.name} yet: is a node publishing "
+                   f"{camera.name}/classes at {self.server.viewer.cfg.endpoint}?\n")
+            return self._send(503, "text/plain; charset=utf-8", msg.encode())
+        self._send(200, "image/jpeg", jpeg)
+
+    def _stream(self, camera: CameraState) -> None:
+        """multipart/x-mixed-replace: one JPEG part per new overlay, until the client
+        goes or the viewer stops."""
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        version = 0
+        try:
+            self.wfile.write(f"--{BOUNDARY}\r\n".encode())
+            while not self.server.viewer.stopping:
+                jpeg, version = camera.wait_newer(version, 0.5)
+                if jpeg is None:
+                    continue
+                # The boundary right after the part: browsers show a part once they
+                # see the next boundary, so this one shows now, not one frame late.
+                self.wfile.write(f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                                 "\r\n\r\n".encode() + jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser closed the stream
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002  (the base's name)
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def run_view(cfg: ViewConfig, stop: threading.Event | None = None,
+             on_ready: Callable[[str], None] | None = None) -> int:
+    """Serve until `stop` is set or a SIGINT/SIGTERM (StopRequested, whose detail then
+    counts the overlays); returns the overlays drawn. `on_ready(url)` once listening."""
+    stop = stop or threading.Event()
+    with Viewer(cfg) as viewer:
+        log.info("viewer of %s on %s at %s/ (Ctrl-C stops it)", ", ".join(cfg.names),
+                 cfg.endpoint, viewer.url)
+        if on_ready is not None:
+            on_ready(viewer.url)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except StopRequested as stopped:
+            stopped.detail = f"after {viewer.overlays} overlays"
+            raise
+        return viewer.overlays

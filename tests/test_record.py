@@ -1,0 +1,164 @@
+"""`rtseg record`: a real node's messages into MCAP, read back with the mcap library and
+compared with what a parallel subscriber received."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+
+from rtseg.client import MaskSubscriber
+from rtseg.errors import RtsegError
+from rtseg.record import RecordConfig, check_config, record
+
+TOPICS = ("demo/drivable", "demo/classes", "demo/image")
+DEADLINE_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def node():
+    with demo_node(image_topic=True) as endpoint:
+        yield endpoint
+
+
+class Collector:
+    """A parallel subscriber on its own thread: every message by (topic, seq)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.got: dict[tuple[str, int], tuple] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._sub = MaskSubscriber(endpoint, TOPICS, timeout_ms=200)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                header, data = self._sub.recv()
+            except TimeoutError:
+                continue
+            with self._cond:
+                self.got[(header.topic, header.seq)] = (header, data)
+                self._cond.notify_all()
+
+    def wait_for(self, condition, what: str) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: condition(self.got), DEADLINE_S), what
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sub.close()
+
+
+def read_back(path: Path) -> list[tuple]:
+    """(schema, channel, message, decoded ROS 2 message) of every message in the file."""
+    with open(path, "rb") as stream:
+        reader = make_reader(stream, decoder_factories=[DecoderFactory()])
+        assert reader.get_header().profile == "ros2"
+        return list(reader.iter_decoded_messages())
+
+
+def assert_same(ros, header, data) -> None:
+    """A recorded ROS 2 message holds exactly what the subscriber decoded."""
+    assert ros.header.stamp.sec * 10**9 + ros.header.stamp.nanosec == header.stamp_ns
+    assert ros.header.frame_id == header.frame_id == "demo"
+    if header.kind == "image":
+        assert ros.format == "jpeg" and bytes(ros.data) == data.tobytes()
+        return
+    assert (ros.height, ros.width, ros.step) == (*data.shape, data.shape[1])
+    assert ros.encoding == "mono8" and ros.is_bigendian == 0
+    assert bytes(ros.data) == data.tobytes()
+
+
+def test_every_recorded_message_is_what_a_subscriber_received(node, tmp_path):
+    collector = Collector(node)
+    try:
+        collector.wait_for(bool, "the parallel subscriber to receive a first message")
+        out = tmp_path / "run.mcap"
+        report = record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=15,
+                                     timeout_s=DEADLINE_S))
+        assert report.messages == 15 and report.stopped_by is None
+        messages = read_back(out)
+        keys = [(ch.topic.lstrip("/"), msg.sequence) for _, ch, msg, _ in messages]
+        collector.wait_for(lambda got: all(k in got for k in keys),
+                           "the parallel subscriber to receive every recorded message")
+    finally:
+        collector.close()
+    assert len(messages) == 15 and {topic for topic, _ in keys} == set(TOPICS)
+    for (schema, channel, _, ros), key in zip(messages, keys):
+        header, data = collector.got[key]
+        want = "sensor_msgs/msg/CompressedImage" if header.kind == "image" else (
+            "sensor_msgs/msg/Image")
+        assert schema.name == want and schema.encoding == "ros2msg"
+        assert channel.message_encoding == "cdr" and channel.topic == "/" + header.topic
+        assert_same(ros, header, data)
+
+
+def run_record(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rtseg", "record", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_the_command_writes_count_masks_and_the_video(node, tmp_path):
+    out, video = tmp_path / "x.mcap", tmp_path / "x.mp4"
+    proc = run_record(node, *TOPICS, "--out", str(out), "--count", "12", "--mp4", str(video),
+                      "--timeout", "60")
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0, err
+    assert "rtseg record: 12 messages" in err.splitlines()[-1]
+    messages = read_back(out)
+    masks = [ros for schema, _, _, ros in messages if schema.name == "sensor_msgs/msg/Image"]
+    assert len(messages) == 12 and len(masks) >= 8
+    assert all(m.encoding == "mono8" and (m.height, m.width) == (360, 640) for m in masks)
+    capture = cv2.VideoCapture(str(video))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (360, 640, 3)
+
+
+def test_sigterm_finishes_a_readable_file(node, tmp_path):
+    out = tmp_path / "stopped.mcap"
+    proc = run_record(node, "demo/classes", "--out", str(out))
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr],
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while "first message: demo/classes" not in lines.get(
+                timeout=max(0.0, deadline - time.monotonic())):
+            pass
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=DEADLINE_S)
+    finally:
+        proc.kill()
+        reader.join(timeout=10)
+    err = "".join(lines.queue)
+    assert proc.returncode == 0, err
+    last = err.splitlines()[-1]
+    assert last.startswith("rtseg record: ") and last.endswith("stopped by SIGTERM"), last
+    messages = read_back(out)
+    assert len(messages) >= 1 and all(ch.topic == "/demo/classes" for _, ch, _, _ in messages)
+
+
+@pytest.mark.parametrize("cfg, problem", [
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/status",), "x.mcap"), "cannot record"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/drivable",), "x.mcap", count=0), "--count"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", mp4="x.mp4"), "--mp4"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "no/such/x.mcap"), "no/such"),
+])
+def test_bad_requests_are_refused_before_anything_opens(cfg, problem):
+    with pytest.raises(RtsegError, match=problem):
+        check_config(cfg)

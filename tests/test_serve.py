@@ -1,0 +1,160 @@
+"""`rtseg serve`: real HTTP requests against a real uvicorn server on a port it bound."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from rtseg.backends import load_backend
+from rtseg.data import synthetic
+from rtseg.httpbind import listen_socket, socket_url
+from rtseg.serve import Segmenter, create_app
+
+MAX_BYTES = 1_000_000
+START_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with load_backend("demo", "cpu") as demo:
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def server(backend):
+    """The app on uvicorn in a thread, on a socket bound to port 0 first."""
+    segmenter = Segmenter(backend)
+    sock = listen_socket("127.0.0.1", 0)
+    app = create_app(segmenter, max_bytes=MAX_BYTES)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_S
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    with httpx.Client(base_url=socket_url(sock), timeout=60) as client:
+        yield client, segmenter
+    uv.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    """A generated 640x360 road scene, (360, 640, 3) uint8 BGR."""
+    image, _ = synthetic.render_scene(np.random.default_rng(7), 360, 640)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def encoded(image: np.ndarray, ext: str = ".jpg") -> bytes:
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+def test_a_jpeg_gives_a_png_class_mask_at_its_size(server, backend, frame):
+    client, _ = server
+    jpeg = encoded(frame)
+    reply = client.post("/segment", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    assert "infer;dur=" in reply.headers["server-timing"]
+    mask = cv2.imdecode(np.frombuffer(reply.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (360, 640) and mask.dtype == np.uint8
+    from rtseg.stream.pipeline import Pipeline
+
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(mask, Pipeline(backend)(decoded).classes)  # as `rtseg predict`
+
+
+def test_a_png_body_and_the_json_summary(server, frame):
+    client, _ = server
+    reply = client.post("/segment", params={"format": "json"}, content=encoded(frame, ".png"))
+    assert reply.status_code == 200
+    summary = reply.json()
+    assert (summary["width"], summary["height"]) == (640, 360)
+    assert sum(summary["histogram"].values()) == 640 * 360
+    assert list(summary["histogram"]) == list(synthetic.CLASSES)
+    assert 0.05 < summary["drivable_fraction"] < 0.9
+    assert {"read_decode", "wait", "pre", "infer", "post", "total"} <= set(summary["timings_ms"])
+
+
+def test_model_and_health(server):
+    client, _ = server
+    assert client.get("/healthz").json()["status"] == "ok"
+    model = client.get("/model").json()
+    assert model["classes"] == list(synthetic.CLASSES) and model["input_size"] == [192, 352]
+    assert model["drivable"] == ["road", "lane_marking"]
+    assert model["palette"][0] == [128, 64, 128] and len(model["palette"]) == 7
+
+
+def huge_png_header() -> bytes:
+    """A PNG that claims 20000x20000 pixels (only its header: refused before decoding)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)))
+
+
+@pytest.mark.parametrize("body, status, says", [
+    (b"", 400, "empty"),
+    (b"hello, this is text", 415, "not a JPEG or PNG"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", 400, "frame header"),
+    (huge_png_header(), 413, "20000x20000"),
+    (b"\x00" * (MAX_BYTES + 1), 413, "limit"),
+])
+def test_bad_bodies_are_4xx_with_a_message(server, body, status, says):
+    client, _ = server
+    reply = client.post("/segment", content=body)
+    assert reply.status_code == status and says in reply.json()["detail"]
+
+
+def test_corrupt_image_data_and_an_unknown_format(server, frame):
+    client, _ = server
+    jpeg = encoded(frame)
+    broken = jpeg[:700] + bytes(range(256)) * 8
+    reply = client.post("/segment", content=broken)
+    assert reply.status_code == 400 and "truncated or corrupt" in reply.json()["detail"]
+    reply = client.post("/segment", params={"format": "xml"}, content=jpeg)
+    assert reply.status_code == 400 and "format=png" in reply.json()["detail"]
+
+
+def test_concurrent_requests_all_answer_the_same_mask(server, frame):
+    client, segmenter = server
+    jpeg, before = encoded(frame), segmenter.calls
+
+    def one(_):
+        reply = client.post("/segment", content=jpeg)
+        return reply.status_code, reply.content
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(one, range(12)))
+    assert {status for status, _ in replies} == {200}
+    assert len({content for _, content in replies}) == 1
+    assert segmenter.calls - before == 12
+
+
+def test_a_busy_port_is_one_line_naming_it():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "rtseg", "serve", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"rtseg: error: port {port} is in use on 127.0.0.1: stop the program holding it or "
+        "pick another with --port"]

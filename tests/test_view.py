@@ -1,0 +1,171 @@
+"""`rtseg view`: a real node, the real viewer, a real browser and real HTTP clients."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import pytest
+from browser import CHROMIUM, chromium_page, overlay_png, wait_for_new_seq, wait_for_other_overlay
+from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
+
+from rtseg.data import synthetic
+from rtseg.stream.publisher import FrameMeta, MaskPublisher
+from rtseg.view import BOUNDARY, ViewConfig, Viewer
+
+DEADLINE_S = 90.0
+CLASS_NAMES = synthetic.CLASSES
+
+
+@pytest.fixture(scope="module")
+def viewer():
+    """`rtseg view` on a free port, watching a real demo node that publishes images."""
+    with demo_node(image_topic=True) as endpoint:
+        with Viewer(ViewConfig(endpoint=endpoint, names=("demo",), port=0)) as view:
+            yield view
+
+
+def wait_until(condition, what: str, timeout_s: float = DEADLINE_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def get(url: str, path: str, timeout_s: float = 30.0) -> tuple[int, str, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, reply.getheader("Content-Type"), reply.read()
+    finally:
+        conn.close()
+
+
+def read_parts(url: str, path: str, count: int) -> list[bytes]:
+    """The first `count` JPEG parts of a multipart/x-mixed-replace stream."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=DEADLINE_S)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        assert reply.status == 200
+        assert reply.getheader("Content-Type") == (
+            f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        jpegs = []
+        for _ in range(count):
+            assert reply.readline() == f"--{BOUNDARY}\r\n".encode()
+            headers = {}
+            while (line := reply.readline().decode()) != "\r\n":
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            assert headers["content-type"] == "image/jpeg"
+            jpegs.append(reply.read(int(headers["content-length"])))
+            assert reply.readline() == b"\r\n"
+        return jpegs
+    finally:
+        conn.close()
+
+
+def test_mjpeg_streams_overlays_of_the_live_frames(viewer):
+    jpegs = read_parts(viewer.url, "/demo/overlay.mjpg", 3)
+    for jpeg in jpegs:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (360, 640, 3)
+    assert len(set(jpegs)) == 3  # three different frames, not one repeated
+    status, kind, still = get(viewer.url, "/demo/overlay.jpg")
+    assert status == 200 and kind == "image/jpeg" and still.startswith(b"\xff\xd8")
+    info = json.loads(get(viewer.url, "/demo/info.json")[2])
+    assert info["over_image"] is True and info["seq"] >= 0
+    assert [c["name"] for c in info["legend"]] == list(CLASS_NAMES)
+    wait_until(lambda: json.loads(get(viewer.url, "/demo/info.json")[2])["fps"] is not None,
+               "the node's status to reach the viewer")
+
+
+def test_unknown_pages_are_404_with_a_hint(viewer):
+    status, _, body = get(viewer.url, "/rear/overlay.mjpg")
+    assert status == 404 and b"/NAME/overlay.mjpg" in body and b"demo" in body
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install the "
+                    "chromium package (`.ci/run` does) to run the browser test")
+def test_browser_shows_the_live_overlay_and_the_legend(viewer):
+    with chromium_page() as page:
+        page.goto(viewer.url + "/")
+        first_seq = wait_for_new_seq(page, "demo", None)
+        first = overlay_png(page, "demo")
+        second_seq = wait_for_new_seq(page, "demo", first_seq)
+        second = wait_for_other_overlay(page, "demo", first)
+        assert first != second and second_seq != first_seq
+        legend = page.locator('section[data-name="demo"] ul.legend li')
+        legend.nth(len(CLASS_NAMES) - 1).wait_for(timeout=30_000)
+        assert legend.all_inner_texts() == list(CLASS_NAMES)
+        assert legend.first.get_attribute("data-rgb") == "#804080"  # road, Cityscapes colour
+        section = page.locator('section[data-name="demo"]')
+        assert section.locator('[data-key="input"]').inner_text() == "image + masks"
+        page.wait_for_function("""() => /^[0-9.]+$/.test(document.querySelector(
+            'section[data-name="demo"] [data-key="fps"]').textContent)""", timeout=30_000)
+
+
+def publish_scenes(publisher: MaskPublisher, stop: threading.Event) -> None:
+    """Masks only (no image topic): generated scenes' labels as the classes mask."""
+    rng, seq = np.random.default_rng(3), 0
+    lut = np.zeros(256, np.uint8)
+    lut[[CLASS_NAMES.index(n) for n in synthetic.DRIVABLE]] = 1
+    while not stop.is_set():
+        _, label = synthetic.render_scene(rng, 90, 160)
+        meta = FrameMeta(seq=seq, stamp_ns=time.time_ns(), frame_id="scenes", model="labels")
+        publisher.publish_frame("scenes", lut[label], label, meta, class_names=CLASS_NAMES)
+        seq += 1
+        stop.wait(0.05)
+
+
+def test_without_an_image_topic_the_coloured_mask_alone():
+    stop = threading.Event()
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher:
+        thread = threading.Thread(target=publish_scenes, args=(publisher, stop), daemon=True)
+        thread.start()
+        try:
+            with Viewer(ViewConfig(publisher.endpoint, ("scenes",), port=0)) as view:
+                wait_until(lambda: view.cameras["scenes"].version >= 2, "two overlays")
+                status, _, jpeg = get(view.url, "/scenes/overlay.jpg")
+                info = json.loads(get(view.url, "/scenes/info.json")[2])
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert status == 200 and image.shape == (90, 160, 3)
+    assert info["over_image"] is False and len(info["legend"]) == len(CLASS_NAMES)
+
+
+def test_a_busy_port_is_one_line_naming_it():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "rtseg", "view", "tcp://127.0.0.1:5555",
+                               "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"rtseg: error: port {port} is in use on 127.0.0.1: stop the program holding it or "
+        "pick another with --port"]
+
+
+def test_the_viewer_imports_no_torch():
+    code = ("import sys, rtseg.view, rtseg.record, rtseg.compose; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False"], done.stderr
