@@ -18,6 +18,7 @@ from torch import nn
 from rtseg import __version__
 from rtseg.data import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.errors import RtsegError
+from rtseg.files import atomic_write
 from rtseg.models import build_model, model_info
 
 FORMAT = "rtseg-checkpoint"
@@ -86,7 +87,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
                     half: bool = False) -> Path:
     """Write `model`'s weights and `meta` to `path` (atomically); half=True stores FP16 floats."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -97,9 +97,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
         "meta": _meta_to_plain(meta),
         "state_dict": state,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -1,12 +1,14 @@
 """Segmentation metrics from one confusion matrix.
 
-Every figure (per-class IoU, mIoU, mean accuracy, pixel accuracy, drivable IoU) is
-derived from a (C, C) matrix filled with a single `bincount` per batch.
+Every figure (per-class IoU, mIoU, mean accuracy, pixel accuracy) is derived from a (C, C)
+matrix filled with a single `bincount` per batch; drivable IoU from a (2, 2) one, after the
+class ids pass through `drivable_scoring_lut`. `drivable_lut` is the one class id ->
+drivable table of the package (pipeline masks, synthetic labels, scoring).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +63,15 @@ class ConfusionMatrix:
         """Add another matrix of the same size (e.g. from another process)."""
         self.matrix += other.matrix
 
+    def reduce(self, sum_fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Replace the (C, C) int64 counts by `sum_fn(counts)`, e.g. their sum over the
+        torchrun ranks; the result must keep the shape."""
+        summed = np.asarray(sum_fn(self.matrix), dtype=np.int64)
+        if summed.shape != self.matrix.shape:
+            raise ValueError(f"reduced counts have shape {summed.shape}, not "
+                             f"{self.matrix.shape}")
+        self.matrix = summed
+
     def compute(self) -> SegMetrics:
         """Per-class IoU and accuracy, their means over classes that occur, pixel accuracy."""
         m = self.matrix.astype(np.float64)
@@ -78,6 +89,27 @@ class ConfusionMatrix:
             mean_accuracy=float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan"),
             pixel_accuracy=float(tp.sum() / total) if total else float("nan"),
         )
+
+
+def drivable_lut(drivable_ids: Sequence[int]) -> np.ndarray:
+    """(256,) uint8 lookup table: class id -> 1 if drivable, else 0.
+
+    `lut[classes]` (or `cv2.LUT(classes, lut)`) turns an (H, W) uint8 class map into the
+    (H, W) uint8 drivable mask.
+    """
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[list(drivable_ids)] = 1
+    return lut
+
+
+def drivable_scoring_lut(num_classes: int, drivable_ids: Sequence[int],
+                         ignore_index: int = 255) -> np.ndarray:
+    """(256,) uint8 table for scoring drivable IoU on ground truth: 1 drivable, 0 any other
+    class, and ignore_index (255 when it is not a byte) for ids without a class, so a
+    two-class ConfusionMatrix with that ignore_index skips them."""
+    lut = drivable_lut(drivable_ids)
+    lut[num_classes:] = ignore_index if 0 <= ignore_index < 256 else 255
+    return lut
 
 
 def binary_iou(pred, target, ignore=None) -> float:

@@ -18,9 +18,8 @@ from rtseg.backends import load_backend
 from rtseg.data import IMAGE_SUFFIXES
 from rtseg.data.base import default_palette
 from rtseg.errors import RtsegError
-from rtseg.metrics import ConfusionMatrix
+from rtseg.metrics import ConfusionMatrix, drivable_scoring_lut
 from rtseg.stream.pipeline import Pipeline
-from rtseg.training.evaluate import drivable_lut
 
 
 def predict_folder(model: str, source: str | Path, out: str | Path,
@@ -61,7 +60,7 @@ def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
     _check_classes(samples.info.classes, spec.classes)
     ignore = samples.info.ignore_index
     cm, drivable = ConfusionMatrix(len(spec.classes), ignore), ConfusionMatrix(2, ignore)
-    lut = drivable_lut(len(spec.classes), spec.drivable_ids, ignore)
+    lut = drivable_scoring_lut(len(spec.classes), spec.drivable_ids, ignore)
     for i in tqdm(range(len(samples)), desc="eval", unit="img", disable=not progress):
         image, truth = samples.load(i)
         masks = pipeline(np.ascontiguousarray(image[:, :, ::-1]))

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from rtseg.metrics import ConfusionMatrix, binary_iou
+from rtseg.metrics import ConfusionMatrix, binary_iou, drivable_lut, drivable_scoring_lut
 
 
 def test_confusion_matrix_figures_match_hand_count():
@@ -43,3 +43,20 @@ def test_binary_iou():
     assert binary_iou(a, b) == pytest.approx(1 / 3)
     assert binary_iou(np.zeros(3), np.zeros(3)) == 1.0
     assert binary_iou(a, b, ignore=np.array([[0, 0, 0, 1]])) == pytest.approx(1 / 2)
+
+
+def test_reduce_replaces_the_counts_and_checks_the_shape():
+    cm = ConfusionMatrix(2)
+    cm.update(np.array([0, 1]), np.array([0, 1]))
+    cm.reduce(lambda counts: counts * 3)
+    assert cm.matrix.tolist() == [[3, 0], [0, 3]]
+    with pytest.raises(ValueError, match="shape"):
+        cm.reduce(lambda counts: counts.reshape(-1))
+
+
+def test_drivable_tables():
+    assert drivable_lut([0, 2])[:4].tolist() == [1, 0, 1, 0]
+    assert drivable_lut([0, 2])[255] == 0
+    scoring = drivable_scoring_lut(3, [0, 2], ignore_index=255)
+    assert scoring[:5].tolist() == [1, 0, 1, 255, 255]
+    assert scoring[255] == 255

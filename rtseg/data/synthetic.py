@@ -35,6 +35,7 @@ from rtseg.data.scene_paint import (
     paint_sky,
     textures,
 )
+from rtseg.metrics import drivable_lut
 
 __all__ = [  # the public API; the class names and indices come from scene_paint
     "CLASSES", "DRIVABLE", "PALETTE", "ROAD", "MARKING", "SIDEWALK", "BUILDING", "VEGETATION",
@@ -47,6 +48,7 @@ PALETTE: np.ndarray = np.array(
      [107, 142, 35], [70, 130, 180], [0, 0, 142]], dtype=np.uint8)
 FPS, DRIFT_RATE, RETARGET_PROBABILITY = 30.0, 0.02, 1.0 / 90.0  # drift rates are per frame
 CAR_SPAWN_M, CAR_FORGET_M = (60.0, 110.0), 130.0
+_DRIVABLE_LUT = drivable_lut([CLASSES.index(name) for name in DRIVABLE])
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,4 @@ class SceneStream:
 
 def drivable_mask(mask: np.ndarray) -> np.ndarray:
     """(H, W) uint8 class map -> (H, W) uint8, 1 where the class is in DRIVABLE, else 0."""
-    lut = np.zeros(256, np.uint8)
-    lut[[CLASSES.index(name) for name in DRIVABLE]] = 1
-    return lut[mask]
+    return _DRIVABLE_LUT[mask]

@@ -4,11 +4,11 @@ Images arrive as numpy `(H, W, 3) uint8 RGB`, masks as numpy `(H, W) uint8` clas
 unlabelled pixels at `ignore_index`. Both are wrapped as `tv_tensors.Image` / `tv_tensors.Mask`,
 so every geometric op draws one set of random parameters and applies it to both: bilinear for
 the image, nearest for the mask (never an interpolated class value), fill 0 for the image and
-`ignore_index` for the mask. The geometric ops run on uint8 (the channels-last uint8 resize is
-~4-5x faster than float32); the image turns into [0, 1] floats just before the colour ops, as
-torchvision's brightness / contrast / saturation run ~6x faster on float32 than on uint8 (the
-uint8 kernels convert internally, per op). Measured on CPU, 1 thread, 352x480.
-All randomness comes from torch's global generator (`torch.manual_seed`).
+`ignore_index` for the mask. The geometric ops run on uint8, where the channels-last resize is
+faster than on float32; the image turns into [0, 1] floats just before the colour ops, which
+torchvision runs faster on float32 (its uint8 kernels convert internally, per op). Figures:
+benchmarks/transform_dtypes.py. All randomness comes from torch's global generator
+(`torch.manual_seed`).
 
 Scale rule (training). An `(H, W)` image and an `(h, w)` crop give the base scale
 `b = max(h / H, w / W)`: the smallest resize of the image that covers the crop, so at scale 1.0

@@ -60,3 +60,11 @@ def broadcast_flag(world: World, flag: bool) -> bool:
     tensor = torch.tensor([int(flag)])
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def broadcast_buffers(module: torch.nn.Module, world: World) -> None:
+    """Rank 0's buffers (e.g. BatchNorm running statistics) on every rank, in place."""
+    if world.size == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)

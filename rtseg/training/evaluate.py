@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
-from rtseg.metrics import ConfusionMatrix
+from rtseg.metrics import ConfusionMatrix, drivable_scoring_lut
 from rtseg.models import logits_to_classes, resize_logits
 
 
@@ -30,25 +31,26 @@ def evaluate(model: nn.Module, batches: Iterable, classes: Sequence[str],
     model.eval()
     cm = ConfusionMatrix(len(classes), ignore_index)
     drivable = ConfusionMatrix(2, ignore_index)
-    lut = drivable_lut(len(classes), drivable_ids, ignore_index)
-    totals = np.zeros(2)  # loss sum, images
+    lut = drivable_scoring_lut(len(classes), drivable_ids, ignore_index)
+    loss_sum, images = 0.0, 0
     for x, y in batches:
         logits = upsampled_logits(model, x.to(device), y.shape[-2:])
         pred = logits_to_classes(logits).cpu()
         cm.update(pred, y)
         drivable.update(lut[pred.numpy()], lut[y.numpy().clip(0, 255)])
         if loss_fn is not None:
-            totals[0] += float(loss_fn(logits.float(), y.to(device))) * x.shape[0]
-        totals[1] += x.shape[0]
+            loss_sum += float(loss_fn(logits.float(), y.to(device))) * x.shape[0]
+        images += x.shape[0]
     model.train(was_training)
-    cm.matrix = sum_across(world, cm.matrix)
-    drivable.matrix = sum_across(world, drivable.matrix)
-    totals = sum_across(world, totals)
+    ranks_sum = partial(sum_across, world)
+    cm.reduce(ranks_sum)
+    drivable.reduce(ranks_sum)
+    loss_sum, images = ranks_sum(np.array([loss_sum, images], dtype=np.float64))
     result = cm.compute().as_dict(classes)
     result["drivable_iou"] = drivable.compute().iou[1]
-    result["images"] = int(totals[1])
+    result["images"] = int(images)
     if loss_fn is not None:
-        result["loss"] = float(totals[0] / max(1.0, totals[1]))
+        result["loss"] = float(loss_sum / max(1.0, images))
     return result
 
 
@@ -60,15 +62,6 @@ def upsampled_logits(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
 def predict_classes(model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
     """x (N,3,h,w) float -> class map (N,H,W) int64 at `size` (H, W); bilinear logits."""
     return logits_to_classes(upsampled_logits(model, x, size))
-
-
-def drivable_lut(num_classes: int, drivable_ids: Sequence[int], ignore_index: int) -> np.ndarray:
-    """(256,) uint8 table: class index -> 1 if drivable else 0; ignore_index and values
-    without a class map to ignore_index (so they are skipped)."""
-    lut = np.full(256, ignore_index if 0 <= ignore_index < 256 else 255, dtype=np.uint8)
-    lut[:num_classes] = 0
-    lut[list(drivable_ids)] = 1
-    return lut
 
 
 def format_metrics(result: dict) -> str:

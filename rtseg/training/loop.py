@@ -18,7 +18,17 @@ from rtseg.device import pick_device
 from rtseg.signals import StopRequested, stop_requests
 from rtseg.training.distributed import broadcast_flag, close_world, init_world
 from rtseg.training.evaluate import evaluate
-from rtseg.training.run import Run, build_run, save_best, write_round_logs
+from rtseg.training.optim import train_mode
+from rtseg.training.progress import Progress
+from rtseg.training.run import (
+    RunParts,
+    build_run,
+    recalibrate_batchnorm,
+    save_best,
+    train_batches,
+    val_batches,
+    write_round_logs,
+)
 from rtseg.training.state import save_state
 
 log = logging.getLogger(__name__)
@@ -43,102 +53,107 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> Trai
     world = init_world(device)
     start = time.perf_counter()
     try:
-        run = build_run(cfg, device, world, resume)
-        stopped = _rounds(run, progress)
+        parts, reached = build_run(cfg, device, world, resume)
+        stopped = _rounds(parts, reached, progress)
     finally:
         close_world(world)
-    return TrainResult(str(cfg.output.path), run.best_step, run.best_metrics,
-                       time.perf_counter() - start, run.step, stopped, world.main)
+    return TrainResult(str(cfg.output.path), reached.best_step, reached.best_metrics,
+                       time.perf_counter() - start, reached.step, stopped, world.main)
 
 
-def _rounds(run: Run, progress: bool) -> bool:
+def _rounds(parts: RunParts, progress: Progress, show: bool) -> bool:
     """Train round after round; True if early stopping ended the run."""
-    bar = _progress(run, progress)
-    batches = run.batches()
+    bar = _progress_bar(parts, progress, show)
+    batches = train_batches(parts, progress.step)
     try:
         with stop_requests():
-            return _loop_rounds(run, batches, bar)
+            return _loop_rounds(parts, progress, batches, bar)
     except StopRequested as stop:
         # last.pt is only ever written at the end of a round, so what --resume continues
         # from is always a consistent point, whatever the signal hit.
-        stop.detail = (f"at step {run.step}; --resume continues from the last evaluation "
-                       f"round ({run.last_path})")
+        stop.detail = (f"at step {progress.step}; --resume continues from the last evaluation "
+                       f"round ({parts.paths.last})")
         raise
     finally:
         bar.close()
 
 
-def _loop_rounds(run: Run, batches, bar) -> bool:
-    while run.step < run.total_steps:
-        boundary = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
-        _train_until(run, batches, boundary, bar)
-        if _end_round(run):
+def _loop_rounds(parts: RunParts, progress: Progress, batches, bar) -> bool:
+    total, every = parts.optim.total_steps, parts.optim.eval_every
+    while progress.step < total:
+        boundary = min(total, (progress.step // every + 1) * every)
+        _train_until(parts, progress, batches, boundary, bar)
+        if _end_round(parts, progress):
             return True
     return False
 
 
-def _train_until(run: Run, batches, boundary: int, bar) -> None:
+def _train_until(parts: RunParts, progress: Progress, batches, boundary: int, bar) -> None:
     """Optimizer steps up to `boundary`, timing the wait for data apart from the step."""
     waited = time.perf_counter()
     for x, y in batches:
         got = time.perf_counter()
-        loss = _step(run, x.to(run.device, non_blocking=True), y.to(run.device))
-        done = time.perf_counter()
-        run.add_step(loss, x.shape[0], got - waited, done - got)
+        loss = _step(parts, x.to(parts.device, non_blocking=True), y.to(parts.device))
+        finished = time.perf_counter()
+        progress.add_step(loss, x.shape[0], got - waited, finished - got)
+        loader_rate, step_rate = progress.this_round.rates()
         bar.update()
-        bar.set_postfix(loss=f"{loss:.3f}", step_img_s=f"{run.rates()[1]:.1f}",
-                        loader_img_s=f"{run.rates()[0]:.1f}")
-        waited = done
-        if run.step >= boundary:
+        bar.set_postfix(loss=f"{loss:.3f}", step_img_s=f"{step_rate:.1f}",
+                        loader_img_s=f"{loader_rate:.1f}")
+        waited = finished
+        if progress.step >= boundary:
             return
 
 
-def _step(run: Run, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One optimizer update; returns the loss."""
-    run.train_mode()
-    amp = run.scaler is not None
-    with torch.autocast(device_type=run.device.type, dtype=torch.float16, enabled=amp):
-        logits = run.model(x)
-    loss = run.loss_fn(logits.float(), y)
-    run.optimizer.zero_grad(set_to_none=True)
+def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimizer update on x (N, 3, H, W) float32, y (N, H, W) int64; returns the loss."""
+    model, o = parts.model, parts.optim
+    train_mode(model.net, model.freeze_bn)
+    amp = o.scaler is not None
+    with torch.autocast(device_type=parts.device.type, dtype=torch.float16, enabled=amp):
+        logits = model.wrapped(x)
+    loss = o.loss_fn(logits.float(), y)
+    o.optimizer.zero_grad(set_to_none=True)
     if amp:
-        run.scaler.scale(loss).backward()
-        run.scaler.unscale_(run.optimizer)
+        o.scaler.scale(loss).backward()
+        o.scaler.unscale_(o.optimizer)
     else:
         loss.backward()
-    if run.cfg.train.clip_grad > 0:
-        nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.train.clip_grad)
+    if parts.cfg.train.clip_grad > 0:
+        nn.utils.clip_grad_norm_(model.net.parameters(), parts.cfg.train.clip_grad)
     if amp:
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
+        o.scaler.step(o.optimizer)
+        o.scaler.update()
     else:
-        run.optimizer.step()
-    run.schedule.step()
+        o.optimizer.step()
+    o.schedule.step()
     return float(loss.detach())
 
 
-def _end_round(run: Run) -> bool:
+def _end_round(parts: RunParts, progress: Progress) -> bool:
     """Validate, log, keep the best, save last.pt; True when early stopping says stop."""
-    if not run.cfg.train.freeze_bn:
-        run.recalibrate_batchnorm()
-    metrics = evaluate(run.net, run.val_batches(), run.info.classes, run.info.drivable_ids,
-                       run.info.ignore_index, run.device, run.loss_fn, run.world)
-    improved = run.record_round(metrics)
-    if run.world.main:
-        log.info("step %d: val mIoU %.4f drivable IoU %.4f loss %.4f%s", run.step,
+    if not parts.model.freeze_bn:
+        recalibrate_batchnorm(parts, progress.step)
+    info, o = parts.data.info, parts.optim
+    metrics = evaluate(parts.model.net, val_batches(parts), info.classes, info.drivable_ids,
+                       info.ignore_index, parts.device, o.loss_fn, parts.world)
+    improved = progress.record_round(metrics, parts.cfg.train.select)
+    totals = progress.end_round()
+    if parts.world.main:
+        log.info("step %d: val mIoU %.4f drivable IoU %.4f loss %.4f%s", progress.step,
                  metrics["miou"], metrics["drivable_iou"], metrics["loss"],
                  " (best)" if improved else "")
-        write_round_logs(run, metrics)
+        write_round_logs(parts, metrics, progress.step, totals.summary())
         if improved:
-            save_best(run, metrics)
-        save_state(run.last_path, run.net, run.optimizer, run.schedule, run.scaler,
-                   run.counters())
-    patience = run.cfg.train.patience
-    return broadcast_flag(run.world, patience > 0 and run.bad_rounds >= patience)
+            save_best(parts, metrics, progress.step)
+        save_state(parts.paths.last, parts.model.net, o.optimizer, o.schedule, o.scaler,
+                   progress.counters())
+    patience = parts.cfg.train.patience
+    return broadcast_flag(parts.world, patience > 0 and progress.bad_rounds >= patience)
 
 
-def _progress(run: Run, enabled: bool):
+def _progress_bar(parts: RunParts, progress: Progress, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=run.total_steps, initial=run.step, desc="train", unit="step",
-                disable=not (enabled and run.world.main), dynamic_ncols=True)
+    return tqdm(total=parts.optim.total_steps, initial=progress.step, desc="train", unit="step",
+                disable=not (enabled and parts.world.main), dynamic_ncols=True)

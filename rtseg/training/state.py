@@ -1,7 +1,8 @@
 """The resumable state of a run (`last.pt`): weights, optimizer, schedule, counters, RNG.
 
-Saved at every evaluation round and when the run is interrupted; read back with
-`torch.load(weights_only=True)` like every rtseg file.
+Saved at the end of every evaluation round (so an interrupted run resumes from the last
+one); read back with `torch.load(weights_only=True)` like every rtseg file. The counters
+are `Progress.counters()` by name; keys this version does not know are ignored.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from pathlib import Path
 import torch
 
 from rtseg.errors import RtsegError
+from rtseg.files import atomic_write
 
 FORMAT = "rtseg-train-state"
 
 
 def save_state(path: Path, model, optimizer, schedule, scaler, counters: dict) -> None:
-    """Write the state atomically. counters: step, best, best_step, bad_rounds, round sums."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the state atomically. counters: `Progress.counters()` (plain values only)."""
     payload = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -27,9 +28,8 @@ def save_state(path: Path, model, optimizer, schedule, scaler, counters: dict) -
         "torch_rng": torch.get_rng_state(),
         "counters": dict(counters),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
 
 
 def load_state(path: Path, model, optimizer, schedule, scaler) -> dict:
