@@ -19,20 +19,24 @@ from rtseg.errors import RtsegError
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
 
 
-def _stoppable(command: str):
+def _stoppable(command: str, fast: bool = True):
     """For a long-running command: SIGINT/SIGTERM at any moment (start-up included) end it
-    with exit status 0 and one summary line on stderr (rtseg.signals)."""
+    with exit status 0 and one summary line on stderr (rtseg.signals). `fast`: once
+    stopped by a signal, with everything closed, skip the interpreter's slow teardown."""
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            from rtseg.signals import StopRequested, stop_requests
+            from rtseg.signals import StopRequested, fast_exit, stop_requests, stop_signal_received
 
             try:
                 with stop_requests():
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
             except StopRequested as stop:
                 click.echo(stop.summary(command), err=True)
-                sys.exit(0)
+                fast_exit(0) if fast else sys.exit(0)
+            if fast and stop_signal_received():
+                fast_exit(0)
+            return result
         return inner
     return wrap
 
@@ -81,7 +85,7 @@ def models(classes: int) -> None:
 @click.option("--workers", type=int, help="Override [train] workers (loader processes).")
 @click.option("--resume", is_flag=True, help="Continue from the run's last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@_stoppable("train")
+@_stoppable("train", fast=False)  # DataLoader workers end with the interpreter
 def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet) -> None:
     """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU.
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []  # every stop signal this process got, in order
 
 
 class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
@@ -39,7 +40,30 @@ class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
 
 
 def _raise(signum: int, _frame) -> None:
+    _received.append(signum)
     raise StopRequested(signum)
+
+
+def stop_signal_received() -> bool:
+    """True once a SIGINT/SIGTERM reached one of these handlers."""
+    return bool(_received)
+
+
+def fast_exit(code: int) -> None:
+    """End the process now: flush what was written, then skip the interpreter's teardown
+    (finalising torch, OpenCV and their thread pools takes 0.6-1.5 s), so that a stopped
+    command exits promptly. Only for when every resource is already closed."""
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 @contextmanager
@@ -57,7 +81,11 @@ def on_stop_signals(handler: Callable[[int], None]) -> Iterator[None]:
     Installs handlers explicitly, so a process that inherited SIGINT ignored (a background
     job of a shell) still stops. Only the main thread can; elsewhere this does nothing.
     """
-    with _handlers(lambda signum, _frame: handler(signum)):
+    def on_signal(signum: int, _frame) -> None:
+        _received.append(signum)
+        handler(signum)
+
+    with _handlers(on_signal):
         yield
 
 

@@ -245,6 +245,7 @@ def test_the_bundled_launch_files_parse():
     names = {file.name: load_launch_file(file) for file in launch.glob("*.toml")}
     assert {"demo.toml", "two_cameras.toml", "record.toml"} <= set(names)
     demo = names["demo.toml"]
-    assert [proc.name for proc in demo.processes] == ["node", "echo"]
+    assert [proc.name for proc in demo.processes] == ["node", "view", "echo"]
+    assert "--image-topic" in demo.processes[0].command  # the viewer shows the frames
     assert demo.processes[0].respawn and demo.processes[0].ready == "demo/drivable"
     assert demo.processes[0].argv()[:4] == [*RTSEG, "run"]
