@@ -14,9 +14,8 @@ import sys
 import click
 
 from rtseg import __version__
+from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, RUN_ENGINES
 from rtseg.errors import RtsegError
-
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
 
 
 def _stoppable(command: str, fast: bool = True):
@@ -143,8 +142,7 @@ def predict(checkpoint, source, out, device) -> None:
 @main.command(name="compile")
 @click.argument("checkpoint")
 @click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "tensorrt", "onnx", "aoti", "torch-tensorrt",
-                                 "openvino"]),
+              type=click.Choice(COMPILE_FORMATS),
               help="auto: TensorRT with a GPU and TensorRT, else AOTInductor on CUDA, else "
                    "OpenVINO.")
 @click.option("--precision", type=click.Choice(["fp16", "fp32", "bf16", "int8", "auto"]),
@@ -190,7 +188,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--name", multiple=True,
               help="Topic prefix NAME (topics NAME/drivable, NAME/classes), one per --source in "
                    "the same order [default: derived from each source, demo for the demo].")
-@click.option("--bind", default=DEFAULT_BIND, show_default=True,
+@click.option("--bind", default=DEFAULT_ENDPOINT, show_default=True,
               help="ZeroMQ endpoint to publish on (tcp://HOST:PORT or ipc://PATH).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address.")
 @click.option("--encoding", type=click.Choice(["mono8", "bits", "png"]), default="mono8",
@@ -207,7 +205,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--status-every", default=5.0, show_default=True,
               help="Seconds between status lines (0: none).")
 @click.option("--engine", default="torch", show_default=True,
-              type=click.Choice(["torch", "auto", "onnx", "aoti", "tensorrt", "openvino"]),
+              type=click.Choice(RUN_ENGINES),
               help="torch: eager checkpoint. Others compile the checkpoint once into "
                    "--engine-cache (auto: the fastest this machine runs) and reuse it.")
 @click.option("--engine-cache", default="engines/cache", show_default=True,
@@ -254,7 +252,7 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--model", default="demo", show_default=True,
               help="Checkpoint, demo, engine manifest NAME.json or engine file.")
 @click.option("--engine", default="auto", show_default=True,
-              type=click.Choice(["auto", "torch", "onnx", "aoti", "tensorrt", "openvino"]),
+              type=click.Choice(RUN_ENGINES),
               help="How a checkpoint runs: compiled once into --engine-cache, or torch (eager).")
 @click.option("--source", multiple=True,
               help="Real sources for the pipeline phase (repeat: one per camera) "

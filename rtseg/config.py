@@ -13,6 +13,17 @@ from typing import Any
 
 from rtseg.errors import RtsegError
 
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback unless the user asks (PROTOCOL.md)
+ENGINE_FORMATS = ("onnx", "openvino", "aoti", "tensorrt", "torch-tensorrt")  # compile writes
+COMPILE_FORMATS = ("auto", *ENGINE_FORMATS)  # rtseg compile --format
+RUN_ENGINES = ("torch", "auto", "onnx", "openvino", "aoti", "tensorrt")  # run/bench --engine
+
+
+def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
+    """A value outside `choices` is an error naming the flag and every choice."""
+    if value not in choices:
+        raise RtsegError(f"unknown {flag} {value!r}: use {', '.join(map(str, choices))}")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -226,7 +237,7 @@ class RunConfig:
     source: str | tuple[str, ...] = "demo"
     model: str | None = None
     name: str | tuple[str, ...] | None = None
-    bind: str = "tcp://127.0.0.1:5555"
+    bind: str = DEFAULT_ENDPOINT
     allow_remote: bool = False
     encoding: str = "mono8"
     device: str = "auto"
@@ -281,9 +292,7 @@ class RunConfig:
             raise RtsegError(f"heartbeat period must be > 0 s, got {self.heartbeat_s}")
         if self.curve_clients is not None and self.curve_secret is None:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
-        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt", "openvino"):
-            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti, "
-                             "tensorrt or openvino")
+        check_choice("--engine", self.engine, RUN_ENGINES)
 
 
 @dataclass(frozen=True)
@@ -318,9 +327,7 @@ class BenchConfig:
     rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.engine not in ("torch", "auto", "onnx", "aoti", "tensorrt", "openvino"):
-            raise RtsegError(f"unknown --engine {self.engine!r}: use torch, auto, onnx, aoti, "
-                             "tensorrt or openvino")
+        check_choice("--engine", self.engine, RUN_ENGINES)
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
                              f"{self.height}, {self.width}")
@@ -376,10 +383,7 @@ class CompileConfig:
     calib_labels: str | None = None
 
     def __post_init__(self) -> None:
-        if self.format not in ("auto", "onnx", "tensorrt", "aoti", "torch-tensorrt",
-                               "openvino"):
-            raise RtsegError(f"unknown --format {self.format!r}: use auto, onnx, tensorrt, "
-                             "aoti, torch-tensorrt or openvino")
+        check_choice("--format", self.format, COMPILE_FORMATS)
         if self.precision not in (None, "fp16", "fp32", "bf16", "int8", "auto"):
             raise RtsegError(f"unknown --precision {self.precision!r}: use fp16, fp32, bf16, "
                              "int8 or auto")

@@ -31,9 +31,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HELP = "see launch/README.md for the format"
 

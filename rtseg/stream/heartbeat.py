@@ -3,7 +3,8 @@
 It starts as soon as the socket is bound and the sources are open, so a consumer hears
 from the node while the model still loads, and keeps beating while no frame arrives (a
 lost camera shows as ``reconnecting``, a finished file as ``ended``). One message per
-topic prefix NAME (`node` = NAME), each listing every source of the node. The last one says ``stopping``.
+topic prefix NAME (`node` = NAME), each listing every source of the node. The last one
+says ``stopping``.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
+from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
 from rtseg.protocol import DRIVABLE_CLASSES, SourceStatus, encode, encode_image, encode_status
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 _LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 _EXAMPLE = "tcp://127.0.0.1:PORT"
 
