@@ -52,7 +52,7 @@ def main() -> None:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _cpu_count() -> int:
@@ -65,7 +65,7 @@ def _versions() -> str:
     import torch
 
     parts = [f"torch {torch.__version__}"]
-    for module in ("onnxruntime", "tensorrt"):
+    for module in ("onnxruntime", "openvino", "tensorrt"):
         try:
             parts.append(f"{module} {__import__(module).__version__}")
         except ImportError:

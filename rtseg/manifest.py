@@ -1,7 +1,7 @@
 """The engine manifest: JSON beside every compiled engine, describing it completely.
 
-A backend refuses a manifest that does not fit the machine (another TensorRT version,
-another GPU architecture) with an error naming both values.
+A backend refuses a manifest that does not fit the machine (another TensorRT or OpenVINO
+version, another GPU architecture, BF16 on a CPU without it) with an error naming both values.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from rtseg.errors import RtsegError
 
 MANIFEST_VERSION = 1
-FORMATS = ("onnx", "tensorrt", "aoti", "torch-tensorrt")
+FORMATS = ("onnx", "tensorrt", "aoti", "torch-tensorrt", "openvino")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class Manifest:
     parity: dict = field(default_factory=dict)
     palette: tuple[tuple[int, int, int], ...] = ()
     dynamic: bool = False
+    runtime: dict = field(default_factory=dict)  # format-specific, e.g. OpenVINO's hints
     manifest_version: int = MANIFEST_VERSION
 
     @property
@@ -124,7 +125,7 @@ def _from_plain(raw: dict) -> Manifest:
         checkpoint_sha256=str(raw["checkpoint_sha256"]), versions=dict(raw["versions"]),
         device=dict(raw["device"]), parity=dict(raw["parity"]),
         palette=tuple(tuple(int(v) for v in c) for c in raw.get("palette", ())),
-        dynamic=bool(raw.get("dynamic", False)))
+        dynamic=bool(raw.get("dynamic", False)), runtime=dict(raw.get("runtime", {})))
 
 
 def engine_metadata(device) -> dict:

@@ -141,7 +141,7 @@ def test_engine_cache_compiles_once_and_rebuilds_when_the_key_changes(tmp_path,
 
     caplog.set_level(logging.INFO, logger="rtseg")
     first = cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path)
-    assert read_manifest(first).format == "onnx"  # auto on a CPU
+    assert read_manifest(first).format == "openvino"  # auto on a CPU
     stamp = first.stat().st_mtime_ns
     assert cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path) == first
     assert first.stat().st_mtime_ns == stamp  # reused, not rebuilt

@@ -1,8 +1,8 @@
 """Runtimes behind one small interface; each imports its framework inside itself.
 
 `load_backend(model, device)` takes a checkpoint path or `demo` (eager PyTorch), an engine
-manifest (`NAME.json`) or an engine file (`NAME.onnx` / `.engine` / `.pt2`, its manifest
-beside it), and returns a Backend whose `spec` tells the pipeline what it needs.
+manifest (`NAME.json`) or an engine file (`NAME.onnx` / `.engine` / `.pt2` / `.xml`, its
+manifest beside it), and returns a Backend whose `spec` tells the pipeline what it needs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from rtseg.backends.base import Backend, ModelSpec
 from rtseg.errors import RtsegError
 
-ENGINE_SUFFIXES = (".onnx", ".engine", ".pt2")
+ENGINE_SUFFIXES = (".onnx", ".engine", ".pt2", ".xml")
 
 
 def load_backend(model: str, device: str = "auto") -> Backend:
@@ -47,6 +47,10 @@ def backend_for_manifest(manifest, engine: Path, device) -> Backend:
         from rtseg.backends.aoti_backend import AotiBackend
 
         return AotiBackend(manifest, engine, device)
+    if manifest.format == "openvino":
+        from rtseg.backends.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(manifest, engine, device)
     if manifest.format == "tensorrt":
         from rtseg.backends.tensorrt_backend import TensorRTBackend
 
@@ -57,8 +61,12 @@ def backend_for_manifest(manifest, engine: Path, device) -> Backend:
 
 
 def check_fits_machine(manifest, device) -> None:
-    """TensorRT and AOTInductor engines are tied to a library version and a device."""
+    """TensorRT, OpenVINO and AOTInductor engines are tied to a library version and a device."""
     built = manifest.device or {}
+    if manifest.format == "openvino":
+        from rtseg.backends.openvino_backend import check_openvino_fits
+
+        check_openvino_fits(manifest)
     if manifest.format == "tensorrt":
         try:
             import tensorrt

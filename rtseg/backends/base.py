@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,23 @@ class ModelSpec:
 
 
 class Backend(ABC):
-    """One runtime. `__call__((N, 3, H, W) float) -> (N, C, H, W) float logits`."""
+    """One runtime. `__call__((N, 3, H, W) float) -> (N, C, H, W) float logits`.
+
+    What every backend declares, so that callers never ask which class they hold:
+    - `spec`: the model's classes, input size (H, W) and normalisation;
+    - `device`: the torch.device its inputs and logits live on;
+    - `dtype`: the torch dtype it wants its input in (float16 for FP16 engines);
+    - `static_batch`: the one batch size it takes, or None when any batch goes;
+    - `graph_capturable` (class-level): its call may be captured in a CUDA graph (pure
+      torch work on the current stream, no host synchronisation, no allocation that a
+      graph could not replay).
+    """
 
     spec: ModelSpec
     device: object  # torch.device
+    dtype: object  # torch.dtype of the input batch
+    static_batch: int | None = None
+    graph_capturable: ClassVar[bool] = False
 
     @abstractmethod
     def __call__(self, batch):
@@ -47,6 +61,11 @@ def spec_from_manifest(manifest) -> ModelSpec:
     return ModelSpec(name=manifest.short_id, classes=manifest.classes,
                      drivable_ids=manifest.drivable_ids, input_size=manifest.input_size,
                      mean=manifest.mean, std=manifest.std, palette=manifest.palette)
+
+
+def batch_of(shape) -> int | None:
+    """An engine's static batch from its input shape (N, 3, H, W); None when N is -1."""
+    return None if shape[0] == -1 else int(shape[0])
 
 
 def check_input_shape(expected: tuple[int, ...], shape) -> None:

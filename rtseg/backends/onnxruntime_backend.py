@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rtseg.backends.base import Backend, check_input_shape, spec_from_manifest
+from rtseg.backends.base import Backend, batch_of, check_input_shape, spec_from_manifest
 from rtseg.errors import RtsegError
 from rtseg.manifest import Manifest
 
@@ -21,6 +21,8 @@ class OnnxRuntimeBackend(Backend):
 
         self.manifest, self.device = manifest, device
         self.spec = spec_from_manifest(manifest)
+        self.dtype = torch.float32  # FP16 engines get a converted copy on the host
+        self.static_batch = batch_of(manifest.inputs[0].shape)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads() or (os.cpu_count() or 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from rtseg.backends.base import Backend, check_input_shape, spec_from_manifest
+from rtseg.backends.base import Backend, batch_of, check_input_shape, spec_from_manifest
 from rtseg.errors import RtsegError
 from rtseg.manifest import Manifest
 
@@ -37,6 +37,7 @@ class TensorRTBackend(Backend):
         self.input = next(n for n in names if modes[n] == trt.TensorIOMode.INPUT)
         self.output = next(n for n in names if modes[n] == trt.TensorIOMode.OUTPUT)
         self.dtype = torch.float16 if manifest.precision == "fp16" else torch.float32
+        self.static_batch = batch_of(manifest.inputs[0].shape)
         self.stream = torch.cuda.Stream(device)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

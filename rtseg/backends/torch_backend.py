@@ -9,14 +9,21 @@ from rtseg.checkpoint import Checkpoint
 
 
 class TorchBackend(Backend):
-    """Runs a checkpoint's model in eval mode under `torch.inference_mode`."""
+    """Runs a checkpoint's model in eval mode under `torch.inference_mode`; any batch, any
+    input size divisible by 32 (`input_size` sets the one the pipeline resizes frames to,
+    default the checkpoint's)."""
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device):
+    graph_capturable = True
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device,
+                 input_size: tuple[int, int] | None = None):
         meta = checkpoint.meta
         self.device = device
+        self.dtype = torch.float32
         self.model = checkpoint.build(device)
         self.spec = ModelSpec(name=checkpoint.short_id, classes=meta.classes,
-                              drivable_ids=meta.drivable_ids, input_size=meta.input_size,
+                              drivable_ids=meta.drivable_ids,
+                              input_size=tuple(input_size or meta.input_size),
                               mean=meta.mean, std=meta.std, palette=meta.palette)
 
     @torch.inference_mode()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from rtseg.backends.base import Backend, check_input_shape, spec_from_manifest
+from rtseg.backends.base import Backend, batch_of, check_input_shape, spec_from_manifest
 from rtseg.errors import RtsegError
 from rtseg.manifest import Manifest
 
@@ -31,6 +31,7 @@ class TorchTensorRTBackend(Backend):
             raise RtsegError(f"could not load the torch-tensorrt program {engine}: {exc}"
                              ) from None
         self.dtype = torch.float16 if manifest.precision == "fp16" else torch.float32
+        self.static_batch = batch_of(manifest.inputs[0].shape)
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,10 @@
-"""The engine cache behind `rtseg run --engine auto|onnx|aoti|tensorrt`.
+"""The engine cache behind `rtseg run --engine auto|onnx|aoti|tensorrt|openvino`.
 
-An engine is compiled once per key: checkpoint sha256, format, precision, input shape,
-device name and compute capability, and the versions of the libraries it was built with.
+An engine is compiled once per key: checkpoint sha256, format, precision (the format's
+default: fp16 on CUDA, OpenVINO's auto, else fp32), input shape, device name and compute
+capability (for OpenVINO the CPU's name and capabilities), and the versions of the
+libraries it was built with. An OpenVINO engine is built in BF16 where the CPU has it; when
+BF16 fails the parity gate (a model whose classes are close calls), in FP32 instead.
 A cached engine whose key no longer fits (new torch, another GPU, ...) is rebuilt, and the
 log says which part of the key changed.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from rtseg.config import CompileConfig
@@ -25,16 +29,21 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     `input_size` (H, W; None: the checkpoint's), compiling it on the first call."""
     from rtseg.checkpoint import load_checkpoint
     from rtseg.device import pick_device
-    from rtseg.export import compile_checkpoint, resolve_format
-    from rtseg.manifest import engine_metadata
+    from rtseg.export import (
+        ParityGateError,
+        build_metadata,
+        compile_checkpoint,
+        resolve_format,
+        resolve_precision,
+    )
 
     ckpt = load_checkpoint(checkpoint)
     dev = pick_device(device)
     fmt = resolve_format(engine, dev)
-    precision = "fp16" if dev.type == "cuda" else "fp32"
+    precision = resolve_precision(fmt, dev, None)
     size = tuple(input_size or ckpt.meta.input_size)
     key = {"checkpoint_sha256": ckpt.sha256, "format": fmt, "precision": precision,
-           "input_size": list(size), "batch": batch, **engine_metadata(dev)}
+           "input_size": list(size), "batch": batch, **build_metadata(fmt, dev, precision)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir)
     manifest = folder / f"{ckpt.sha256[:12]}-{fmt}-{digest}.json"
@@ -42,9 +51,16 @@ def cached_engine(checkpoint: str, engine: str, device: str,
         log.info("engine cache: using %s", manifest)
         return manifest
     _explain_miss(folder, ckpt.sha256, fmt, key)
-    result = compile_checkpoint(CompileConfig(
-        checkpoint=str(ckpt.path), format=fmt, precision=precision, out=str(folder),
-        name=manifest.stem, device=device, batch=batch, height=size[0], width=size[1]))
+    cfg = CompileConfig(checkpoint=str(ckpt.path), format=fmt, precision=precision,
+                        out=str(folder), name=manifest.stem, device=device, batch=batch,
+                        height=size[0], width=size[1])
+    try:
+        result = compile_checkpoint(cfg)
+    except ParityGateError as exc:
+        if precision != "bf16":
+            raise
+        log.warning("engine cache: %s; building fp32 instead", exc)
+        result = compile_checkpoint(replace(cfg, precision="fp32"))
     (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
     return result.path
 

@@ -19,8 +19,13 @@ OPSET = 18
 
 def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
                 out_channels: int, half: bool = False, dynamic: bool = False,
-                device: torch.device | str = "cpu") -> tuple[tuple[TensorSpec, ...], ...]:
-    """Write `model` ((N,3,H,W) -> (N,C,H,W)) to `path`; returns (inputs, outputs) specs."""
+                device: torch.device | str = "cpu",
+                symbolic_batch: bool = False) -> tuple[tuple[TensorSpec, ...], ...]:
+    """Write `model` ((N,3,H,W) -> (N,C,H,W)) to `path`; returns (inputs, outputs) specs.
+
+    symbolic_batch: only the batch axis symbolic (the specs still say `batch`), so that a
+    runtime can reshape the graph to another batch (OpenVINO's one frame per request).
+    """
     import onnx
 
     dtype = torch.float16 if half else torch.float32
@@ -31,6 +36,8 @@ def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
         dims = (torch.export.Dim("batch", min=1, max=64), torch.export.Dim.DYNAMIC,
                 torch.export.Dim.DYNAMIC)
         shapes = {"x": {0: dims[0], 2: dims[1], 3: dims[2]}}
+    elif symbolic_batch:
+        shapes = {"x": {0: torch.export.Dim("batch", min=1, max=64)}}
     try:
         torch.onnx.export(model, (example,), str(path), input_names=[INPUT],
                           output_names=[OUTPUT], opset_version=OPSET, dynamo=True,

@@ -35,7 +35,6 @@ from rtseg.stream.pipeline import Masks, drivable_lut, engine_batch, infer_in_ch
 
 log = logging.getLogger(__name__)
 
-GRAPH_BACKENDS = ("TorchBackend", "AotiBackend")
 WARMUP_RUNS = 3
 
 
@@ -117,14 +116,14 @@ class CudaPipeline:
     def __init__(self, backend: Backend, slots: int = 3, graphs: bool = True):
         self.backend, self.spec, self.slots = backend, backend.spec, slots
         self.device = torch.device(backend.device)
-        self.dtype = getattr(backend, "dtype", torch.float32)
+        self.dtype = backend.dtype
         self.copy_stream = torch.cuda.Stream(self.device)
         self.compute_stream = torch.cuda.Stream(self.device)
         self.d2h_stream = torch.cuda.Stream(self.device)
         self._ring = [_Slot() for _ in range(slots)]
         self._next = 0
         self._cond = threading.Condition()
-        self._graphs_wanted = graphs and type(backend).__name__ in GRAPH_BACKENDS
+        self._graphs_wanted = graphs and backend.graph_capturable
         self._graph: _GraphRunner | None = None
         mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255.0

@@ -23,6 +23,7 @@ from rtseg.backends import Backend, load_backend
 from rtseg.config import RunConfig
 from rtseg.errors import RtsegError
 from rtseg.signals import on_stop_signals
+from rtseg.stream.contract import FramePipeline
 from rtseg.stream.feed import FrameFeed
 from rtseg.stream.heartbeat import Heartbeat
 from rtseg.stream.pipeline import Pipeline
@@ -94,7 +95,7 @@ class Wiring:
 
     names: tuple[str, ...]
     sources: tuple[Source, ...]
-    pipeline: object  # Pipeline or CudaPipeline: submit(images) -> in-flight batch
+    pipeline: FramePipeline  # Pipeline or CudaPipeline
     model: str
     publisher: MaskPublisher
     heartbeat: Heartbeat
@@ -157,16 +158,16 @@ def open_node(cfg: RunConfig, sources: Sequence[Source] | None = None,
         yield wiring
 
 
-def make_pipeline(backend: Backend, cfg: RunConfig, sources: Sequence[Source] = ()):
+def make_pipeline(backend: Backend, cfg: RunConfig,
+                  sources: Sequence[Source] = ()) -> FramePipeline:
     """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post; video files
     then decode straight into pinned memory); otherwise the host Pipeline with the CPU's
     cheap upsampling of class maps."""
-    if getattr(backend.device, "type", "cpu") == "cuda":
+    if backend.device.type == "cuda":
         from rtseg.stream.cuda_pipeline import CudaPipeline, pinned_array
 
         for source in sources:
-            if hasattr(source, "decode_into"):
-                source.decode_into(pinned_array, count=PINNED_RING)
+            source.decode_into(pinned_array, count=PINNED_RING)
         return CudaPipeline(backend, graphs=cfg.cuda_graphs)
     return Pipeline(backend, upsample="classes")
 
@@ -194,7 +195,7 @@ def serve(wiring: Wiring, settings: LoopSettings, stop: threading.Event,
     wiring.heartbeat.attach(feed, stats)
     if on_stats is not None:
         on_stats(stats)
-    depth = max(1, getattr(wiring.pipeline, "slots", 2) - 1)
+    depth = max(1, wiring.pipeline.slots - 1)
     jobs: queue.Queue = queue.Queue(maxsize=depth)
     publishing = threading.Thread(target=publish_loop,
                                   args=(settings, wiring, jobs, stats, stop),

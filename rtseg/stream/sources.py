@@ -107,6 +107,11 @@ class Source(ABC):
         """For the status topic: ``ok``, ``reconnecting`` (live sources) or ``ended``."""
         return "ended" if self.exhausted else "ok"
 
+    def decode_into(self, alloc: Callable[[tuple], np.ndarray], count: int = 8) -> bool:
+        """Decode frames into `count` reused arrays made by `alloc((H, W, 3))` (pinned
+        memory for the CUDA path); True where the source can, False (a no-op) elsewhere."""
+        return False
+
     @abstractmethod
     def close(self) -> None:
         """Stop capture threads (joined with a timeout) and release the device or file."""
@@ -331,11 +336,12 @@ class VideoFileSource(_FileSource):
         self._ring: list[np.ndarray] = []
         self._ring_size = 0
 
-    def decode_into(self, alloc: Callable[[tuple], np.ndarray], count: int = 8) -> None:
+    def decode_into(self, alloc: Callable[[tuple], np.ndarray], count: int = 8) -> bool:
         """Decode into a ring of `count` arrays made by `alloc((H, W, 3))` (pinned memory
         for the CUDA path) instead of a new array per frame. An array is reused `count`
         frames later: the node holds far fewer frames than that at any time."""
         self._alloc, self._ring, self._ring_size = alloc, [], count
+        return True
 
     def _buffer(self, shape: tuple | None) -> np.ndarray | None:
         """The ring's next array for a frame of `shape` (None: no ring, or shape unknown)."""

@@ -1,0 +1,144 @@
+"""One contract, every backend (like segmentation_models_pytorch's BaseModelTester).
+
+Each subclass only says how to build its backend from the tiny checkpoint; the tests are
+the contract the pipeline, the node and the bench rely on, so none of them needs to know
+which class it runs: `spec`, `device`, `dtype`, `static_batch`, `graph_capturable`, a call
+`(N, 3, H, W) -> (N, C, H, W)` float32 logits on `device` with the masks eager computes,
+and `close()`. GPU and TensorRT subclasses are marked and skip where they cannot run.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rtseg.backends import Backend, load_backend
+from rtseg.config import CompileConfig
+
+
+def compiled(tmp_path_factory, checkpoint, fmt: str, device: str = "cpu", **kw) -> str:
+    """Compile `checkpoint` into `fmt` (small, static batch 1) and return its manifest."""
+    from rtseg.export import compile_checkpoint
+
+    out = tmp_path_factory.mktemp(fmt)
+    cfg = CompileConfig(checkpoint=str(checkpoint), format=fmt, out=str(out), device=device,
+                        frames=2, **kw)
+    return str(compile_checkpoint(cfg).path)
+
+
+class BackendContract:
+    """Subclasses set `device` and implement `make(tmp_path_factory, checkpoint)`."""
+
+    device = "cpu"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls, tmp_path_factory, tiny_checkpoint):
+        backend = cls().make(tmp_path_factory, tiny_checkpoint)
+        yield backend
+        backend.close()
+
+    def make(self, tmp_path_factory, checkpoint) -> Backend:
+        raise NotImplementedError
+
+    def batch(self, backend: Backend) -> torch.Tensor:
+        h, w = backend.spec.input_size
+        n = backend.static_batch or 2
+        return torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(0)).to(
+            backend.device, backend.dtype)
+
+    def test_declares_what_callers_need(self, backend):
+        assert isinstance(backend, Backend)
+        assert isinstance(backend.device, torch.device)
+        assert backend.device.type == torch.device(self.device).type
+        assert isinstance(backend.dtype, torch.dtype)
+        assert backend.static_batch is None or backend.static_batch >= 1
+        assert isinstance(type(backend).graph_capturable, bool)
+        spec = backend.spec
+        assert len(spec.classes) >= 2 and all(h % 32 == 0 for h in spec.input_size)
+        assert len(spec.mean) == len(spec.std) == 3 and set(spec.drivable_ids) <= set(
+            range(len(spec.classes)))
+
+    def test_call_gives_logits_of_every_class_at_input_size(self, backend):
+        x = self.batch(backend)
+        logits = backend(x)
+        assert logits.shape == (x.shape[0], len(backend.spec.classes), *x.shape[2:])
+        assert logits.dtype == torch.float32 and logits.device.type == backend.device.type
+        assert torch.isfinite(logits).all()
+
+    def test_masks_match_eager(self, backend, tiny_checkpoint):
+        eager = load_backend(str(tiny_checkpoint), self.device)
+        x = self.batch(backend)
+        ours, theirs = backend(x).argmax(1), eager(x.float()).argmax(1)
+        agreement = (ours == theirs).float().mean().item()
+        assert agreement >= (0.97 if backend.dtype == torch.float16 else 0.99), agreement
+
+
+class TestTorch(BackendContract):
+    def make(self, tmp_path_factory, checkpoint):
+        return load_backend(str(checkpoint), "cpu")
+
+    def test_input_size_is_a_constructor_argument(self, tiny_checkpoint):
+        from rtseg.backends.torch_backend import TorchBackend
+        from rtseg.checkpoint import load_checkpoint
+
+        backend = TorchBackend(load_checkpoint(tiny_checkpoint), torch.device("cpu"),
+                               input_size=(96, 128))
+        assert backend.spec.input_size == (96, 128) and backend.graph_capturable
+
+
+class TestOnnxRuntime(BackendContract):
+    def make(self, tmp_path_factory, checkpoint):
+        return load_backend(compiled(tmp_path_factory, checkpoint, "onnx"), "cpu")
+
+
+class TestOpenVINO(BackendContract):
+    def make(self, tmp_path_factory, checkpoint):
+        pytest.importorskip("openvino")
+        return load_backend(compiled(tmp_path_factory, checkpoint, "openvino",
+                                     precision="fp32"), "cpu")
+
+
+@pytest.mark.slow
+class TestAotInductor(BackendContract):
+    def make(self, tmp_path_factory, checkpoint):
+        return load_backend(compiled(tmp_path_factory, checkpoint, "aoti"), "cpu")
+
+
+@pytest.mark.gpu
+class TestTorchCuda(BackendContract):
+    device = "cuda"
+
+    def make(self, tmp_path_factory, checkpoint):
+        return load_backend(str(checkpoint), "cuda")
+
+
+@pytest.mark.gpu
+class TestAotInductorCudaFp16(BackendContract):
+    device = "cuda"
+
+    def make(self, tmp_path_factory, checkpoint):
+        return load_backend(compiled(tmp_path_factory, checkpoint, "aoti", "cuda",
+                                     precision="fp16"), "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+class TestTensorRT(BackendContract):
+    device = "cuda"
+
+    def make(self, tmp_path_factory, checkpoint):
+        pytest.importorskip("tensorrt")
+        return load_backend(compiled(tmp_path_factory, checkpoint, "tensorrt", "cuda",
+                                     precision="fp16"), "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+class TestTorchTensorRT(BackendContract):
+    device = "cuda"
+
+    def make(self, tmp_path_factory, checkpoint):
+        pytest.importorskip("torch_tensorrt")
+        return load_backend(compiled(tmp_path_factory, checkpoint, "torch-tensorrt", "cuda",
+                                     precision="fp16"), "cuda")

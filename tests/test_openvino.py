@@ -1,0 +1,208 @@
+"""OpenVINO engines: compile, manifest, backend, parity gate, refusals, INT8, cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+
+from rtseg.backends import load_backend  # noqa: E402
+from rtseg.backends.openvino_backend import openvino_machine, openvino_version  # noqa: E402
+from rtseg.config import CompileConfig  # noqa: E402
+from rtseg.errors import RtsegError  # noqa: E402
+from rtseg.export import compile_checkpoint, resolve_format, resolve_precision  # noqa: E402
+from rtseg.export.parity import parity_frames  # noqa: E402
+from rtseg.manifest import read_manifest, write_manifest  # noqa: E402
+from rtseg.models import logits_to_classes  # noqa: E402
+from rtseg.stream.pipeline import Pipeline  # noqa: E402
+
+SIZE = (128, 224)
+BEST = "bf16" if openvino_machine()["bf16"] else "fp32"
+
+
+def compile_demo(out: Path, precision: str, size=SIZE, **options) -> Path:
+    cfg = CompileConfig(checkpoint="demo", format="openvino", precision=precision,
+                        height=size[0], width=size[1], out=str(out), device="cpu", frames=4,
+                        **options)
+    return compile_checkpoint(cfg).path
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory) -> dict[str, Path]:
+    """The demo checkpoint compiled as FP32, and through the engine cache (`rtseg run
+    --engine openvino`) in this CPU's best precision (BF16 where it has it)."""
+    from rtseg.export.cache import cached_engine
+
+    out = tmp_path_factory.mktemp("openvino")
+    built = {"fp32": compile_demo(out, "fp32")}
+    built["cache"] = cached_engine("demo", "openvino", "cpu", out / "cache", input_size=SIZE)
+    built[BEST] = built["cache"]
+    return built
+
+
+def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fraction of pixels whose argmax class is the same in two (N, C, H, W) logits."""
+    return float((logits_to_classes(a) == logits_to_classes(b)).float().mean())
+
+
+@pytest.mark.parametrize("precision", sorted({"fp32", BEST}))
+def test_engine_passes_the_gate_and_its_manifest_says_how_it_was_built(engines, precision):
+    path = engines[precision]
+    manifest = read_manifest(path)
+    assert manifest.format == "openvino" and manifest.precision == precision
+    assert manifest.engine.endswith(".xml") and (path.parent / manifest.engine).is_file()
+    assert (path.parent / manifest.engine).with_suffix(".bin").is_file()
+    assert not list(path.parent.glob("*.partial*")) and not list(path.parent.glob("*.onnx"))
+    assert manifest.versions["openvino"] == openvino_version()
+    machine = openvino_machine()
+    assert manifest.device["name"] == machine["name"]
+    assert manifest.device["bf16"] == machine["bf16"] and "vnni" in manifest.device
+    used = manifest.runtime["inference_precision"]
+    assert used == {"fp32": "f32", "bf16": "bf16"}[precision]
+    assert manifest.runtime["performance_hint"] == "LATENCY"
+    parity = manifest.parity
+    assert parity["passed"] and parity["threshold_pct"] == {"fp32": 99.0, "bf16": 99.5}[precision]
+    if precision == "fp32":
+        assert parity["mask_agreement_pct"] == 100.0  # same float maths, other kernels
+
+
+@pytest.mark.parametrize("precision", sorted({"fp32", BEST}))
+def test_backend_loads_by_manifest_and_by_xml_and_computes_eager_masks(engines, precision):
+    reference = load_backend("demo", "cpu")
+    x = Pipeline(reference).preprocess(parity_frames(1)[0])
+    x = torch.nn.functional.interpolate(x, size=SIZE, mode="bilinear")
+    for model in (engines[precision], engines[precision].with_suffix(".xml")):
+        with load_backend(str(model), "cpu") as backend:
+            assert type(backend).__name__ == "OpenVinoBackend"
+            assert backend.dtype == torch.float32 and backend.static_batch == 1
+            assert backend.graph_capturable is False and backend.device.type == "cpu"
+            out = backend(x)
+            assert out.shape == (1, 7, *SIZE) and out.dtype == torch.float32
+            # FP32: the same sums in another order; BF16: 8-bit mantissas flip a few edge pixels
+            assert agreement(out, reference(x)) >= (0.999 if precision == "fp32" else 0.99)
+            with pytest.raises(RtsegError, match=r"\(1, 3, 64, 64\)"):
+                backend(torch.zeros(1, 3, 64, 64))
+
+
+def test_pipeline_runs_the_engine_on_frames_of_another_size(engines):
+    eager = load_backend("demo", "cpu")
+    eager.spec = replace(eager.spec, input_size=SIZE)  # eager at the engine's input size
+    frame = parity_frames(1)[0]
+    with load_backend(str(engines[BEST]), "cpu") as backend:
+        masks = Pipeline(backend, upsample="classes")(frame)
+    assert masks.classes.shape == (360, 640) and masks.drivable.shape == (360, 640)
+    want = Pipeline(eager, upsample="classes")(frame)
+    assert (masks.drivable == want.drivable).mean() >= 0.99
+    assert masks.drivable.any()
+
+
+def test_an_ir_of_another_openvino_version_is_refused_naming_both(engines, tmp_path):
+    manifest = read_manifest(engines["fp32"])
+    for suffix in (".xml", ".bin"):
+        name = Path(manifest.engine).with_suffix(suffix).name
+        (tmp_path / name).write_bytes((engines["fp32"].parent / name).read_bytes())
+    old = replace(manifest, versions={**manifest.versions, "openvino": "2023.0.0-10926"})
+    write_manifest(tmp_path / "old.json", old)
+    with pytest.raises(RtsegError, match=f"2023.0.0-10926.*{openvino_version()}"):
+        load_backend(str(tmp_path / "old.json"), "cpu")
+
+
+@pytest.mark.skipif(openvino_machine()["bf16"], reason="this CPU has BF16")
+def test_a_bf16_engine_is_refused_on_a_cpu_without_bf16(engines, tmp_path):
+    manifest = read_manifest(engines["fp32"])
+    bf16 = replace(manifest, precision="bf16", runtime={"inference_precision_hint": "bf16"})
+    write_manifest(engines["fp32"].parent / "bf16.json", bf16)
+    with pytest.raises(RtsegError, match="BF16.*--precision fp32"):
+        load_backend(str(engines["fp32"].parent / "bf16.json"), "cpu")
+
+
+def test_auto_picks_openvino_on_the_cpu_and_the_cpus_best_precision():
+    assert resolve_format("auto", torch.device("cpu")) == "openvino"
+    assert resolve_precision("openvino", torch.device("cpu"), "auto") == BEST
+    assert resolve_precision("openvino", torch.device("cpu"), None) == BEST
+    with pytest.raises(RtsegError, match="--format openvino"):
+        resolve_precision("onnx", torch.device("cpu"), "bf16")
+
+
+def test_int8_without_calib_is_a_one_line_error(cli_env):
+    done = subprocess.run([sys.executable, "-m", "rtseg", "compile", "demo", "--format",
+                           "openvino", "--precision", "int8"], capture_output=True, text=True,
+                          timeout=120, env=cli_env)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "--calib" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def calib_folder(tmp_path_factory) -> Path:
+    """images/ (BGR PNG) and labels/ (class-index PNG, same stems): 8 frames of a generated
+    drive, like a camera's."""
+    from rtseg.data.synthetic import SceneStream
+
+    root = tmp_path_factory.mktemp("calib")
+    for sub in ("images", "labels"):
+        (root / sub).mkdir()
+    drive = SceneStream(seed=3, height=180, width=320)
+    for i in range(8):
+        image, label = drive.next()
+        assert cv2.imwrite(str(root / "images" / f"s{i}.png"), image[:, :, ::-1])
+        assert cv2.imwrite(str(root / "labels" / f"s{i}.png"), label)
+    return root
+
+
+def test_int8_calibrated_on_real_frames_passes_its_gate(tmp_path, calib_folder):
+    path = compile_demo(tmp_path, "int8", size=(96, 160), calib=str(calib_folder / "images"),
+                        calib_labels=str(calib_folder / "labels"))
+    manifest = read_manifest(path)
+    assert manifest.precision == "int8" and manifest.versions["nncf"]
+    assert manifest.runtime["inference_precision_hint"] == "f32"
+    parity = manifest.parity
+    assert parity["passed"] and parity["max_miou_drop"] == 1.0
+    assert parity["miou_drop"] <= 1.0 and parity["threshold_pct"] is None
+    with load_backend(str(path), "cpu") as backend:
+        masks = Pipeline(backend, upsample="classes")(parity_frames(1)[0])
+    assert masks.drivable.shape == (360, 640) and masks.drivable.any()
+
+
+def test_labels_that_do_not_fit_are_named(tmp_path, calib_folder):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    cv2.imwrite(str(labels / "s0.png"), np.zeros((10, 10), np.uint8))
+    with pytest.raises(RtsegError, match=r"s0.png is 10x10, its image 320x180"):
+        compile_demo(tmp_path, "fp32", size=(64, 96), calib=str(calib_folder / "images"),
+                     calib_labels=str(labels))
+    with pytest.raises(RtsegError, match="--calib-labels needs --calib"):
+        CompileConfig(checkpoint="demo", calib_labels=str(labels))
+
+
+def test_a_static_batch_spreads_frames_over_infer_requests(tmp_path):
+    path = compile_demo(tmp_path, "fp32", size=(64, 96), batch=2)
+    reference = load_backend("demo", "cpu")
+    x = torch.randn(2, 3, 64, 96)
+    with load_backend(str(path), "cpu") as backend:
+        assert backend.static_batch == 2
+        assert backend.runtime_info["performance_hint"] == "THROUGHPUT"
+        out = backend(x)
+        assert agreement(out, reference(x)) >= 0.999
+        assert agreement(out[1:], backend(x.flip(0))[:1]) == 1.0  # frame order kept
+
+
+def test_engine_cache_builds_openvino_once(engines):
+    from rtseg.export.cache import cached_engine
+
+    first = engines["cache"]
+    assert read_manifest(first).format == "openvino" and read_manifest(first).precision == BEST
+    key = json.loads(first.with_name(first.stem + ".key.json").read_text())
+    assert key["versions"]["openvino"] == openvino_version() and key["precision"] == BEST
+    assert key["device"]["name"] == openvino_machine()["name"]
+    stamp = first.stat().st_mtime_ns
+    assert cached_engine("demo", "auto", "cpu", first.parent, input_size=SIZE) == first
+    assert first.stat().st_mtime_ns == stamp  # auto on a CPU: the same engine, reused
