@@ -14,11 +14,11 @@ side of their ratios alike.
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -26,11 +26,11 @@ import torch
 from rtseg.backends import ENGINE_SUFFIXES, Backend, load_backend
 from rtseg.config import BenchConfig, RunConfig
 from rtseg.device import pick_device
-from rtseg.protocol import DRIVABLE_CLASSES
+from rtseg.signals import StopRequested
 from rtseg.stream.memory import MemorySource, memory_frames
 from rtseg.stream.node import run_node
 from rtseg.stream.pipeline import Pipeline
-from rtseg.stream.publisher import MaskPublisher
+from rtseg.stream.publisher import FrameMeta, MaskPublisher
 from rtseg.stream.sources import SourceSpec, open_source
 from rtseg.stream.stats import stage_summary, summarise
 
@@ -74,28 +74,22 @@ def run_bench(cfg: BenchConfig) -> dict:
 def engine_model(cfg: BenchConfig, dev: torch.device, batch: int) -> str:
     """The model to load: an engine as given, the checkpoint (engine torch), or a cached
     engine compiled once for this size and batch."""
-    if cfg.engine == "torch" or cfg.model.endswith((".json", *ENGINE_SUFFIXES)):
-        return cfg.model
-    from rtseg.export.cache import cached_engine
+    from rtseg.export.cache import resolve_model
 
-    return str(cached_engine(cfg.model, cfg.engine, str(dev), cfg.engine_cache, batch=batch,
-                             input_size=(cfg.height, cfg.width)))
+    return resolve_model(cfg.model, cfg.engine, str(dev), cfg.engine_cache, batch=batch,
+                         input_size=(cfg.height, cfg.width))
 
 
 def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backend:
-    """load_backend; an eager checkpoint is told to take `size` inputs (engines have theirs)."""
-    backend = load_backend(model, str(dev))
-    if type(backend).__name__ == "TorchBackend":
-        backend.spec = replace(backend.spec, input_size=tuple(size))
-    return backend
+    """load_backend; an eager checkpoint takes `size` inputs (engines have their own)."""
+    return load_backend(model, str(dev), input_size=tuple(size))
 
 
 def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float
                  ) -> tuple[list[float], float]:
     """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s)."""
     h, w = backend.spec.input_size
-    dtype = getattr(backend, "dtype", torch.float32)
-    x = torch.randn(batch, 3, h, w).to(backend.device, dtype)
+    x = torch.randn(batch, 3, h, w).to(backend.device, backend.dtype)
     cuda = backend.device.type == "cuda"
     _repeat(lambda: backend(x), warmup_s, minimum=3, sync=cuda)
     times = (_timed_cuda if cuda else _timed_cpu)(lambda: backend(x), seconds)
@@ -150,9 +144,12 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
 
     report = run_node(run_cfg, stop=stop, on_ready=on_ready, sources=sources, backend=backend,
                       on_stats=on_stats)
+    rates = _stop_consumer(consumer.get("proc"))
+    if report.stopped_by:  # the node stopped in order; the bench ends here too
+        raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,
             "dropped": report.dropped, "samples": holder["stats"].samples(),
-            "consumer_rates_hz": _stop_consumer(consumer.get("proc"))}
+            "consumer_rates_hz": rates}
 
 
 def summarise_pipeline(runs: list[dict]) -> dict:
@@ -187,12 +184,10 @@ class NaiveLoop:
         image = np.array(self.frames[self.count % len(self.frames)])  # pageable, as decoded
         self.count += 1
         masks = self.pipeline(image)
-        common = {"seq": self.count, "frame_id": "memory", "model": "baseline"}
-        self.publisher.publish("baseline/drivable", "drivable", masks.drivable,
-                               classes=DRIVABLE_CLASSES, stamp_ns=time.time_ns(), **common)
-        self.publisher.publish("baseline/classes", "classes", masks.classes,
-                               classes=self.pipeline.spec.classes, stamp_ns=time.time_ns(),
-                               **common)
+        meta = FrameMeta(seq=self.count, stamp_ns=time.time_ns(), frame_id="memory",
+                         model="baseline")
+        self.publisher.publish_frame("baseline", masks.drivable, masks.classes, meta,
+                                     class_names=self.pipeline.spec.classes)
 
     def run(self, seconds: float, warmup_s: float) -> tuple[list[float], float]:
         _repeat(self.one, warmup_s, minimum=2, sync=False)

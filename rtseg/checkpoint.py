@@ -17,7 +17,7 @@ from torch import nn
 
 from rtseg import __version__
 from rtseg.data import IMAGENET_MEAN, IMAGENET_STD
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.files import atomic_write
 from rtseg.models import build_model, model_info
 
@@ -150,7 +150,7 @@ def _read(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged or unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type_name(exc)
         raise RtsegError(f"{path} could not be loaded as a checkpoint (damaged, truncated, "
                          f"or holds pickled code): {first}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

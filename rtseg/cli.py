@@ -18,10 +18,11 @@ from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, RUN_ENGINES
 from rtseg.errors import RtsegError
 
 
-def _stoppable(command: str, fast: bool = True):
+def _stoppable(command: str, fast: bool = True, where: str = ""):
     """For a long-running command: SIGINT/SIGTERM at any moment (start-up included) end it
     with exit status 0 and one summary line on stderr (rtseg.signals). `fast`: once
-    stopped by a signal, with everything closed, skip the interpreter's slow teardown."""
+    stopped by a signal, with everything closed, skip the interpreter's slow teardown.
+    `where`: what the summary says when the signal came before the command's own loop."""
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
@@ -31,7 +32,7 @@ def _stoppable(command: str, fast: bool = True):
                 with stop_requests():
                     result = fn(*args, **kwargs)
             except StopRequested as stop:
-                click.echo(stop.summary(command), err=True)
+                click.echo(stop.summary(command, where), err=True)
                 fast_exit(0) if fast else sys.exit(0)
             if fast and stop_signal_received():
                 fast_exit(0)
@@ -224,7 +225,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
-@_stoppable("run")
+@_stoppable("run", where="during start-up")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
         source_fps, demo_size, status_every, engine, engine_cache, cuda_graphs, image_topic,
         image_fps, image_width, curve_secret, curve_clients) -> None:

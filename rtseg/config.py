@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback unless the user asks (PROTOCOL.md)
 ENGINE_FORMATS = ("onnx", "openvino", "aoti", "tensorrt", "torch-tensorrt")  # compile writes
@@ -182,7 +182,7 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
 def build_dataclass(cls, raw: dict, where: str):
     """Instantiate dataclass `cls` from a nested dict, rejecting unknown keys by name."""
     if not isinstance(raw, dict):
-        raise RtsegError(f"{where}: expected a table, got {type(raw).__name__}")
+        raise RtsegError(f"{where}: expected a table, got {type_name(raw)}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:

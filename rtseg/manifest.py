@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rtseg.errors import RtsegError
+from rtseg.files import atomic_write
 
 MANIFEST_VERSION = 1
 FORMATS = ("onnx", "tensorrt", "aoti", "torch-tensorrt", "openvino")
@@ -75,9 +76,8 @@ class Manifest:
 
 def write_manifest(path: Path, manifest: Manifest) -> Path:
     """Write `manifest` as indented JSON (atomically)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(manifest), indent=1) + "\n")
-    tmp.replace(path)
+    with atomic_write(path, "w") as fh:
+        fh.write(json.dumps(asdict(manifest), indent=1) + "\n")
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from rtseg.errors import type_name
 from rtseg.status import (  # noqa: F401  (re-exported: the protocol's one entry point)
     STATUS_KIND,
     NodeStatus,
@@ -198,7 +199,7 @@ def _check_classes(kind: str, classes: Sequence[str]) -> tuple[str, ...]:
 def _check_mask(kind: str, mask: np.ndarray, n_classes: int) -> None:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.uint8:
         got = (f"{mask.dtype} array of shape {mask.shape}" if isinstance(mask, np.ndarray)
-               else type(mask).__name__)
+               else type_name(mask))
         raise ProtocolError(f"mask must be an (H, W) uint8 array, got {got}; "
                             "convert with mask.astype(np.uint8)")
     height, width = mask.shape
@@ -316,7 +317,7 @@ def _decode_fields(topic: str, fields: dict[str, Any], limits: Limits
                             "max_width/max_height to accept it")
     data = fields["data"]
     if not isinstance(data, memoryview):
-        raise ProtocolError(f"'data' must be bin, got {type(data).__name__}")
+        raise ProtocolError(f"'data' must be bin, got {type_name(data)}")
     if header.kind == IMAGE_KIND:
         if bytes(data[:2]) != _JPEG_SOI:
             raise ProtocolError(f"'data' ({len(data)} bytes) is not a JPEG (no SOI marker)")
@@ -331,7 +332,7 @@ def _check_version(fields: dict[str, Any]) -> None:
         raise ProtocolError("payload has no 'v' (protocol version)")
     version = fields["v"]
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ProtocolError(f"'v' must be an int, got {type(version).__name__}")
+        raise ProtocolError(f"'v' must be an int, got {type_name(version)}")
     if version != VERSION:
         raise ProtocolError(f"unsupported protocol version v={version}; this reader speaks "
                             f"v={VERSION}: use an rtseg client of the same version as the node")
@@ -344,13 +345,13 @@ def _read_header(topic: str, fields: dict[str, Any]) -> MaskHeader:
     _check_kind_encoding(kind, encoding)
     classes = fields["classes"]
     if not isinstance(classes, list):
-        raise ProtocolError(f"'classes' must be an array of str, got {type(classes).__name__}")
+        raise ProtocolError(f"'classes' must be an array of str, got {type_name(classes)}")
     width, height = field_of(fields, "width", int), field_of(fields, "height", int)
     if width < 1 or height < 1:
         raise ProtocolError(f"size {width}x{height} is not positive")
     latency = fields.get("latency_ms", {})
     if "latency_ms" in fields and not isinstance(latency, dict):
-        raise ProtocolError(f"'latency_ms' must be a map, got {type(latency).__name__}")
+        raise ProtocolError(f"'latency_ms' must be a map, got {type_name(latency)}")
     return MaskHeader(
         topic=topic,
         v=VERSION,

@@ -33,10 +33,10 @@ class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
         self.signame = signal.Signals(signum).name
         self.detail = detail
 
-    def summary(self, command: str) -> str:
-        """One line: ``rtseg COMMAND: stopped by SIGTERM during start-up``."""
-        return f"rtseg {command}: stopped by {self.signame}" + (
-            f" {self.detail}" if self.detail else " during start-up")
+    def summary(self, command: str, where: str = "") -> str:
+        """One line: ``rtseg COMMAND: stopped by SIGTERM [detail, else where]``."""
+        detail = self.detail or where
+        return f"rtseg {command}: stopped by {self.signame}" + (f" {detail}" if detail else "")
 
 
 def _raise(signum: int, _frame) -> None:

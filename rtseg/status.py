@@ -14,6 +14,7 @@ from typing import Any
 
 import msgpack
 
+from rtseg.errors import type_name
 from rtseg.wire import (
     MAX_SIDE,
     VERSION,
@@ -102,7 +103,7 @@ def status_from_fields(topic: str, fields: dict[str, Any]) -> NodeStatus:
 
 def _source_from(entry: Any) -> SourceStatus:
     if not isinstance(entry, dict):
-        raise ProtocolError(f"each of 'sources' must be a map, got {type(entry).__name__}")
+        raise ProtocolError(f"each of 'sources' must be a map, got {type_name(entry)}")
     return _check_source(field_of(entry, "name", str), field_of(entry, "state", str),
                          field_of(entry, "fps", (int, float)),
                          field_of(entry, "dropped", int), field_of(entry, "last_seq", int))

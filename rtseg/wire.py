@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from rtseg.errors import type_name
+
 VERSION = 1
 MAX_SIDE = 8192
 MAX_DEPTH = 3  # sources -> source map -> scalar
@@ -84,7 +86,7 @@ def read_payload(payload: bytes | memoryview, limits: Limits) -> dict[str, Any]:
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise ProtocolError(f"payload is not valid MessagePack ({type(exc).__name__}"
+        raise ProtocolError(f"payload is not valid MessagePack ({type_name(exc)}"
                             f"{': ' + str(exc) if str(exc) else ''})") from None
     if reader.offset != len(payload):
         raise ProtocolError(f"payload is not valid MessagePack ({len(payload) - reader.offset} "
@@ -179,7 +181,7 @@ _UINT64_MAX = 2**64 - 1
 def split_frame(frame: bytes) -> tuple[str, memoryview]:
     """``topic + b"\\x00" + payload`` -> (topic, payload); ProtocolError if malformed."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
-        raise ProtocolError(f"a frame must be bytes, got {type(frame).__name__}")
+        raise ProtocolError(f"a frame must be bytes, got {type_name(frame)}")
     frame = bytes(frame)
     sep = frame.find(_SEP)
     if sep < 0:
@@ -209,7 +211,7 @@ def check_uint(name: str, value: int) -> int:
     try:
         number = operator.index(value)
     except TypeError:
-        raise ProtocolError(f"{name} must be an int, got {type(value).__name__}") from None
+        raise ProtocolError(f"{name} must be an int, got {type_name(value)}") from None
     if not 0 <= number <= _UINT64_MAX:
         raise ProtocolError(f"{name} must be in 0..2**64-1, got {number}")
     return number
@@ -217,7 +219,7 @@ def check_uint(name: str, value: int) -> int:
 
 def check_str(name: str, value: str) -> str:
     if not isinstance(value, str):
-        raise ProtocolError(f"{name} must be a str, got {type(value).__name__}")
+        raise ProtocolError(f"{name} must be a str, got {type_name(value)}")
     return value
 
 
@@ -229,6 +231,6 @@ def field_of(fields: dict[str, Any], key: str, kind: type | tuple[type, ...]) ->
     if isinstance(value, bool) or not isinstance(value, kind):
         shown = repr(value)[:40] if isinstance(value, (str, bytes, int, float)) else "..."
         want = "/".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
-        raise ProtocolError(f"'{key}' must be {want}, got {type(value).__name__} "
+        raise ProtocolError(f"'{key}' must be {want}, got {type_name(value)} "
                             f"{shown}")
     return value

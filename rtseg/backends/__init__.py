@@ -15,13 +15,22 @@ from rtseg.errors import RtsegError
 ENGINE_SUFFIXES = (".onnx", ".engine", ".pt2", ".xml")
 
 
-def load_backend(model: str, device: str = "auto") -> Backend:
-    """A ready backend for a checkpoint, manifest or engine file, on `device`."""
+def is_engine(model: str) -> bool:
+    """True for a manifest or an engine file; False for a checkpoint path or `demo`."""
+    return Path(model).suffix in (".json", *ENGINE_SUFFIXES)
+
+
+def load_backend(model: str, device: str = "auto",
+                 input_size: tuple[int, int] | None = None) -> Backend:
+    """A ready backend for a checkpoint, manifest or engine file, on `device`.
+
+    `input_size` (H, W): the size an eager checkpoint is fed at (default its own); an
+    engine has the size it was compiled for."""
     from rtseg.device import pick_device
 
     dev = pick_device(device)
     path = Path(model)
-    if path.suffix in (".json", *ENGINE_SUFFIXES):
+    if is_engine(model):
         from rtseg.manifest import engine_path, read_manifest
 
         manifest_path = path if path.suffix == ".json" else path.with_suffix(".json")
@@ -33,7 +42,7 @@ def load_backend(model: str, device: str = "auto") -> Backend:
     from rtseg.backends.torch_backend import TorchBackend
     from rtseg.checkpoint import load_checkpoint
 
-    return TorchBackend(load_checkpoint(model), dev)
+    return TorchBackend(load_checkpoint(model), dev, input_size=input_size)
 
 
 def backend_for_manifest(manifest, engine: Path, device) -> Backend:
@@ -92,4 +101,5 @@ def check_fits_machine(manifest, device) -> None:
                          "with --device cuda")
 
 
-__all__ = ["Backend", "ModelSpec", "backend_for_manifest", "check_fits_machine", "load_backend"]
+__all__ = ["Backend", "ModelSpec", "backend_for_manifest", "check_fits_machine", "is_engine",
+           "load_backend"]

@@ -33,7 +33,8 @@ class Backend(ABC):
     - `static_batch`: the one batch size it takes, or None when any batch goes;
     - `graph_capturable` (class-level): its call may be captured in a CUDA graph (pure
       torch work on the current stream, no host synchronisation, no allocation that a
-      graph could not replay).
+      graph could not replay);
+    - `runtime_info`: what the runtime chose at load time (empty where nothing to say).
     """
 
     spec: ModelSpec
@@ -41,6 +42,11 @@ class Backend(ABC):
     dtype: object  # torch.dtype of the input batch
     static_batch: int | None = None
     graph_capturable: ClassVar[bool] = False
+
+    @property
+    def runtime_info(self) -> dict:
+        """What the runtime decided (threads, precision actually used...), for manifests."""
+        return {}
 
     @abstractmethod
     def __call__(self, batch):

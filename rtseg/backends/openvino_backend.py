@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rtseg.backends.base import Backend, check_input_shape, spec_from_manifest
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.manifest import Manifest
 
 THREADS_ENV = "RTSEG_OV_THREADS"
@@ -89,7 +89,7 @@ class OpenVinoBackend(Backend):
             self.queue = ov.AsyncInferQueue(self.compiled, self._requests())
         else:
             self.request = self.compiled.create_infer_request()
-        self.runtime_info = self._runtime_info()
+        self._runtime = self._runtime_info()
 
     def _compile(self, engine: Path, hint: str, threads: int | None):
         core = ov_core()
@@ -113,6 +113,11 @@ class OpenVinoBackend(Backend):
     def _requests(self) -> int:
         optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         return max(1, min(optimal, self.static_batch))
+
+    @property
+    def runtime_info(self) -> dict:
+        """Threads, streams, infer requests and inference precision OpenVINO chose."""
+        return dict(self._runtime)
 
     def _runtime_info(self) -> dict:
         get = self.compiled.get_property
@@ -189,4 +194,4 @@ def _has_vnni() -> bool | None:
 
 def _first_line(exc: Exception) -> str:
     lines = [s for s in str(exc).splitlines() if s.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return lines[0] if lines else type_name(exc)

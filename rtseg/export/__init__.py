@@ -178,7 +178,7 @@ def _gate(cfg, ckpt, manifest: Manifest, engine: Path, device, samples) -> tuple
         figures = parity_gate(ckpt.build("cpu"), backend, frames, prepare,
                               len(manifest.classes), rule["threshold_pct"], cfg.batch,
                               labels, rule["max_miou_drop"], ckpt.meta.ignore_index)
-        runtime = dict(getattr(backend, "runtime_info", {}))
+        runtime = backend.runtime_info
     finally:
         backend.close()
     log.info("parity: %.3f%% mask agreement, max logit error %.2e, mIoU vs eager %.4f%s",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.manifest import io_specs
 
 
@@ -29,6 +29,6 @@ def export_aoti(model, path: Path, batch: int, size: tuple[int, int], channels: 
             program = torch.export.export(model, (example,), dynamic_shapes=shapes)
             torch._inductor.aoti_compile_and_package(program, package_path=str(path))
     except Exception as exc:  # inductor raises many types; name the cause
-        raise RtsegError(f"AOTInductor compile failed: {type(exc).__name__}: "
+        raise RtsegError(f"AOTInductor compile failed: {type_name(exc)}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     return io_specs(batch, size, channels, half, dynamic)

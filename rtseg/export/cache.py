@@ -22,6 +22,20 @@ from rtseg.config import CompileConfig
 log = logging.getLogger(__name__)
 
 
+def resolve_model(model: str | None, engine: str, device: str, cache_dir: str | Path,
+                  batch: int = 1, input_size: tuple[int, int] | None = None) -> str:
+    """What `rtseg run` / `rtseg bench` load: an engine or checkpoint as given (engine
+    `torch` runs a checkpoint eagerly), else the cached engine of `engine` format for this
+    checkpoint, batch and input size, compiled on first use. None means the demo."""
+    from rtseg.backends import is_engine
+
+    model = model or "demo"
+    if engine == "torch" or is_engine(model):
+        return model
+    return str(cached_engine(model, engine, device, cache_dir, batch=batch,
+                             input_size=input_size))
+
+
 def cached_engine(checkpoint: str, engine: str, device: str,
                   cache_dir: str | Path = "engines/cache", batch: int = 1,
                   input_size: tuple[int, int] | None = None) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.manifest import INPUT, OUTPUT, TensorSpec, io_specs
 
 OPSET = 18
@@ -43,7 +43,7 @@ def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
                           output_names=[OUTPUT], opset_version=OPSET, dynamo=True,
                           external_data=False, dynamic_shapes=shapes)
     except Exception as exc:  # the exporter raises many types; name the model and cause
-        raise RtsegError(f"ONNX export failed: {type(exc).__name__}: "
+        raise RtsegError(f"ONNX export failed: {type_name(exc)}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     onnx.checker.check_model(str(path))
     return io_specs(batch, size, out_channels, half, dynamic)

@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 
 from rtseg.backends.openvino_backend import openvino_machine, openvino_version, ov_core
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.export.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,9 @@ def export_openvino(model, path: Path, cfg, size: tuple[int, int], meta,
 
     meta: the checkpoint's metadata (output channels; mean/std for the calibration frames).
     """
+    ov_core()  # a missing OpenVINO is a one-line error naming the package
     import openvino as ov
 
-    ov_core()  # a missing OpenVINO is a one-line error naming the package
     onnx_path = path.with_name(f"{path.stem}.onnx")
     try:
         specs = export_onnx(model, onnx_path, cfg.batch, size, meta.out_channels,
@@ -106,7 +106,7 @@ def quantize(ir, batches: list):
         return nncf.quantize(ir, dataset, subset_size=len(batches),
                              preset=nncf.QuantizationPreset.MIXED, fast_bias_correction=False)
     except Exception as exc:  # NNCF raises many types; name the cause
-        raise RtsegError(f"NNCF quantisation failed: {type(exc).__name__}: {exc}") from exc
+        raise RtsegError(f"NNCF quantisation failed: {type_name(exc)}: {exc}") from exc
 
 
 def _calibration_input(item):

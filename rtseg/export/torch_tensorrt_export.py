@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.export.tensorrt_export import MAX_DYNAMIC
 from rtseg.manifest import io_specs
 
@@ -39,6 +39,6 @@ def export_torch_tensorrt(model, path: Path, batch: int, size: tuple[int, int], 
         torch_tensorrt.save(program, str(path), output_format="exported_program",
                             inputs=[example])
     except Exception as exc:  # the compiler raises many types; name the cause
-        raise RtsegError(f"torch-tensorrt compile failed: {type(exc).__name__}: "
+        raise RtsegError(f"torch-tensorrt compile failed: {type_name(exc)}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     return io_specs(batch, size, channels, half, dynamic)

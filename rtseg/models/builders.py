@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 
 
 class LogitsOnly(nn.Module):
@@ -159,7 +159,7 @@ def backbone_of(model: nn.Module) -> nn.Module:
     for name in ("backbone", "encoder"):
         if hasattr(net, name):
             return getattr(net, name)
-    raise RtsegError(f"{type(net).__name__} has no backbone/encoder to freeze")
+    raise RtsegError(f"{type_name(net)} has no backbone/encoder to freeze")
 
 
 def logits_to_classes(logits: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from rtseg.backends.base import Backend
+from rtseg.metrics import drivable_lut
 from rtseg.models import logits_to_classes
-from rtseg.stream.pipeline import Masks, drivable_lut, engine_batch, infer_in_chunks
+from rtseg.stream.pipeline import Masks, infer_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class CudaPipeline:
         std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self._shift, self._scale = mean, 1.0 / std
         self._lut = torch.from_numpy(drivable_lut(self.spec.drivable_ids)).to(self.device)
-        self._static_batch = engine_batch(backend)
+        self._static_batch = backend.static_batch
 
     # -- stages on the GPU -------------------------------------------------------------
     def compute(self, frames: Sequence[torch.Tensor], classes: Sequence[torch.Tensor],

@@ -231,16 +231,13 @@ def _submit_loop(cfg: LoopSettings, wiring: Wiring, feed: FrameFeed, jobs: queue
 
 
 def _model_name(cfg: RunConfig, batch: int) -> str:
-    """The checkpoint, manifest or engine to load; with --engine, a cached engine."""
+    """The checkpoint, manifest or engine to load (rtseg.export.cache.resolve_model)."""
     if cfg.model is None and cfg.sources != ("demo",):
         log.warning("no --model given: using the bundled demo checkpoint, trained on "
                     "synthetic scenes only")
-    model = cfg.model or "demo"
-    if cfg.engine == "torch" or model.endswith((".json", ".onnx", ".engine", ".pt2")):
-        return model
-    from rtseg.export.cache import cached_engine
+    from rtseg.export.cache import resolve_model
 
-    return str(cached_engine(model, cfg.engine, cfg.device, cfg.engine_cache, batch=batch))
+    return resolve_model(cfg.model, cfg.engine, cfg.device, cfg.engine_cache, batch=batch)
 
 
 def _open_sources(cfg: RunConfig) -> list[Source]:

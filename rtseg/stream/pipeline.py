@@ -28,6 +28,7 @@ import torch
 
 from rtseg.backends.base import Backend
 from rtseg.backends.preprocess import Preprocessor
+from rtseg.metrics import drivable_lut
 from rtseg.models import logits_to_classes, resize_logits
 
 UPSAMPLE_MODES = ("logits", "classes")
@@ -41,13 +42,6 @@ class Masks:
     classes: np.ndarray
     drivable: np.ndarray
     timings_ms: dict = field(default_factory=dict)
-
-
-def drivable_lut(drivable_ids: Sequence[int]) -> np.ndarray:
-    """(256,) uint8 lookup table: 1 for drivable class ids, else 0."""
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[list(drivable_ids)] = 1
-    return lut
 
 
 def argmax_channels(logits: np.ndarray) -> np.ndarray:
@@ -72,15 +66,6 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
         cv2.bitwise_and(mask, c, dst=mask)
         cv2.max(index, mask, dst=index)
     return index
-
-
-def engine_batch(backend: Backend) -> int | None:
-    """The static batch size of a compiled engine, or None when it takes any batch."""
-    manifest = getattr(backend, "manifest", None)
-    if manifest is None or not manifest.inputs:
-        return None
-    batch = manifest.inputs[0].shape[0]
-    return None if batch == -1 else int(batch)
 
 
 def infer_in_chunks(backend: Backend, x: torch.Tensor, static_batch: int | None) -> torch.Tensor:
@@ -136,7 +121,7 @@ class Pipeline:
         self.upsample = upsample
         self._prepare = Preprocessor(self.spec.input_size, self.spec.mean, self.spec.std)
         self._drivable_lut = drivable_lut(self.spec.drivable_ids)
-        self._static_batch = engine_batch(backend)
+        self._static_batch = backend.static_batch
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from rtseg.data import IMAGE_SUFFIXES
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, type_name
 from rtseg.stream.live import Device, LatestFrameReader, SceneDevice, open_camera, open_url
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class Source(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, frame_id={self.frame_id!r})"
+        return f"{type_name(self)}(name={self.name!r}, frame_id={self.frame_id!r})"
 
 
 def parse_source(text: str) -> tuple[str, str | int]:
