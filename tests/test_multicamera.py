@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rtseg.backends import load_backend
+from rtseg.backends import Backend, load_backend
 from rtseg.client import MaskSubscriber
 from rtseg.config import RunConfig
 from rtseg.errors import RtsegError
@@ -16,11 +16,12 @@ from rtseg.stream.sources import SourceSpec, open_source
 from tests.test_node import run_and_collect, write_video
 
 
-class CountingBackend:
+class CountingBackend(Backend):
     """A real backend that also records the batch size of every call."""
 
     def __init__(self, backend):
         self.inner, self.spec, self.device = backend, backend.spec, backend.device
+        self.dtype, self.static_batch = backend.dtype, backend.static_batch
         self.batches: list[int] = []
 
     def __call__(self, batch):
