@@ -94,8 +94,7 @@ def test_backend_loads_by_manifest_and_by_xml_and_computes_eager_masks(engines, 
 
 
 def test_pipeline_runs_the_engine_on_frames_of_another_size(engines):
-    eager = load_backend("demo", "cpu")
-    eager.spec = replace(eager.spec, input_size=SIZE)  # eager at the engine's input size
+    eager = load_backend("demo", "cpu", input_size=SIZE)  # eager at the engine's input size
     frame = parity_frames(1)[0]
     with load_backend(str(engines[BEST]), "cpu") as backend:
         masks = Pipeline(backend, upsample="classes")(frame)
