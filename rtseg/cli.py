@@ -26,12 +26,15 @@ def _stoppable(command: str, fast: bool = True, where: str = ""):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            from rtseg.signals import StopRequested, fast_exit, stop_requests, stop_signal_received
+            from rtseg.signals import fast_exit, stop_requests, stop_signal_received, stopped_by
 
             try:
                 with stop_requests():
                     result = fn(*args, **kwargs)
-            except StopRequested as stop:
+            except BaseException as exc:
+                stop = stopped_by(exc)
+                if stop is None:
+                    raise
                 click.echo(stop.summary(command, where), err=True)
                 fast_exit(0) if fast else sys.exit(0)
             if fast and stop_signal_received():

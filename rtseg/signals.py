@@ -44,6 +44,22 @@ def _raise(signum: int, _frame) -> None:
     raise StopRequested(signum)
 
 
+def stopped_by(exc: BaseException) -> StopRequested | None:
+    """The StopRequested behind `exc`, if a stop signal caused it: itself, or found in its
+    chain of causes (Python 3.11 wraps an exception raised while a class body is being
+    set up, e.g. in the middle of `import torch`, in a RuntimeError), or a new one when a
+    signal arrived and start-up failed because of it."""
+    seen, visited = exc, set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, StopRequested):
+            return seen
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    if _received and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return StopRequested(_received[0])
+    return None
+
+
 def stop_signal_received() -> bool:
     """True once a SIGINT/SIGTERM reached one of these handlers."""
     return bool(_received)
