@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from rtseg.backends import ENGINE_SUFFIXES, Backend, load_backend
-from rtseg.config import BenchConfig, RunConfig
+from rtseg.config import BenchConfig
 from rtseg.device import pick_device
 from rtseg.signals import StopRequested
 from rtseg.stream.memory import MemorySource, memory_frames
-from rtseg.stream.node import run_node
+from rtseg.stream.node import LoopSettings, node_report, serve, stop_on_signals, wire
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
 from rtseg.stream.sources import SourceSpec, open_source
@@ -130,21 +130,22 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
         sources = [open_source(SourceSpec(spec=s, loop=True)) for s in cfg.sources]
     else:
         sources = [MemorySource(frames, name=f"cam{i}") for i in range(batch)]
-    run_cfg = RunConfig(source=tuple(s.name for s in sources), bind="tcp://127.0.0.1:*",
-                        device=str(dev), status_every=0, cuda_graphs=cfg.cuda_graphs)
-    stop, holder, consumer = threading.Event(), {}, {}
-
-    def on_ready(endpoint: str) -> None:
-        consumer["proc"] = _start_consumer(endpoint, [s.name for s in sources])
+    stop, holder, consumer = threading.Event(), {}, None
 
     def on_stats(stats) -> None:
         holder["stats"] = stats
         threading.Thread(target=_measure_window, args=(stats, stop, cfg.warmup_s, seconds),
                          daemon=True).start()
 
-    report = run_node(run_cfg, stop=stop, on_ready=on_ready, sources=sources, backend=backend,
-                      on_stats=on_stats)
-    rates = _stop_consumer(consumer.get("proc"))
+    try:
+        with (MaskPublisher("tcp://127.0.0.1:*") as publisher,
+              wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs) as wiring,
+              stop_on_signals(stop) as signalled):
+            consumer = _start_consumer(publisher.endpoint, list(wiring.names))
+            stats = serve(wiring, LoopSettings(status_every=0), stop, on_stats)
+        report = node_report(wiring, stats, signalled)
+    finally:
+        rates = _stop_consumer(consumer)
     if report.stopped_by:  # the node stopped in order; the bench ends here too
         raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,

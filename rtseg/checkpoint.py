@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from rtseg import __version__
-from rtseg.data import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.errors import RtsegError, type_name
 from rtseg.files import atomic_write
+from rtseg.labels import LabelFacts, label_fields_from_plain
 from rtseg.models import build_model, model_info
 
 FORMAT = "rtseg-checkpoint"
@@ -26,20 +26,22 @@ FORMAT_VERSION = 1
 DEMO_NAME = "demo"
 
 
-@dataclass(frozen=True)
-class CheckpointMeta:
-    """Everything but the weights. input_size is (H, W); mean/std apply to RGB in [0, 1]."""
+# The keys of the saved "meta" dict, in the order checkpoints have always been written.
+META_KEYS = ("model", "model_kwargs", "classes", "drivable", "input_size", "mean", "std",
+             "ignore_index", "binary", "palette", "metrics", "recipe", "notes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointMeta(LabelFacts):
+    """Everything but the weights: the label facts the model was trained with (classes,
+    drivable, mean/std, palette: rtseg.labels.LabelFacts), the model's name and arguments,
+    its input_size (H, W), the training metrics and recipe."""
 
     model: str
     model_kwargs: dict = field(default_factory=dict)
-    classes: tuple[str, ...] = ()
-    drivable: tuple[str, ...] = ()
     input_size: tuple[int, int] = (512, 1024)
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
     ignore_index: int = 255
     binary: bool = False  # one output channel, sigmoid: class 1 where the logit is > 0
-    palette: tuple[tuple[int, int, int], ...] = ()  # RGB per class, for overlays
     metrics: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
     notes: str = ""
@@ -48,11 +50,6 @@ class CheckpointMeta:
     def out_channels(self) -> int:
         """Channels of the model's logits: 1 for a binary model, else one per class."""
         return 1 if self.binary else len(self.classes)
-
-    @property
-    def drivable_ids(self) -> tuple[int, ...]:
-        """Indices of the drivable classes in `classes`."""
-        return tuple(self.classes.index(c) for c in self.drivable)
 
 
 @dataclass(frozen=True)
@@ -163,7 +160,8 @@ def _read(path: Path) -> dict:
 
 
 def _meta_to_plain(meta: CheckpointMeta) -> dict:
-    plain = asdict(meta)
+    full = asdict(meta)
+    plain = {key: full[key] for key in META_KEYS}
     for key in ("classes", "drivable", "input_size", "mean", "std"):
         plain[key] = list(plain[key])
     plain["palette"] = [list(c) for c in plain["palette"]]
@@ -175,16 +173,12 @@ def _meta_from_plain(plain, path: Path) -> CheckpointMeta:
         raise RtsegError(f"{path}: checkpoint has no metadata")
     try:
         meta = CheckpointMeta(
+            **label_fields_from_plain({"drivable": (), **plain}),
             model=str(plain["model"]),
             model_kwargs=dict(plain.get("model_kwargs", {})),
-            classes=tuple(plain["classes"]),
-            drivable=tuple(plain.get("drivable", ())),
             input_size=(int(plain["input_size"][0]), int(plain["input_size"][1])),
-            mean=tuple(float(x) for x in plain["mean"]),
-            std=tuple(float(x) for x in plain["std"]),
             ignore_index=int(plain.get("ignore_index", 255)),
             binary=bool(plain.get("binary", False)),
-            palette=tuple(tuple(int(v) for v in c) for c in plain.get("palette", ())),
             metrics=dict(plain.get("metrics", {})),
             recipe=dict(plain.get("recipe", {})),
             notes=str(plain.get("notes", "")),

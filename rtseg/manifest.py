@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rtseg.errors import RtsegError
 from rtseg.files import atomic_write
+from rtseg.labels import LabelFacts, label_fields_from_plain
 
 MANIFEST_VERSION = 1
 FORMATS = ("onnx", "tensorrt", "aoti", "torch-tensorrt", "openvino")
@@ -38,19 +39,24 @@ def io_specs(batch: int, size: tuple[int, int], channels: int, half: bool,
             (TensorSpec(OUTPUT, (b, channels, h, w), dtype),))
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """Everything a backend and the pipeline need to run an engine file."""
+# The JSON keys of a manifest, in the order manifests have always been written (the label
+# facts' `drivable` is saved as `drivable_classes`).
+JSON_KEYS = ("format", "precision", "engine", "inputs", "outputs", "classes",
+             "drivable_classes", "mean", "std", "input_size", "binary", "model",
+             "checkpoint_sha256", "versions", "device", "parity", "palette", "dynamic",
+             "runtime", "manifest_version")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest(LabelFacts):
+    """Everything a backend and the pipeline need to run an engine file: the label facts of
+    its checkpoint (rtseg.labels.LabelFacts) and what the engine is."""
 
     format: str
     precision: str
     engine: str  # file name, beside the manifest
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    classes: tuple[str, ...]
-    drivable_classes: tuple[str, ...]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
     input_size: tuple[int, int]
     binary: bool
     model: str
@@ -58,15 +64,9 @@ class Manifest:
     versions: dict = field(default_factory=dict)
     device: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
-    palette: tuple[tuple[int, int, int], ...] = ()
     dynamic: bool = False
     runtime: dict = field(default_factory=dict)  # format-specific, e.g. OpenVINO's hints
     manifest_version: int = MANIFEST_VERSION
-
-    @property
-    def drivable_ids(self) -> tuple[int, ...]:
-        """Indices of the drivable classes."""
-        return tuple(self.classes.index(c) for c in self.drivable_classes)
 
     @property
     def short_id(self) -> str:
@@ -77,7 +77,7 @@ class Manifest:
 def write_manifest(path: Path, manifest: Manifest) -> Path:
     """Write `manifest` as indented JSON (atomically)."""
     with atomic_write(path, "w") as fh:
-        fh.write(json.dumps(asdict(manifest), indent=1) + "\n")
+        fh.write(json.dumps(_to_plain(manifest), indent=1) + "\n")
     return path
 
 
@@ -108,6 +108,12 @@ def engine_path(manifest_path: Path, manifest: Manifest) -> Path:
     return path
 
 
+def _to_plain(manifest: Manifest) -> dict:
+    plain = asdict(manifest)
+    plain["drivable_classes"] = plain.pop("drivable")
+    return {key: plain[key] for key in JSON_KEYS}
+
+
 def _from_plain(raw: dict) -> Manifest:
     if raw.get("manifest_version") != MANIFEST_VERSION:
         raise ValueError(f"manifest_version {raw.get('manifest_version')} is not "
@@ -116,15 +122,13 @@ def _from_plain(raw: dict) -> Manifest:
                                    str(t["dtype"])) for t in raw[k])
                for k in ("inputs", "outputs")}
     return Manifest(
+        **label_fields_from_plain(raw, drivable_key="drivable_classes"),
         format=str(raw["format"]), precision=str(raw["precision"]), engine=str(raw["engine"]),
         inputs=tensors["inputs"], outputs=tensors["outputs"],
-        classes=tuple(raw["classes"]), drivable_classes=tuple(raw["drivable_classes"]),
-        mean=tuple(float(v) for v in raw["mean"]), std=tuple(float(v) for v in raw["std"]),
         input_size=(int(raw["input_size"][0]), int(raw["input_size"][1])),
         binary=bool(raw["binary"]), model=str(raw["model"]),
         checkpoint_sha256=str(raw["checkpoint_sha256"]), versions=dict(raw["versions"]),
         device=dict(raw["device"]), parity=dict(raw["parity"]),
-        palette=tuple(tuple(int(v) for v in c) for c in raw.get("palette", ())),
         dynamic=bool(raw.get("dynamic", False)), runtime=dict(raw.get("runtime", {})))
 
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from rtseg.backends import load_backend
 from rtseg.data import IMAGE_SUFFIXES
-from rtseg.data.base import default_palette
 from rtseg.errors import RtsegError
 from rtseg.metrics import ConfusionMatrix, drivable_scoring_lut
 from rtseg.stream.pipeline import Pipeline
@@ -92,10 +91,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _palette(pipeline: Pipeline) -> np.ndarray:
     """(C, 3) uint8 BGR."""
-    spec = pipeline.spec
-    rgb = np.asarray(spec.palette, np.uint8) if spec.palette else default_palette(
-        len(spec.classes))
-    return rgb[:, ::-1]
+    return pipeline.spec.palette_array()[:, ::-1]
 
 
 def _overlay(image: np.ndarray, classes: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ def endpoint(tmp_path) -> str:
 
 @dataclass
 class RunningNode:
-    """A node running `run_node` on a thread, and a subscriber that has joined it."""
+    """A node running on a thread, and a subscriber that has joined it."""
 
     sub: object  # MaskSubscriber on the node's mask topics (+ its status topics)
     thread: threading.Thread
@@ -49,12 +49,13 @@ class RunningNode:
 @contextmanager
 def running_node(cfg, topics: list[str], backend=None, stop=None,
                  join_timeout_s: float = 120) -> Iterator[RunningNode]:
-    """Start `run_node(cfg)` on a thread, bound to a free port of its own choosing; yield
+    """Start the node of `cfg` on a thread, bound to a free port of its own choosing; yield
     once a subscriber to `topics` has provably joined (it received the node's status, sent
     after its subscriptions), before the node reads its first frame."""
+    from live_node import serve_node  # tests/ is on sys.path
+
     from rtseg.client import MaskSubscriber
     from rtseg.protocol import NodeStatus
-    from rtseg.stream.node import run_node
 
     handoff: queue.Queue = queue.Queue()
     names = sorted({topic.rsplit("/", 1)[0] for topic in topics})
@@ -75,8 +76,8 @@ def running_node(cfg, topics: list[str], backend=None, stop=None,
 
     def main() -> None:
         try:
-            node.reports.append(run_node(replace(cfg, bind=ANY_PORT, heartbeat_s=0.2),
-                                         stop=stop, on_ready=on_ready, backend=backend))
+            node.reports.append(serve_node(replace(cfg, bind=ANY_PORT, heartbeat_s=0.2),
+                                           stop, on_ready, backend))
         except BaseException as exc:
             node.errors.append(exc)
             handoff.put(exc)

@@ -20,7 +20,6 @@ def demo_node(image_topic: bool = True, **overrides) -> Iterator[str]:
     """Run `rtseg run --source demo [--image-topic]` in this process; yield its endpoint
     once the socket is bound, the model loaded and the source open; stop it on exit."""
     from rtseg.config import RunConfig
-    from rtseg.stream.node import run_node
 
     settings = {"source": "demo", "model": "demo", "device": "cpu", "status_every": 0,
                 "image_topic": image_topic, "heartbeat_s": 0.5, **overrides}
@@ -29,7 +28,7 @@ def demo_node(image_topic: bool = True, **overrides) -> Iterator[str]:
 
     def main() -> None:
         try:
-            run_node(cfg, stop=stop, on_ready=ready.put)
+            serve_node(cfg, stop, on_ready=ready.put)
         except BaseException as exc:  # surfaced to the test below
             errors.append(exc)
             ready.put(None)
@@ -45,3 +44,15 @@ def demo_node(image_topic: bool = True, **overrides) -> Iterator[str]:
         stop.set()
         thread.join(timeout=60)
     assert not errors, errors
+
+
+def serve_node(cfg, stop: threading.Event | None, on_ready, backend=None):
+    """`run_node(cfg)` that calls `on_ready(endpoint)` once the socket is bound, the model
+    loaded (or `backend` used) and the sources open, before the first frame is read; the
+    NodeReport."""
+    from rtseg.stream.node import LoopSettings, node_report, open_node, serve
+
+    with open_node(cfg, backend) as wiring:
+        on_ready(wiring.publisher.endpoint)
+        stats = serve(wiring, LoopSettings.from_run(cfg), stop or threading.Event())
+    return node_report(wiring, stats)

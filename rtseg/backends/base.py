@@ -6,21 +6,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rtseg.labels import LabelFacts
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the pipeline needs to know about a model, whatever runs it.
 
-    input_size is (H, W) of the network input; mean/std normalise RGB in [0, 1].
-    """
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec(LabelFacts):
+    """What the pipeline needs to know about a model, whatever runs it: its label facts
+    (classes, drivable, mean/std, palette: rtseg.labels.LabelFacts), a `name` for the wire
+    protocol's `model` field and the (H, W) `input_size` of the network input."""
 
     name: str
-    classes: tuple[str, ...]
-    drivable_ids: tuple[int, ...]
     input_size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    palette: tuple[tuple[int, int, int], ...] = ()
 
 
 class Backend(ABC):
@@ -64,9 +60,8 @@ class Backend(ABC):
 
 def spec_from_manifest(manifest) -> ModelSpec:
     """The pipeline's view of a compiled engine's manifest."""
-    return ModelSpec(name=manifest.short_id, classes=manifest.classes,
-                     drivable_ids=manifest.drivable_ids, input_size=manifest.input_size,
-                     mean=manifest.mean, std=manifest.std, palette=manifest.palette)
+    return ModelSpec(**manifest.label_fields(), name=manifest.short_id,
+                     input_size=manifest.input_size)
 
 
 def batch_of(shape) -> int | None:

@@ -21,10 +21,8 @@ class TorchBackend(Backend):
         self.device = device
         self.dtype = torch.float32
         self.model = checkpoint.build(device)
-        self.spec = ModelSpec(name=checkpoint.short_id, classes=meta.classes,
-                              drivable_ids=meta.drivable_ids,
-                              input_size=tuple(input_size or meta.input_size),
-                              mean=meta.mean, std=meta.std, palette=meta.palette)
+        self.spec = ModelSpec(**meta.label_fields(), name=checkpoint.short_id,
+                              input_size=tuple(input_size or meta.input_size))
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:

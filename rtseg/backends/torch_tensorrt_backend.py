@@ -1,6 +1,6 @@
 """torch-tensorrt backend: a saved exported program whose graph calls TensorRT engines.
 
-Verified here: nothing (needs TensorRT); written against torch-tensorrt 2.x's documented API.
+Written against torch-tensorrt 2.x's documented API.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Data sets, paired transforms and class maps (the leftmost stage: imports no other stage)."""
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from rtseg.labels import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_SUFFIXES"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

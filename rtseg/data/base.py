@@ -12,38 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtseg.data import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.labels import LabelFacts
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    """Class names, which are drivable, the ignore label, display palette and normalisation.
+class DatasetInfo(LabelFacts):
+    """A data set's label facts (class names, which are drivable, normalisation, display
+    palette: rtseg.labels.LabelFacts) and the label of its unlabelled pixels."""
 
-    palette: (C, 3) RGB colours as nested tuples (for overlays), or () for a default one.
-    """
-
-    classes: tuple[str, ...]
-    drivable: tuple[str, ...]
     ignore_index: int = 255
-    palette: tuple[tuple[int, int, int], ...] = ()
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    @property
-    def drivable_ids(self) -> tuple[int, ...]:
-        """Indices of the drivable classes."""
-        return tuple(self.classes.index(c) for c in self.drivable)
-
-    def palette_array(self) -> np.ndarray:
-        """(C, 3) uint8 RGB palette; a fixed pseudo-random one when none was given."""
-        if self.palette:
-            return np.asarray(self.palette, dtype=np.uint8)
-        return default_palette(len(self.classes))
-
-
-def default_palette(count: int) -> np.ndarray:
-    """(count, 3) uint8 RGB: fixed pseudo-random colours for data sets that bring none."""
-    return np.random.default_rng(12345).integers(40, 256, size=(count, 3), dtype=np.uint8)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ its .xml), so a failed compile leaves nothing half-written.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,11 @@ from rtseg.manifest import Manifest, write_manifest
 log = logging.getLogger(__name__)
 SUFFIX = {"onnx": ".onnx", "tensorrt": ".engine", "aoti": ".pt2", "torch-tensorrt": ".pt2",
           "openvino": ".xml"}
+# format -> (module of rtseg.export, its `export_X(model, ExportTarget)`), imported when used
+EXPORTERS = {"onnx": ("onnx_export", "export_onnx"), "aoti": ("aoti_export", "export_aoti"),
+             "tensorrt": ("tensorrt_export", "export_tensorrt"),
+             "torch-tensorrt": ("torch_tensorrt_export", "export_torch_tensorrt"),
+             "openvino": ("openvino_export", "export_openvino")}
 COMPANIONS = {"openvino": (".bin",)}  # files written beside the engine, same stem
 OPENVINO_ONLY = ("bf16", "int8", "auto")
 
@@ -123,37 +129,24 @@ def _build(cfg, ckpt, device, fmt: str, precision: str, size, engine: Path) -> M
             partial.unlink(missing_ok=True)
     meta = ckpt.meta
     return Manifest(
-        format=fmt, precision=precision, engine=engine.name, inputs=specs[0],
-        outputs=specs[1], classes=meta.classes, drivable_classes=meta.drivable,
-        mean=meta.mean, std=meta.std, input_size=size, binary=meta.binary,
-        model=meta.model, checkpoint_sha256=ckpt.sha256, palette=meta.palette,
-        dynamic=cfg.dynamic, **build_metadata(fmt, device, precision))
+        **meta.label_fields(), format=fmt, precision=precision, engine=engine.name,
+        inputs=specs[0], outputs=specs[1], input_size=size, binary=meta.binary,
+        model=meta.model, checkpoint_sha256=ckpt.sha256, dynamic=cfg.dynamic,
+        **build_metadata(fmt, device, precision))
 
 
 def _export(cfg, ckpt, device, fmt, precision, size, path: Path):
-    half = precision == "fp16"
-    model = ckpt.build("cpu")
-    channels = ckpt.meta.out_channels
-    if fmt == "onnx":
-        from rtseg.export.onnx_export import export_onnx
+    """Run the exporter of `fmt` on the checkpoint's model; (inputs, outputs) specs."""
+    from rtseg.export.target import ExportTarget
 
-        return export_onnx(model, path, cfg.batch, size, channels, half, cfg.dynamic, device)
-    if fmt == "aoti":
-        from rtseg.export.aoti_export import export_aoti
-
-        return export_aoti(model, path, cfg.batch, size, channels, half, cfg.dynamic, device)
-    if fmt == "openvino":
-        from rtseg.export.openvino_export import export_openvino
-
-        return export_openvino(model, path, cfg, size, ckpt.meta, precision)
-    if fmt == "tensorrt":
-        from rtseg.export.tensorrt_export import build_tensorrt
-
-        return build_tensorrt(model, path, cfg, size, channels, half, device)
-    from rtseg.export.torch_tensorrt_export import export_torch_tensorrt
-
-    return export_torch_tensorrt(model, path, cfg.batch, size, channels, half, cfg.dynamic,
-                                 device)
+    module, function = EXPORTERS[fmt]
+    exporter = getattr(importlib.import_module(f"rtseg.export.{module}"), function)
+    meta = ckpt.meta
+    target = ExportTarget(path=path, batch=cfg.batch, size=size, channels=meta.out_channels,
+                          precision=precision, dynamic=cfg.dynamic, device=device,
+                          workspace_gb=cfg.workspace_gb, cache_dir=Path(cfg.out),
+                          calib=cfg.calib, mean=meta.mean, std=meta.std)
+    return exporter(ckpt.build("cpu"), target)
 
 
 def _parity_samples(cfg) -> tuple[list, list | None]:

@@ -6,37 +6,31 @@ networks require; FP32 otherwise. Dynamic export makes batch, height and width s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from rtseg.errors import RtsegError, type_name
-from rtseg.manifest import INPUT, OUTPUT, TensorSpec, io_specs
+from rtseg.export.target import ExportTarget
+from rtseg.manifest import INPUT, OUTPUT, TensorSpec
 
 OPSET = 18
 
 
-def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
-                out_channels: int, half: bool = False, dynamic: bool = False,
-                device: torch.device | str = "cpu",
-                symbolic_batch: bool = False) -> tuple[tuple[TensorSpec, ...], ...]:
-    """Write `model` ((N,3,H,W) -> (N,C,H,W)) to `path`; returns (inputs, outputs) specs.
+def export_onnx(model: nn.Module, target: ExportTarget) -> tuple[tuple[TensorSpec, ...], ...]:
+    """Write `model` ((N,3,H,W) -> (N,C,H,W)) to `target.path`; returns (inputs, outputs) specs.
 
-    symbolic_batch: only the batch axis symbolic (the specs still say `batch`), so that a
-    runtime can reshape the graph to another batch (OpenVINO's one frame per request).
+    target.symbolic_batch: only the batch axis symbolic (the specs still say `batch`), so
+    that a runtime can reshape the graph to another batch (OpenVINO's one frame per request).
     """
     import onnx
 
-    dtype = torch.float16 if half else torch.float32
-    model = model.to(device=device, dtype=dtype).eval()
-    example = torch.zeros(batch, 3, *size, device=device, dtype=dtype)
-    shapes = None
-    if dynamic:
+    model, example = target.prepare(model)
+    path, shapes = target.path, None
+    if target.dynamic:
         dims = (torch.export.Dim("batch", min=1, max=64), torch.export.Dim.DYNAMIC,
                 torch.export.Dim.DYNAMIC)
         shapes = {"x": {0: dims[0], 2: dims[1], 3: dims[2]}}
-    elif symbolic_batch:
+    elif target.symbolic_batch:
         shapes = {"x": {0: torch.export.Dim("batch", min=1, max=64)}}
     try:
         torch.onnx.export(model, (example,), str(path), input_names=[INPUT],
@@ -46,4 +40,4 @@ def export_onnx(model: nn.Module, path: Path, batch: int, size: tuple[int, int],
         raise RtsegError(f"ONNX export failed: {type_name(exc)}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     onnx.checker.check_model(str(path))
-    return io_specs(batch, size, out_channels, half, dynamic)
+    return target.specs()

@@ -1,32 +1,34 @@
 """Checkpoint model -> OpenVINO IR (NAME.xml + NAME.bin) for the CPU plugin.
 
 Converted with `ov.convert_model` from the ONNX graph `onnx_export` writes: the checked
-export the ONNX Runtime engines use, with its dynamic shapes, in 1 s; converting the torch
-module directly goes through the deprecated TorchScript tracer and took 7.6 s for the same
-IR speed (LR-ASPP, 512x1024). The IR keeps FP32 weights (`compress_to_fp16=False`), so
-FP32 inference is exact. A static batch B > 1 is exported with a symbolic batch and
-reshaped to B, so that the backend can reshape it to one frame per infer request (a graph
-exported at batch B has B baked into its resize). Precisions:
+export the ONNX Runtime engines use, with its dynamic shapes; converting the torch module
+directly would go through the deprecated TorchScript tracer, slower for the same IR. The
+IR keeps FP32 weights (`compress_to_fp16=False`), so FP32 inference is exact. A static
+batch B > 1 is exported with a symbolic batch and reshaped to B, so that the backend can
+reshape it to one frame per infer request (a graph exported at batch B has B baked into its
+resize). Precisions:
 - fp32: inference in f32.
 - bf16: the same IR, inferred with INFERENCE_PRECISION_HINT bf16 (the CPU plugin casts
   weights and activations when it compiles); needs a CPU with BF16 (AVX512-BF16, AMX).
 - int8: NNCF post-training quantisation (`nncf.quantize`) calibrated on up to CALIB_MAX
   frames of --calib DIR; layers left in float infer in f32. The MIXED preset (asymmetric
   activations: MobileNetV3's hard-swish outputs are not centred on 0) with full bias
-  correction: CamVid LR-ASPP at 512x1024, 100 calibration frames, val mIoU 1.69 points
-  below FP32 with NNCF's defaults, 1.23 with MIXED, 0.87 with MIXED + full bias correction
-  (74 s instead of 36 s to quantise); at its own 256x352: 0.51, 0.19, 0.15.
+  correction, the setting that lost the least mIoU against FP32
+  (benchmarks/results/cpu-design-timings.md).
 - auto: bf16 where the CPU has BF16, else fp32.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from dataclasses import replace
+
+from torch import nn
 
 from rtseg.backends.openvino_backend import openvino_machine, openvino_version, ov_core
 from rtseg.errors import RtsegError, type_name
 from rtseg.export.onnx_export import export_onnx
+from rtseg.export.target import ExportTarget
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -52,47 +54,48 @@ def openvino_metadata(meta: dict, precision: str) -> dict:
             "runtime": {"inference_precision_hint": hint}}
 
 
-def export_openvino(model, path: Path, cfg, size: tuple[int, int], meta,
-                    precision: str) -> tuple:
-    """Write the IR to `path` (.xml, its .bin beside it); returns (inputs, outputs) specs.
-
-    meta: the checkpoint's metadata (output channels; mean/std for the calibration frames).
-    """
+def export_openvino(model: nn.Module, target: ExportTarget) -> tuple:
+    """Write the IR of `model` ((N,3,H,W) -> (N,C,H,W)) to `target.path` (.xml, its .bin
+    beside it); returns (inputs, outputs) specs. The graph is FP32 whatever the precision
+    (bf16 is a hint to the runtime, int8 a quantised copy)."""
     ov_core()  # a missing OpenVINO is a one-line error naming the package
     import openvino as ov
 
+    path, batch = target.path, target.batch
     onnx_path = path.with_name(f"{path.stem}.onnx")
     try:
-        specs = export_onnx(model, onnx_path, cfg.batch, size, meta.out_channels,
-                            dynamic=cfg.dynamic, symbolic_batch=cfg.batch > 1)
+        specs = export_onnx(model, replace(target, path=onnx_path, precision="fp32",
+                                           device="cpu", symbolic_batch=batch > 1))
         try:
             ir = ov.convert_model(str(onnx_path))
         except Exception as exc:  # the converter raises its own types; name the cause
             raise RtsegError(f"OpenVINO could not convert the ONNX graph: {exc}") from exc
-        if cfg.batch > 1 and not cfg.dynamic:  # static B; the backend reshapes it to 1
-            ir.reshape([cfg.batch, 3, *size])
+        if batch > 1 and not target.dynamic:  # static B; the backend reshapes it to 1
+            ir.reshape([batch, 3, *target.size])
     finally:
         onnx_path.unlink(missing_ok=True)
-    if precision == "int8":
-        ir = quantize(ir, calibration_batches(cfg, size, meta))
+    if target.precision == "int8":
+        ir = quantize(ir, calibration_batches(target))
     ov.save_model(ir, str(path), compress_to_fp16=False)
     return specs
 
 
-def calibration_batches(cfg, size: tuple[int, int], meta) -> list[tuple[Path, ...]]:
-    """The --calib images in groups of the engine's batch (read lazily by `quantize`)."""
+def calibration_batches(target: ExportTarget) -> list[tuple]:
+    """The --calib images in groups of the engine's batch, each with the input size and
+    normalisation (read lazily by `quantize`)."""
     from rtseg.export.parity import calib_images
 
-    if not cfg.calib:
+    calib, batch = target.calib, target.batch
+    if not calib:
         raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames to "
                          "calibrate the quantisation on")
-    paths = calib_images(cfg.calib, CALIB_MAX)
-    paths = paths[:len(paths) // cfg.batch * cfg.batch]
+    paths = calib_images(calib, CALIB_MAX)
+    paths = paths[:len(paths) // batch * batch]
     if not paths:
-        raise RtsegError(f"--calib {cfg.calib}: fewer images than one batch ({cfg.batch})")
-    log.info("int8: calibrating on %d images of %s", len(paths), cfg.calib)
-    groups = [tuple(paths[i:i + cfg.batch]) for i in range(0, len(paths), cfg.batch)]
-    return [(g, size, meta.mean, meta.std) for g in groups]
+        raise RtsegError(f"--calib {calib}: fewer images than one batch ({batch})")
+    log.info("int8: calibrating on %d images of %s", len(paths), calib)
+    groups = [tuple(paths[i:i + batch]) for i in range(0, len(paths), batch)]
+    return [(g, target.size, target.mean, target.std) for g in groups]
 
 
 def quantize(ir, batches: list):

@@ -15,7 +15,7 @@ Per batch (one frame per camera), on slot k of a ring of `slots`:
 the slot back. With 3 slots, frame k+1 uploads while frame k computes and k-1 downloads.
 Buffers are allocated when a slot first sees a batch shape, and reused after that.
 
-Verified: written against the documented torch.cuda API; its tests are marked `gpu`.
+Written against the documented torch.cuda API; its tests are marked `gpu`.
 """
 
 from __future__ import annotations

@@ -101,74 +101,97 @@ class Wiring:
     heartbeat: Heartbeat
 
 
-def run_node(cfg: RunConfig, stop: threading.Event | None = None,
-             on_ready: Callable[[str], None] | None = None,
-             sources: Sequence[Source] | None = None, backend: Backend | None = None,
-             on_stats: Callable[[NodeStats], None] | None = None) -> NodeReport:
-    """Run until every source ends, `max_frames` are published, or `stop` is set / a signal.
-
-    `on_ready(endpoint)` is called once the socket is bound, the model loaded and the
-    sources open, before the first frame is read (tests use it to learn a `:*` port).
-    `sources` / `backend`: already open ones to use instead of `cfg.source` / `cfg.model`
-    (the benchmark's in-memory frames and engine); the sources are closed at the end, the
-    backend is left open for its owner.
-    `on_stats(stats)` is called with the live counters before the first frame (the
-    benchmark restarts them after its warm-up).
-    A SIGINT/SIGTERM while the loop runs stops it in order; the report names the signal.
-    """
+def run_node(cfg: RunConfig, stop: threading.Event | None = None) -> NodeReport:
+    """Run the node `cfg` describes until every source ends, `max_frames` are published, or
+    `stop` is set / a signal: a SIGINT/SIGTERM while the loop runs stops it in order, and
+    the report names the signal."""
     stop = stop or threading.Event()
+    with open_node(cfg) as wiring, stop_on_signals(stop) as signalled:
+        stats = serve(wiring, LoopSettings.from_run(cfg), stop)
+    return node_report(wiring, stats, signalled)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """Inside, a SIGINT/SIGTERM sets `stop` (an orderly end) and is added to the yielded
+    list (rtseg.signals.on_stop_signals: only on the main thread)."""
     signalled: list[int] = []
 
     def on_signal(signum: int) -> None:
         signalled.append(signum)
         stop.set()
 
-    with open_node(cfg, sources, backend) as wiring:
-        with on_stop_signals(on_signal):
-            if on_ready is not None:
-                on_ready(wiring.publisher.endpoint)
-            stats = serve(wiring, LoopSettings.from_run(cfg), stop, on_stats)
+    with on_stop_signals(on_signal):
+        yield signalled
+
+
+def node_report(wiring: Wiring, stats: NodeStats, signalled: Sequence[int] = ()) -> NodeReport:
+    """The report of a finished run from its counters; `signalled`: the stop signals seen."""
     stopped_by = signal.Signals(signalled[0]).name if signalled else None
     return NodeReport(name=",".join(wiring.names), endpoint=wiring.publisher.endpoint,
                       stopped_by=stopped_by, **stats.report())
 
 
 @contextmanager
-def open_node(cfg: RunConfig, sources: Sequence[Source] | None = None,
-              backend: Backend | None = None) -> Iterator[Wiring]:
+def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring]:
     """Bind the socket, open the sources, start the heartbeat, load the model (in that
     order, so a busy port or a missing camera fails before the model loads, and status
     flows while it loads); everything opened here is closed on the way out.
-    `sources` / `backend` given: used instead of cfg's (a given backend stays open)."""
+    `backend` given: used instead of cfg.model, and left open for its owner."""
     with ExitStack() as stack:
         publisher = stack.enter_context(MaskPublisher(
             cfg.bind, hwm=cfg.hwm, allow_remote=cfg.allow_remote,
             curve_secret=cfg.curve_secret, curve_clients=cfg.curve_clients))
-        opened = tuple(stack.enter_context(s) for s in (sources or _open_sources(cfg)))
-        names = topic_names(cfg.names, opened)
-        heartbeat = stack.enter_context(Heartbeat(publisher, names, opened, cfg.heartbeat_s))
-        if backend is None:  # one passed in stays open: its owner closes it
-            backend = stack.enter_context(load_backend(_model_name(cfg, len(opened)),
+        names, sources, heartbeat = _start_sources(stack, publisher, _open_sources(cfg),
+                                                   cfg.names, cfg.heartbeat_s)
+        if backend is None:
+            backend = stack.enter_context(load_backend(_model_name(cfg, len(sources)),
                                                        cfg.device))
-        wiring = Wiring(names, opened, make_pipeline(backend, cfg, opened),
-                        backend.spec.name, publisher, heartbeat)
-        for name, source in zip(names, opened):
-            log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes, %s/status)", name,
-                     backend.spec.name, source.frame_id, publisher.endpoint, name, name, name)
-        yield wiring
+        yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs)
 
 
-def make_pipeline(backend: Backend, cfg: RunConfig,
-                  sources: Sequence[Source] = ()) -> FramePipeline:
-    """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post; video files
-    then decode straight into pinned memory); otherwise the host Pipeline with the CPU's
-    cheap upsampling of class maps."""
+@contextmanager
+def wire(sources: Sequence[Source], backend: Backend, publisher: MaskPublisher,
+         cuda_graphs: bool = False, heartbeat_s: float = 1.0) -> Iterator[Wiring]:
+    """A node's wiring from parts opened elsewhere (the benchmark's in-memory frames and
+    engine): topics named after the sources; the sources and the heartbeat started here
+    are closed on the way out, the backend and publisher are left to their owners."""
+    with ExitStack() as stack:
+        names, opened, heartbeat = _start_sources(stack, publisher, sources, None,
+                                                  heartbeat_s)
+        yield _wiring(names, opened, backend, publisher, heartbeat, cuda_graphs)
+
+
+def _start_sources(stack: ExitStack, publisher: MaskPublisher, sources: Sequence[Source],
+                   names: tuple[str, ...] | None, heartbeat_s: float
+                   ) -> tuple[tuple[str, ...], tuple[Source, ...], Heartbeat]:
+    """Enter the sources on `stack`, name their topics, start their heartbeat."""
+    opened = tuple(stack.enter_context(s) for s in sources)
+    names = topic_names(names, opened)
+    return names, opened, stack.enter_context(Heartbeat(publisher, names, opened, heartbeat_s))
+
+
+def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backend,
+            publisher: MaskPublisher, heartbeat: Heartbeat, cuda_graphs: bool) -> Wiring:
+    wiring = Wiring(names, sources, make_pipeline(backend, sources, cuda_graphs),
+                    backend.spec.name, publisher, heartbeat)
+    for name, source in zip(names, sources):
+        log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes, %s/status)", name,
+                 backend.spec.name, source.frame_id, publisher.endpoint, name, name, name)
+    return wiring
+
+
+def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
+                  cuda_graphs: bool = False) -> FramePipeline:
+    """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post, CUDA graphs
+    when `cuda_graphs`; video files then decode straight into pinned memory); otherwise the
+    host Pipeline with the CPU's cheap upsampling of class maps."""
     if backend.device.type == "cuda":
         from rtseg.stream.cuda_pipeline import CudaPipeline, pinned_array
 
         for source in sources:
             source.decode_into(pinned_array, count=PINNED_RING)
-        return CudaPipeline(backend, graphs=cfg.cuda_graphs)
+        return CudaPipeline(backend, graphs=cuda_graphs)
     return Pipeline(backend, upsample="classes")
 
 
@@ -188,7 +211,9 @@ def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tup
 def serve(wiring: Wiring, settings: LoopSettings, stop: threading.Event,
           on_stats: Callable[[NodeStats], None] | None = None) -> NodeStats:
     """Submit batches on this thread and publish them on another, until every source
-    ended, `settings.max_frames` were published or `stop` is set; the final counters."""
+    ended, `settings.max_frames` were published or `stop` is set; the final counters.
+    `on_stats(stats)` gets the live counters before the first frame (the benchmark restarts
+    them after its warm-up)."""
     feed = FrameFeed(wiring.sources)
     stats = NodeStats(feed.captured, lambda: sum(map(feed.dropped, range(len(wiring.sources))))
                       + wiring.publisher.dropped)

@@ -10,9 +10,8 @@ Post-processing, `upsample`:
   then the argmax is taken, so edges are as good as the network allows at frame size.
 - "classes" (the CPU node): the argmax at the network's resolution (OpenCV, one thread),
   then a nearest resize of the class map to the frame size and the drivable lookup
-  (`cv2.LUT`). At 1080p from a 512x1024 engine with 11 classes: 3.2 ms alone (argmax 2.0,
-  resize 0.6, lookup 0.6) instead of 61 ms for bilinear logits, with masks that differ only
-  along class edges.
+  (`cv2.LUT`): far cheaper than resizing C channels of logits, with masks that differ only
+  along class edges (timings: benchmarks/results/cpu-design-timings.md).
 The CUDA node uses `rtseg.stream.cuda_pipeline`, which resizes logits on the GPU.
 """
 
@@ -50,9 +49,7 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
 
     A running maximum over the channels in OpenCV's SIMD kernels: per channel c, a mask of
     the pixels where c beats the best so far, and index = max(index, mask & c) (c grows, so
-    that is "c where the mask is set"). 2.0 ms for 11 x 512x1024 on this CPU whatever the
-    data; numpy's boolean-mask updates took 20 ms on random logits (fewer on confident
-    ones), torch's argmax over dim 1 on one thread 67 ms.
+    that is "c where the mask is set"); its cost does not depend on the data.
     """
     logits = np.ascontiguousarray(logits, dtype=np.float32)
     if logits.shape[0] == 1:
@@ -106,8 +103,8 @@ class Pipeline:
     """Runs one backend on BGR frames of any size, returning masks at each frame's size.
 
     OpenCV's kernels are set to one thread (`cv2.setNumThreads(1)`, process-wide) so that
-    the engine keeps the cores: beside a 2-thread OpenVINO engine on the 2-core CPU, post
-    took 6-9 ms with OpenCV's two threads and 2.5-3.5 ms with one.
+    the engine keeps the cores: beside a multi-threaded engine, post-processing is faster on
+    one thread than competing with it.
     """
 
     slots = 2  # one batch inferring on the submitting thread, one being posted
@@ -137,8 +134,8 @@ class Pipeline:
                                                                                np.ndarray]:
         """logits (1, C, h, w) -> classes (H, W) uint8 and drivable (H, W) uint8 at `size`.
 
-        Channels-last layout keeps the C values of a pixel adjacent: the argmax over C is
-        then ~15x faster on a CPU than over an NCHW tensor (2.6 vs 41 ms at 360x640).
+        Channels-last layout keeps the C values of a pixel adjacent, so the argmax over C
+        reads memory in order on a CPU.
         """
         size = tuple(size)
         if self.upsample == "classes":
@@ -149,7 +146,7 @@ class Pipeline:
         else:
             classes = logits_to_classes(resize_logits(logits, size))[0].to(torch.uint8)
             classes = classes.cpu().numpy()
-        return classes, cv2.LUT(classes, self._drivable_lut)  # 0.6 ms at 1080p, numpy 2.3
+        return classes, cv2.LUT(classes, self._drivable_lut)
 
     def submit(self, images: Sequence[np.ndarray]) -> InFlight:
         """Preprocess N frames and run the engine now; masks come from `.result()`."""
