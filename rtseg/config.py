@@ -69,9 +69,12 @@ class AugmentConfig:
     scale: random rescale range before the random crop to (height, width); hflip: probability;
     rotate: max degrees; brightness/contrast/saturation/hue: ColorJitter strengths; blur:
     probability of a Gaussian blur; noise: std of additive Gaussian noise on [0, 1] images.
+    crop: training crop (h, w), multiples of 32 (default: the data's height x width, which
+    stays the network's evaluation and export size); smaller crops buy more steps per hour.
     """
 
     enabled: bool = True
+    crop: tuple[int, int] | None = None
     scale: tuple[float, float] = (0.5, 2.0)
     hflip: float = 0.5
     rotate: float = 0.0
@@ -92,7 +95,10 @@ class TrainParams:
     each after re-estimating BatchNorm statistics on `bn_batches` training batches.
     loss: ce | bce (binary models) | dice | ce+dice | ohem (hardest `ohem_keep` of pixels).
     optimizer: adamw | adam | sgd; schedule: poly | cosine | constant, after linear warm-up.
-    amp: mixed precision on CUDA; clip_grad: max gradient norm (0: off). freeze_backbone,
+    amp: mixed precision on CUDA (FP16); cpu_bf16: BF16 autocast on a CPU (AVX512-BF16 or
+    AMX); channels_last: NHWC model and batches. aux_weight: weight of each booster head's
+    loss for models that return several logits while training (BiSeNetV2).
+    clip_grad: max gradient norm (0: off). freeze_backbone,
     freeze_bn: for fine-tuning. patience: rounds without improvement of `select` (miou or
     loss) before stopping early (0: never). overlays: val images drawn per round.
     """
@@ -111,6 +117,9 @@ class TrainParams:
     ohem_keep: float = 0.25
     clip_grad: float = 0.0
     amp: bool = True
+    cpu_bf16: bool = False
+    channels_last: bool = False
+    aux_weight: float = 1.0
     freeze_backbone: bool = False
     freeze_bn: bool = False
     eval_every: int = 250

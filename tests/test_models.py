@@ -5,7 +5,7 @@ from rtseg.errors import RtsegError
 from rtseg.models import MODELS, build_model, count_parameters, describe_models
 
 EXPECTED = {"lraspp_mobilenet_v3", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3", "unet",
-            "deeplabv3plus"}
+            "deeplabv3plus", "bisenetv2"}
 
 
 def test_all_required_models_are_named():

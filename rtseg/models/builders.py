@@ -59,6 +59,17 @@ def _smp(arch: str, default_encoder: str) -> Callable[..., tuple[nn.Module, nn.M
     return build
 
 
+def _bisenetv2(num_classes: int, head_channels: int = 256,
+               detail_channels: tuple[int, int] = (64, 64)) -> tuple[nn.Module, nn.Module]:
+    """rtseg's own BiSeNetV2 -> (model, semantic branch); `detail_channels` (paper: 64, 64)
+    are the detail branch's widths at 1/2 and 1/4, its cost on a CPU."""
+    from rtseg.models.bisenetv2 import BiSeNetV2
+
+    net = BiSeNetV2(num_classes, head_channels=head_channels,
+                    detail_channels=tuple(detail_channels))
+    return net, net.semantic
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What `rtseg models` shows for one model."""
@@ -82,6 +93,8 @@ MODELS: dict[str, ModelInfo] = {
                   _smp("Unet", "resnet18")),
         ModelInfo("deeplabv3plus", "segmentation-models-pytorch",
                   "DeepLabV3+; encoder= (default resnet18)", _smp("DeepLabV3Plus", "resnet18")),
+        ModelInfo("bisenetv2", "rtseg", "BiSeNetV2; real time, made to train from scratch",
+                  _bisenetv2),
     )
 }
 
@@ -154,9 +167,10 @@ def describe_models(num_classes: int = 7) -> str:
 
 
 def backbone_of(model: nn.Module) -> nn.Module:
-    """The pretrained-able part (torchvision `backbone`, smp `encoder`), e.g. to freeze it."""
+    """The pretrained-able part (torchvision `backbone`, smp `encoder`, BiSeNetV2's
+    `semantic` branch), e.g. to freeze it."""
     net = model.net if isinstance(model, LogitsOnly) else model
-    for name in ("backbone", "encoder"):
+    for name in ("backbone", "encoder", "semantic"):
         if hasattr(net, name):
             return getattr(net, name)
     raise RtsegError(f"{type_name(net)} has no backbone/encoder to freeze")

@@ -110,9 +110,11 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
     model, o = parts.model, parts.optim
     train_mode(model.net, model.freeze_bn)
     amp = o.scaler is not None
-    with torch.autocast(device_type=parts.device.type, dtype=torch.float16, enabled=amp):
-        logits = model.wrapped(x)
-    loss = o.loss_fn(logits.float(), y)
+    if parts.cfg.train.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(parts, amp):
+        outputs = model.wrapped(x)
+    loss = o.loss_fn(outputs, y)
     o.optimizer.zero_grad(set_to_none=True)
     if amp:
         o.scaler.scale(loss).backward()
@@ -128,6 +130,14 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
         o.optimizer.step()
     o.schedule.step()
     return float(loss.detach())
+
+
+def autocast(parts: RunParts, cuda_amp: bool):
+    """FP16 autocast with a grad scaler on CUDA (`amp`), BF16 autocast on a CPU
+    (`cpu_bf16`: same exponent range as FP32, so no scaler), else a no-op context."""
+    if parts.device.type == "cpu" and parts.cfg.train.cpu_bf16:
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return torch.autocast(device_type=parts.device.type, dtype=torch.float16, enabled=cuda_amp)
 
 
 def _end_round(parts: RunParts, progress: Progress) -> bool:

@@ -39,6 +39,24 @@ def build_loss(name: str, ignore_index: int = 255, class_weights: Sequence[float
     return table[name]
 
 
+def with_boosters(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  aux_weight: float) -> Callable:
+    """f(outputs, target): `loss_fn` on float32 logits (N, C, H, W), or, for a model that
+    returns (logits, *booster_logits) while training, loss(logits) + aux_weight x the sum of
+    the boosters' losses."""
+
+    def total(outputs, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, torch.Tensor):
+            return loss_fn(outputs.float(), target)
+        main, *boosters = outputs
+        loss = loss_fn(main.float(), target)
+        for logits in boosters:
+            loss = loss + aux_weight * loss_fn(logits.float(), target)
+        return loss
+
+    return total
+
+
 def binary_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """BCE-with-logits for (N, 1, H, W) logits against a 0/1 target (N, H, W)."""
     if logits.shape[1] != 1:

@@ -20,7 +20,7 @@ from rtseg.models import build_model
 from rtseg.training import data as tdata
 from rtseg.training.distributed import World, broadcast_buffers
 from rtseg.training.logs import CsvLog, overlay_grid, plot_curves
-from rtseg.training.losses import build_loss
+from rtseg.training.losses import build_loss, with_boosters
 from rtseg.training.optim import (
     build_optimizer,
     build_schedule,
@@ -124,7 +124,10 @@ def _build_data(cfg: TrainConfig, world: World) -> RunData:
     info = train.info
     if cfg.model.binary and len(info.classes) != 2:
         raise RtsegError(f"a binary model needs a two-class data set, got {info.classes}")
-    transform = train_transform(cfg.augment, size, info.mean, info.std, info.ignore_index)
+    crop = tuple(cfg.augment.crop) if cfg.augment.crop else size
+    if crop[0] % 32 or crop[1] % 32:
+        raise RtsegError(f"[augment] crop must be multiples of 32, got {crop}")
+    transform = train_transform(cfg.augment, crop, info.mean, info.std, info.ignore_index)
     samples = tdata.SeededSamples(PairDataset(train, transform), cfg.train.seed)
     batch = cfg.train.batch_size
     per_epoch = tdata.steps_per_epoch(len(samples), batch, world)
@@ -142,6 +145,8 @@ def _build_model(cfg: TrainConfig, info: DatasetInfo, device: torch.device,
     channels = 1 if cfg.model.binary else len(info.classes)
     net = build_model(cfg.model.name, channels, cfg.model.backbone_weights,
                       **cfg.model.kwargs).to(device)
+    if cfg.train.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     if cfg.train.freeze_backbone:
         freeze_backbone(net)
     wrapped = net
@@ -165,7 +170,8 @@ def _build_optim(cfg: TrainConfig, data: RunData, net: nn.Module,
     optimizer = build_optimizer(net, t.optimizer, t.lr, t.weight_decay, t.momentum)
     schedule = build_schedule(optimizer, t.schedule, total, t.warmup_steps)
     scaler = torch.amp.GradScaler("cuda") if t.amp and device.type == "cuda" else None
-    loss_fn = build_loss(t.loss, data.info.ignore_index, t.class_weights, t.ohem_keep)
+    loss_fn = with_boosters(build_loss(t.loss, data.info.ignore_index, t.class_weights,
+                                       t.ohem_keep), t.aux_weight)
     return RunOptim(optimizer, schedule, scaler, loss_fn, total, every)
 
 
