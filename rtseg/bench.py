@@ -87,13 +87,22 @@ def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backen
 
 def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float
                  ) -> tuple[list[float], float]:
-    """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s)."""
+    """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s).
+    The engine is called as the node calls it (`engine_output`): class maps from a fused
+    argmax engine, else logits."""
     h, w = backend.spec.input_size
     x = torch.randn(batch, 3, h, w).to(backend.device, backend.dtype)
     cuda = backend.device.type == "cuda"
-    _repeat(lambda: backend(x), warmup_s, minimum=3, sync=cuda)
-    times = (_timed_cuda if cuda else _timed_cpu)(lambda: backend(x), seconds)
+    run = backend.classes if engine_output(backend, cuda) == "classes" else backend
+    _repeat(lambda: run(x), warmup_s, minimum=3, sync=cuda)
+    times = (_timed_cuda if cuda else _timed_cpu)(lambda: run(x), seconds)
     return times[:-1], times[-1]
+
+
+def engine_output(backend: Backend, cuda: bool) -> str:
+    """What the node asks the engine for: "classes" from a fused-argmax engine on the host
+    path (the CPU node's upsample mode), else "logits"."""
+    return "classes" if backend.fused_argmax and not cuda else "logits"
 
 
 def summarise_calls(*runs: tuple[list[float], float], batch: int = 1) -> dict:
@@ -115,7 +124,8 @@ def interleaved(cfg: BenchConfig, backend: Backend, dev: torch.device, frames: l
         runs["pipeline"].append(bench_pipeline(cfg, backend, dev, frames, batch, share))
         if naive is not None:
             runs["baseline"].append(naive.run(share, warmup))
-    out = {"engine": summarise_calls(*runs["engine"], batch=batch),
+    out = {"engine": {**summarise_calls(*runs["engine"], batch=batch),
+                      "output": engine_output(backend, dev.type == "cuda")},
            "pipeline": summarise_pipeline(runs["pipeline"])}
     if naive is not None:
         out["baseline"] = summarise_calls(*runs["baseline"])

@@ -4,7 +4,7 @@ Each subclass only says how to build its backend from the tiny checkpoint; the t
 the contract the pipeline, the node and the bench rely on, so none of them needs to know
 which class it runs: `spec`, `device`, `dtype`, `static_batch`, `graph_capturable`, a call
 `(N, 3, H, W) -> (N, C, H, W)` float32 logits on `device` with the masks eager computes,
-and `close()`. GPU and TensorRT subclasses are marked and skip where they cannot run.
+`classes()` (N, H, W) uint8 = their argmax, `fused_argmax`, and `close()`. GPU and TensorRT subclasses are marked and skip where they cannot run.
 """
 
 from __future__ import annotations
@@ -72,6 +72,15 @@ class BackendContract:
         ours, theirs = backend(x).argmax(1), eager(x.float()).argmax(1)
         agreement = (ours == theirs).float().mean().item()
         assert agreement >= (0.97 if backend.dtype == torch.float16 else 0.99), agreement
+
+
+    def test_classes_are_the_argmax_of_the_logits(self, backend):
+        assert isinstance(type(backend).fused_argmax, bool)
+        x = self.batch(backend)
+        classes, logits = backend.classes(x), backend(x)
+        assert classes.shape == (x.shape[0], *x.shape[2:]) and classes.dtype == torch.uint8
+        same = (classes.long() == logits.argmax(1)).float().mean().item()
+        assert same >= 0.99, same
 
 
 class TestTorch(BackendContract):

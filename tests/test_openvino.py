@@ -192,6 +192,27 @@ def test_a_static_batch_spreads_frames_over_infer_requests(tmp_path):
         out = backend(x)
         assert agreement(out, reference(x)) >= 0.999
         assert agreement(out[1:], backend(x.flip(0))[:1]) == 1.0  # frame order kept
+        classes = backend.classes(x)  # the argmax in the engine, over the two requests
+        assert classes.shape == (2, 64, 96) and classes.dtype == torch.uint8
+        assert (classes.long() == logits_to_classes(out)).float().mean() >= 0.999
+
+
+@pytest.mark.parametrize("precision", sorted({"fp32", BEST}))
+def test_the_engine_takes_the_argmax_itself_for_the_node(engines, precision):
+    x = torch.randn(1, 3, *SIZE)
+    with load_backend(str(engines[precision]), "cpu") as backend:
+        assert backend.fused_argmax
+        logits, classes = backend(x), backend.classes(x)
+        assert classes.shape == (1, *SIZE) and classes.dtype == torch.uint8
+        # the same graph up to its last op; a stable TopK picks the first class on ties, as
+        # argmax does (BF16: a few near-ties may round the other way in the fused graph)
+        same = (classes.long() == logits_to_classes(logits)).float().mean()
+        assert same >= (0.999 if precision == "fp32" else 0.99)
+        frame = parity_frames(1)[0]
+        fused = Pipeline(backend, upsample="classes")(frame)  # uses classes()
+        host = Pipeline(backend, upsample="logits")(frame)
+    assert fused.classes.shape == host.classes.shape == (360, 640)
+    assert (fused.classes == host.classes).mean() >= 0.95  # nearest vs bilinear edges
 
 
 def test_engine_cache_builds_openvino_once(engines):

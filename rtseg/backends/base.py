@@ -30,7 +30,10 @@ class Backend(ABC):
     - `graph_capturable` (class-level): its call may be captured in a CUDA graph (pure
       torch work on the current stream, no host synchronisation, no allocation that a
       graph could not replay);
-    - `runtime_info`: what the runtime chose at load time (empty where nothing to say).
+    - `runtime_info`: what the runtime chose at load time (empty where nothing to say);
+    - `fused_argmax` (class-level): `classes(batch)` runs the argmax inside the engine, so
+      a caller that wants class maps should ask for them rather than for logits (the
+      engine then never writes C channels of logits, and the host never reads them).
     """
 
     spec: ModelSpec
@@ -38,6 +41,7 @@ class Backend(ABC):
     dtype: object  # torch.dtype of the input batch
     static_batch: int | None = None
     graph_capturable: ClassVar[bool] = False
+    fused_argmax: ClassVar[bool] = False
 
     @property
     def runtime_info(self) -> dict:
@@ -47,6 +51,18 @@ class Backend(ABC):
     @abstractmethod
     def __call__(self, batch):
         """batch (N, 3, H, W) float32 normalised, on `device` -> logits (N, C, H, W)."""
+
+    def classes(self, batch):
+        """batch (N, 3, H, W) as for `__call__` -> (N, H, W) uint8 class index per pixel at
+        the network's resolution (first class on ties; C == 1: 1 where the logit is > 0).
+        This default takes the argmax of the logits with torch; `fused_argmax` backends
+        compute it in the engine."""
+        import torch
+
+        logits = self(batch)
+        if logits.shape[1] == 1:
+            return (logits[:, 0] > 0).to(torch.uint8)
+        return logits.argmax(1).to(torch.uint8)
 
     def close(self) -> None:
         """Release the runtime's resources."""

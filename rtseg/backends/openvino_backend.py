@@ -6,6 +6,9 @@ several infer requests (one per CPU stream) that run at once. The inference prec
 (`INFERENCE_PRECISION_HINT`: bf16 or f32) comes from the manifest; threads from the
 `threads` argument, else the RTSEG_OV_THREADS environment variable, else OpenVINO's
 choice. OpenVINO releases the GIL while it infers, so the node's other threads overlap.
+`classes()` compiles the same IR once more with the argmax in the graph, for callers that
+want class maps (the CPU node): the engine writes N x H x W bytes instead of N x C x H x W
+floats, and nobody takes the argmax on the host.
 """
 
 from __future__ import annotations
@@ -69,9 +72,12 @@ def check_openvino_fits(manifest: Manifest) -> None:
 
 
 class OpenVinoBackend(Backend):
-    """Runs an IR; batch (N,3,H,W) float32 CPU tensors in, logits (N,C,H,W) float32 out."""
+    """Runs an IR; batch (N,3,H,W) float32 CPU tensors in, logits (N,C,H,W) float32 out, or
+    with `classes()` (N,H,W) uint8 class maps from the same IR with the argmax appended as a
+    TopK in the graph (compiled on first use)."""
 
     graph_capturable = False
+    fused_argmax = True
 
     def __init__(self, manifest: Manifest, engine: Path, device: torch.device,
                  threads: int | None = None):
@@ -80,19 +86,22 @@ class OpenVinoBackend(Backend):
         self.dtype = torch.float32
         shape = manifest.inputs[0].shape
         self.static_batch = None if shape[0] == -1 else int(shape[0])
-        hint = HINTS.get(manifest.runtime.get("inference_precision_hint", "f32"), "f32")
-        self.compiled = self._compile(engine, hint, _threads(threads))
-        self.queue = None
-        if self.static_batch and self.static_batch > 1:
-            import openvino as ov
+        self._engine, self._threads = engine, _threads(threads)
+        self._hint = HINTS.get(manifest.runtime.get("inference_precision_hint", "f32"), "f32")
+        self._graphs = {"logits": self._load("logits")}
+        self._runtime = self._runtime_info(self._graphs["logits"])
 
-            self.queue = ov.AsyncInferQueue(self.compiled, self._requests())
-        else:
-            self.request = self.compiled.create_infer_request()
-        self._runtime = self._runtime_info()
+    def _load(self, kind: str) -> _Graph:
+        """Compile the IR for `kind` (logits, or classes: argmax appended)."""
+        out = self.manifest.outputs[0].shape
+        compiled = self._compile(with_argmax if kind == "classes" else None)
+        if kind == "classes":
+            return _Graph(compiled, self.static_batch, (out[0], *out[2:]), np.uint8,
+                          self.manifest.dynamic)
+        return _Graph(compiled, self.static_batch, out, np.float32, self.manifest.dynamic)
 
-    def _compile(self, engine: Path, hint: str, threads: int | None):
-        core = ov_core()
+    def _compile(self, edit=None):
+        core, engine = ov_core(), self._engine
         try:
             model = core.read_model(str(engine))
         except RuntimeError as exc:  # missing .bin, corrupt XML, foreign IR
@@ -101,67 +110,116 @@ class OpenVinoBackend(Backend):
         throughput = self.static_batch is not None and self.static_batch > 1
         if throughput:  # one frame per infer request, several requests at once
             model.reshape([1, *self.manifest.inputs[0].shape[1:]])
+        if edit is not None:
+            model = edit(model)
         config = {"PERFORMANCE_HINT": "THROUGHPUT" if throughput else "LATENCY",
-                  "INFERENCE_PRECISION_HINT": hint}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
+                  "INFERENCE_PRECISION_HINT": self._hint}
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
         try:
             return core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
             raise RtsegError(f"OpenVINO could not compile {engine}: {_first_line(exc)}") from None
-
-    def _requests(self) -> int:
-        optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        return max(1, min(optimal, self.static_batch))
 
     @property
     def runtime_info(self) -> dict:
         """Threads, streams, infer requests and inference precision OpenVINO chose."""
         return dict(self._runtime)
 
-    def _runtime_info(self) -> dict:
-        get = self.compiled.get_property
+    @staticmethod
+    def _runtime_info(graph: _Graph) -> dict:
+        get = graph.compiled.get_property
         return {"inference_precision": _precision_name(get("INFERENCE_PRECISION_HINT")),
                 "performance_hint": str(get("PERFORMANCE_HINT")),
                 "streams": int(get("NUM_STREAMS")),
                 "threads": int(get("INFERENCE_NUM_THREADS")),
-                "infer_requests": self.queue.__len__() if self.queue is not None else 1}
+                "infer_requests": graph.requests}
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """batch (N, 3, H, W) float32 -> logits (N, C, H, W) float32 CPU tensor (fresh)."""
+        return torch.from_numpy(self._run("logits", batch))
+
+    def classes(self, batch: torch.Tensor) -> torch.Tensor:
+        """batch (N, 3, H, W) float32 -> (N, H, W) uint8 class maps, argmax in the engine."""
+        return torch.from_numpy(self._run("classes", batch))
+
+    def _run(self, kind: str, batch: torch.Tensor) -> np.ndarray:
         check_input_shape(self.manifest.inputs[0].shape, batch.shape)
         x = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        if self.queue is None:
-            return torch.from_numpy(self._infer_one(x))
-        return torch.from_numpy(self._infer_spread(x))
+        if kind not in self._graphs:
+            self._graphs[kind] = self._load(kind)
+        return self._graphs[kind].run(x)
 
-    def _infer_one(self, x: np.ndarray) -> np.ndarray:
-        """One request on the whole (N, 3, H, W) input; OpenVINO writes into a new array."""
-        if self.manifest.dynamic:
+    def close(self) -> None:
+        self._graphs = {}
+
+
+def with_argmax(model):
+    """The IR `model` ((N, 3, H, W) -> (N, C, H, W) logits) with its output replaced by the
+    class map (N, H, W) u8: a stable TopK (k = 1, the first class on ties) over C, or
+    logit > 0 for a single-channel (binary) model."""
+    import openvino as ov
+    from openvino import opset11 as ops
+
+    (result,) = model.get_results()
+    logits = result.input_value(0)
+    channels = logits.get_partial_shape()[1]
+    if channels.is_static and channels.get_length() == 1:
+        index = ops.greater(logits, ops.constant(np.float32(0))).output(0)
+    else:
+        index = ops.topk(logits, np.int64(1), 1, "max", "value", ov.Type.i32,
+                         stable=True).output(1)
+    classes = ops.convert(ops.squeeze(index, np.array([1], np.int64)), ov.Type.u8)
+    return ov.Model([ops.result(classes)], model.get_parameters(), "rtseg-classes")
+
+
+class _Graph:
+    """One compiled graph and its infer request (batch 1 or dynamic), or a queue of requests
+    (static batch B > 1, one frame each); `out_shape` is its output's (B, ...) shape."""
+
+    def __init__(self, compiled, static_batch: int | None, out_shape, dtype, dynamic: bool):
+        self.compiled, self.out_shape, self.dtype = compiled, out_shape, dtype
+        self.dynamic = dynamic
+        self.queue = self.request = None
+        if static_batch and static_batch > 1:
+            import openvino as ov
+
+            optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            self.queue = ov.AsyncInferQueue(compiled, max(1, min(optimal, static_batch)))
+        else:
+            self.request = compiled.create_infer_request()
+
+    @property
+    def requests(self) -> int:
+        return len(self.queue) if self.queue is not None else 1
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> the output for all N frames (a fresh array)."""
+        return self._one(x) if self.queue is None else self._spread(x)
+
+    def _one(self, x: np.ndarray) -> np.ndarray:
+        """One request on the whole input; OpenVINO writes straight into a new array."""
+        if self.dynamic:
             return self.request.infer({0: x}, share_inputs=True)[0]
         import openvino as ov
 
-        out = np.empty(self.manifest.outputs[0].shape, np.float32)
+        out = np.empty(self.out_shape, self.dtype)
         self.request.set_output_tensor(0, ov.Tensor(out, shared_memory=True))
         self.request.infer({0: x}, share_inputs=True, share_outputs=True)
         return out
 
-    def _infer_spread(self, x: np.ndarray) -> np.ndarray:
+    def _spread(self, x: np.ndarray) -> np.ndarray:
         """Frame i of (N, 3, H, W) on a free request of the queue; all run at once."""
-        n, shape = x.shape[0], self.manifest.outputs[0].shape
-        out = np.empty((n, *shape[1:]), np.float32)
+        out = np.empty((x.shape[0], *self.out_shape[1:]), self.dtype)
 
         def done(request, i: int) -> None:
             out[i] = request.get_output_tensor(0).data[0]
 
         self.queue.set_callback(done)
-        for i in range(n):
+        for i in range(x.shape[0]):
             self.queue.start_async({0: x[i:i + 1]}, userdata=i, share_inputs=True)
         self.queue.wait_all()
         return out
-
-    def close(self) -> None:
-        self.queue = self.request = self.compiled = None
 
 
 def _threads(threads: int | None) -> int | None:

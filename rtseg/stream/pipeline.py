@@ -8,17 +8,19 @@ the next batch is already being inferred. `pipeline(image)` does both for one fr
 Post-processing, `upsample`:
 - "logits" (default; eval and predict): logits are resized bilinearly to the frame size,
   then the argmax is taken, so edges are as good as the network allows at frame size.
-- "classes" (the CPU node): the argmax at the network's resolution (OpenCV, one thread),
-  then a nearest resize of the class map to the frame size and the drivable lookup
-  (`cv2.LUT`): far cheaper than resizing C channels of logits, with masks that differ only
-  along class edges (timings: benchmarks/results/cpu-design-timings.md).
+- "classes" (the CPU node): the argmax at the network's resolution, then a nearest resize
+  of the class map to the frame size and the drivable lookup (`cv2.LUT`): far cheaper than
+  resizing C channels of logits, with masks that differ only along class edges (timings:
+  benchmarks/results/cpu-design-timings.md). A backend with `fused_argmax` (OpenVINO)
+  returns the class map from the engine itself; otherwise OpenCV takes the argmax on the
+  posting thread (one thread).
 The CUDA node uses `rtseg.stream.cuda_pipeline`, which resizes logits on the GPU.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -65,32 +67,35 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
     return index
 
 
-def infer_in_chunks(backend: Backend, x: torch.Tensor, static_batch: int | None) -> torch.Tensor:
-    """(N, 3, h, w) -> (N, C, h, w) logits; an engine with a static batch B runs chunks of B,
-    the last one padded by repeating its final frame."""
+def infer_in_chunks(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                    static_batch: int | None) -> torch.Tensor:
+    """(N, 3, h, w) -> run's output for N frames ((N, C, h, w) logits for a backend, (N, h, w)
+    classes for its `classes`); an engine with a static batch B runs chunks of B, the last
+    one padded by repeating its final frame."""
     if static_batch is None or x.shape[0] == static_batch:
-        return backend(x)
+        return run(x)
     outs = []
     for start in range(0, x.shape[0], static_batch):
         chunk = x[start:start + static_batch]
         real = chunk.shape[0]
         if real < static_batch:
             chunk = torch.cat([chunk, chunk[-1:].expand(static_batch - real, -1, -1, -1)])
-        outs.append(backend(chunk)[:real])
+        outs.append(run(chunk)[:real])
     return torch.cat(outs)
 
 
 class InFlight:
-    """A submitted batch: logits (N, C, h, w) waiting to become N Masks."""
+    """A submitted batch: the engine's output (logits (N, C, h, w), or (N, h, w) uint8
+    classes from a fused argmax) waiting to become N Masks."""
 
-    def __init__(self, pipeline: Pipeline, logits: torch.Tensor, sizes: list[tuple[int, int]],
+    def __init__(self, pipeline: Pipeline, output: torch.Tensor, sizes: list[tuple[int, int]],
                  timings: dict):
-        self._pipeline, self._logits, self._sizes, self._timings = pipeline, logits, sizes, timings
+        self._pipeline, self._output, self._sizes, self._timings = pipeline, output, sizes, timings
 
     def result(self) -> list[Masks]:
         """Masks of each frame, at that frame's size (adds the `post` time)."""
         t0 = time.perf_counter()
-        pairs = [self._pipeline.postprocess(self._logits[i:i + 1], size)
+        pairs = [self._pipeline.postprocess(self._output[i:i + 1], size)
                  for i, size in enumerate(self._sizes)]
         timings = {**self._timings, "post": (time.perf_counter() - t0) * 1e3}
         return [Masks(classes, drivable, timings) for classes, drivable in pairs]
@@ -119,6 +124,8 @@ class Pipeline:
         self._prepare = Preprocessor(self.spec.input_size, self.spec.mean, self.spec.std)
         self._drivable_lut = drivable_lut(self.spec.drivable_ids)
         self._static_batch = backend.static_batch
+        fused = upsample == "classes" and backend.fused_argmax
+        self._run = backend.classes if fused else backend
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""
@@ -130,22 +137,20 @@ class Pipeline:
             return self.preprocess(images[0])
         return torch.cat([self._prepare(image) for image in images]).to(self.backend.device)
 
-    def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
+    def postprocess(self, output: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
                                                                                np.ndarray]:
-        """logits (1, C, h, w) -> classes (H, W) uint8 and drivable (H, W) uint8 at `size`.
-
-        Channels-last layout keeps the C values of a pixel adjacent, so the argmax over C
-        reads memory in order on a CPU.
-        """
+        """logits (1, C, h, w), or a class map (1, h, w) uint8 (fused argmax) -> classes
+        (H, W) uint8 and drivable (H, W) uint8 at `size`."""
         size = tuple(size)
-        if self.upsample == "classes":
-            classes = argmax_channels(logits[0].detach().cpu().float().numpy())
-            if classes.shape != size:
-                classes = cv2.resize(classes, (size[1], size[0]),
-                                     interpolation=cv2.INTER_NEAREST)
+        if output.dtype == torch.uint8:  # the engine took the argmax
+            classes = np.ascontiguousarray(output[0].cpu().numpy())
+        elif self.upsample == "classes":
+            classes = argmax_channels(output[0].detach().cpu().float().numpy())
         else:
-            classes = logits_to_classes(resize_logits(logits, size))[0].to(torch.uint8)
+            classes = logits_to_classes(resize_logits(output, size))[0].to(torch.uint8)
             classes = classes.cpu().numpy()
+        if classes.shape != size:
+            classes = cv2.resize(classes, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         return classes, cv2.LUT(classes, self._drivable_lut)
 
     def submit(self, images: Sequence[np.ndarray]) -> InFlight:
@@ -153,12 +158,12 @@ class Pipeline:
         t0 = time.perf_counter()
         x = self.preprocess_batch(images)
         t1 = time.perf_counter()
-        logits = infer_in_chunks(self.backend, x, self._static_batch)
-        if logits.device.type == "cuda":
-            torch.cuda.synchronize(logits.device)
+        output = infer_in_chunks(self._run, x, self._static_batch)
+        if output.device.type == "cuda":
+            torch.cuda.synchronize(output.device)
         t2 = time.perf_counter()
         timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}
-        return InFlight(self, logits, [image.shape[:2] for image in images], timings)
+        return InFlight(self, output, [image.shape[:2] for image in images], timings)
 
     def __call__(self, image: np.ndarray) -> Masks:
         """(H, W, 3) uint8 BGR -> Masks at (H, W), with pre/infer/post times."""
