@@ -4,7 +4,8 @@ Each subclass only says how to build its backend from the tiny checkpoint; the t
 the contract the pipeline, the node and the bench rely on, so none of them needs to know
 which class it runs: `spec`, `device`, `dtype`, `static_batch`, `graph_capturable`, a call
 `(N, 3, H, W) -> (N, C, H, W)` float32 logits on `device` with the masks eager computes,
-`classes()` (N, H, W) uint8 = their argmax, `fused_argmax`, and `close()`. GPU and TensorRT subclasses are marked and skip where they cannot run.
+`classes()` (N, H, W) uint8 = their argmax, `fused_argmax`, and `close()`. GPU and
+TensorRT subclasses are marked and skip where they cannot run.
 """
 
 from __future__ import annotations
