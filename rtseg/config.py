@@ -27,11 +27,17 @@ def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which architecture; kwargs go to its builder (e.g. `encoder` for unet)."""
+    """Which architecture; kwargs go to its builder (e.g. `encoder` for unet).
+
+    backbone_weights: a local state dict for the encoder only. init: a local rtseg
+    checkpoint to start from (fine-tuning, or a second stage of a recipe): same model,
+    kwargs and classes; its weights are loaded, the optimiser and schedule start afresh.
+    """
 
     name: str = "lraspp_mobilenet_v3"
     kwargs: dict = field(default_factory=dict)
     backbone_weights: str | None = None
+    init: str | None = None
     binary: bool = False  # one output channel + sigmoid, for two-class (road / not) data
 
 

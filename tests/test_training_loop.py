@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,18 @@ def test_binary_model_on_a_two_class_folder(tmp_path, two_class_folder):
     assert ckpt.meta.binary and ckpt.meta.drivable == ("road",)
     logits = ckpt.build()(torch.zeros(1, 3, 64, 96))
     assert logits.shape == (1, 1, 64, 96)
+
+
+def test_init_starts_from_a_checkpoint_and_checks_it_fits(tmp_path):
+    first = config(tmp_path, name="a", lr=4e-3)
+    train(first, progress=False)
+    # lr 0 and frozen BN: a run started from `a` must end with a's weights exactly
+    still = config(tmp_path, name="b", steps=4, lr=0.0, warmup_steps=1, freeze_bn=True)
+    train(replace(still, model=ModelConfig(init=first.output.path)), progress=False)
+    a = load_checkpoint(first.output.path).state_dict
+    b = load_checkpoint(still.output.path).state_dict
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    other = ModelConfig(name="deeplabv3_mobilenet_v3", init=first.output.path)
+    with pytest.raises(RtsegError, match=r"init .*a\.pt.*lraspp_mobilenet_v3"):
+        train(replace(still, model=other), progress=False)

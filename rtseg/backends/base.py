@@ -55,14 +55,13 @@ class Backend(ABC):
     def classes(self, batch):
         """batch (N, 3, H, W) as for `__call__` -> (N, H, W) uint8 class index per pixel at
         the network's resolution (first class on ties; C == 1: 1 where the logit is > 0).
-        This default takes the argmax of the logits with torch; `fused_argmax` backends
-        compute it in the engine."""
+        This default applies `rtseg.models.logits_to_classes` to the logits;
+        `fused_argmax` backends compute it in the engine."""
         import torch
 
-        logits = self(batch)
-        if logits.shape[1] == 1:
-            return (logits[:, 0] > 0).to(torch.uint8)
-        return logits.argmax(1).to(torch.uint8)
+        from rtseg.models import logits_to_classes
+
+        return logits_to_classes(self(batch)).to(torch.uint8)
 
     def close(self) -> None:
         """Release the runtime's resources."""

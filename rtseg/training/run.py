@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg.checkpoint import CheckpointMeta, save_checkpoint
+from rtseg.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from rtseg.config import TrainConfig
 from rtseg.data.base import DatasetInfo, SampleSet
 from rtseg.data.datasets import open_data
@@ -145,6 +145,8 @@ def _build_model(cfg: TrainConfig, info: DatasetInfo, device: torch.device,
     channels = 1 if cfg.model.binary else len(info.classes)
     net = build_model(cfg.model.name, channels, cfg.model.backbone_weights,
                       **cfg.model.kwargs).to(device)
+    if cfg.model.init:
+        init_from_checkpoint(net, cfg, info)
     if cfg.train.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if cfg.train.freeze_backbone:
@@ -160,6 +162,22 @@ def _build_model(cfg: TrainConfig, info: DatasetInfo, device: torch.device,
         palette=tuple(tuple(int(v) for v in c) for c in info.palette_array()),
         recipe=cfg.as_dict(), notes=cfg.output.notes)
     return RunModel(net, wrapped, meta, cfg.train.freeze_bn)
+
+
+def init_from_checkpoint(net: nn.Module, cfg: TrainConfig, info: DatasetInfo) -> None:
+    """Load the weights of the checkpoint `[model] init` into `net`, after checking that
+    it is the same model with the same arguments, classes and output channels."""
+    ckpt = load_checkpoint(cfg.model.init)
+    theirs = (ckpt.meta.model, dict(ckpt.meta.model_kwargs), tuple(ckpt.meta.classes),
+              ckpt.meta.binary)
+    ours = (cfg.model.name, dict(cfg.model.kwargs), tuple(info.classes), cfg.model.binary)
+    if theirs != ours:
+        raise RtsegError(
+            f"[model] init {cfg.model.init}: the checkpoint is (model, kwargs, classes, "
+            f"binary) = {theirs}, the recipe wants {ours}; start from a checkpoint of the "
+            "same model and data set, or drop `init` to train from scratch")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
+    net.load_state_dict(state)
 
 
 def _build_optim(cfg: TrainConfig, data: RunData, net: nn.Module,
