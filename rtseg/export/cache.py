@@ -73,7 +73,9 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     except ParityGateError as exc:
         if precision != "bf16":
             raise
-        log.warning("engine cache: %s; building fp32 instead", exc)
+        log.warning("engine cache: %s; building fp32 instead (the gate's default frames are "
+                    "generated scenes: for the BF16 engine, run `rtseg compile %s --calib "
+                    "DIR` on real frames and pass its manifest as the model)", exc, checkpoint)
         result = compile_checkpoint(replace(cfg, precision="fp32"))
     (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
     return result.path
