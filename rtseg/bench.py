@@ -77,7 +77,7 @@ def engine_model(cfg: BenchConfig, dev: torch.device, batch: int) -> str:
     from rtseg.export.cache import resolve_model
 
     return resolve_model(cfg.model, cfg.engine, str(dev), cfg.engine_cache, batch=batch,
-                         input_size=(cfg.height, cfg.width))
+                         input_size=(cfg.height, cfg.width), calib=cfg.calib)
 
 
 def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backend:

@@ -266,6 +266,7 @@ class RunConfig:
     hwm: int = 4
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
+    calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
     cuda_graphs: bool = True
     image_topic: bool = False  # also publish NAME/image (JPEG of the frame), rate-limited
     image_fps: float = 10.0
@@ -336,6 +337,7 @@ class BenchConfig:
     data: str | None = None
     root: str = ""
     engine_cache: str = "engines/cache"
+    calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
     cuda_graphs: bool = True
     baseline: bool = True
     checkpoint: str | None = None

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,6 +156,30 @@ def test_engine_cache_compiles_once_and_rebuilds_when_the_key_changes(tmp_path,
     rebuilt = cached_engine(str(tiny_checkpoint), "auto", "cpu", tmp_path)
     assert rebuilt == first and rebuilt.is_file()
     assert "no longer fits" in caplog.text and "1.0.0" in caplog.text
+
+
+def test_engine_cache_gates_on_the_calib_frames_it_is_given(tmp_path, tiny_checkpoint):
+    import cv2
+
+    from rtseg.data import synthetic
+    from rtseg.export.cache import cached_engine
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i}.png"), synthetic.render_scene(rng, 120, 160)[0])
+    cache = tmp_path / "cache"
+    plain = cached_engine(str(tiny_checkpoint), "openvino", "cpu", cache)
+    gated = cached_engine(str(tiny_checkpoint), "openvino", "cpu", cache, calib=str(frames))
+    assert gated != plain and read_manifest(gated).parity["passed"]
+    assert json.loads(gated.with_name(gated.stem + ".key.json").read_text())["calib"] == \
+        str(frames)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "0.png").write_bytes(b"not a png")
+    with pytest.raises(RtsegError, match="could not be decoded"):
+        cached_engine(str(tiny_checkpoint), "openvino", "cpu", cache, calib=str(broken))
 
 
 @pytest.mark.slow

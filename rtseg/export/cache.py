@@ -4,7 +4,9 @@ An engine is compiled once per key: checkpoint sha256, format, precision (the fo
 default: fp16 on CUDA, OpenVINO's auto, else fp32), input shape, device name and compute
 capability (for OpenVINO the CPU's name and capabilities), and the versions of the
 libraries it was built with. An OpenVINO engine is built in BF16 where the CPU has it; when
-BF16 fails the parity gate (a model whose classes are close calls), in FP32 instead.
+BF16 fails the parity gate (a model whose classes are close calls), in FP32 instead. The gate
+runs on generated road scenes unless `calib` names a folder of real frames (then that folder,
+as given, is part of the key).
 A cached engine whose key no longer fits (new torch, another GPU, ...) is rebuilt, and the
 log says which part of the key changed.
 """
@@ -23,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model(model: str | None, engine: str, device: str, cache_dir: str | Path,
-                  batch: int = 1, input_size: tuple[int, int] | None = None) -> str:
+                  batch: int = 1, input_size: tuple[int, int] | None = None,
+                  calib: str | None = None) -> str:
     """What `rtseg run` / `rtseg bench` load: an engine or checkpoint as given (engine
     `torch` runs a checkpoint eagerly), else the cached engine of `engine` format for this
     checkpoint, batch and input size, compiled on first use. None means the demo."""
@@ -33,14 +36,15 @@ def resolve_model(model: str | None, engine: str, device: str, cache_dir: str | 
     if engine == "torch" or is_engine(model):
         return model
     return str(cached_engine(model, engine, device, cache_dir, batch=batch,
-                             input_size=input_size))
+                             input_size=input_size, calib=calib))
 
 
 def cached_engine(checkpoint: str, engine: str, device: str,
                   cache_dir: str | Path = "engines/cache", batch: int = 1,
-                  input_size: tuple[int, int] | None = None) -> Path:
+                  input_size: tuple[int, int] | None = None, calib: str | None = None) -> Path:
     """The manifest of a cached engine for `checkpoint` with a static `batch` and
-    `input_size` (H, W; None: the checkpoint's), compiling it on the first call."""
+    `input_size` (H, W; None: the checkpoint's), compiling it on the first call, its parity
+    gate on the images of `calib` (None: generated scenes)."""
     from rtseg.checkpoint import load_checkpoint
     from rtseg.device import pick_device
     from rtseg.export import (
@@ -58,6 +62,8 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     size = tuple(input_size or ckpt.meta.input_size)
     key = {"checkpoint_sha256": ckpt.sha256, "format": fmt, "precision": precision,
            "input_size": list(size), "batch": batch, **build_metadata(fmt, dev, precision)}
+    if calib:
+        key["calib"] = str(calib)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir)
     manifest = folder / f"{ckpt.sha256[:12]}-{fmt}-{digest}.json"
@@ -67,15 +73,15 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     _explain_miss(folder, ckpt.sha256, fmt, key)
     cfg = CompileConfig(checkpoint=str(ckpt.path), format=fmt, precision=precision,
                         out=str(folder), name=manifest.stem, device=device, batch=batch,
-                        height=size[0], width=size[1])
+                        height=size[0], width=size[1], calib=calib)
     try:
         result = compile_checkpoint(cfg)
     except ParityGateError as exc:
         if precision != "bf16":
             raise
-        log.warning("engine cache: %s; building fp32 instead (the gate's default frames are "
-                    "generated scenes: for the BF16 engine, run `rtseg compile %s --calib "
-                    "DIR` on real frames and pass its manifest as the model)", exc, checkpoint)
+        log.warning("engine cache: %s; building fp32 instead%s", exc, "" if calib else
+                    " (the gate ran on generated scenes: give `--calib DIR`, a folder of "
+                    "real frames like the camera's, to gate the BF16 engine on those)")
         result = compile_checkpoint(replace(cfg, precision="fp32"))
     (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
     return result.path

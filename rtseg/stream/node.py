@@ -262,7 +262,8 @@ def _model_name(cfg: RunConfig, batch: int) -> str:
                     "synthetic scenes only")
     from rtseg.export.cache import resolve_model
 
-    return resolve_model(cfg.model, cfg.engine, cfg.device, cfg.engine_cache, batch=batch)
+    return resolve_model(cfg.model, cfg.engine, cfg.device, cfg.engine_cache, batch=batch,
+                         calib=cfg.calib)
 
 
 def _open_sources(cfg: RunConfig) -> list[Source]:
