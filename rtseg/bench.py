@@ -149,7 +149,8 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
 
     try:
         with (MaskPublisher("tcp://127.0.0.1:*") as publisher,
-              wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs) as wiring,
+              wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs,
+                   overlap=cfg.overlap) as wiring,
               stop_on_signals(stop) as signalled):
             consumer = _start_consumer(publisher.endpoint, list(wiring.names))
             stats = serve(wiring, LoopSettings(status_every=0), stop, on_stats)
@@ -160,7 +161,7 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
         raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,
             "dropped": report.dropped, "samples": holder["stats"].samples(),
-            "consumer_rates_hz": rates}
+            "consumer_rates_hz": rates, "overlap": wiring.pipeline.slots > 1}
 
 
 def summarise_pipeline(runs: list[dict]) -> dict:
@@ -175,7 +176,7 @@ def summarise_pipeline(runs: list[dict]) -> dict:
     return {"fps": frames / seconds if seconds else 0.0, "frames": frames, "seconds": seconds,
             "p50_ms": latency["p50"], "p99_ms": latency["p99"],
             "dropped": sum(r["dropped"] for r in runs),
-            "stages_ms": stage_summary(merged),
+            "stages_ms": stage_summary(merged), "overlap": runs[-1]["overlap"],
             "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
 
 
@@ -350,7 +351,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{'baseline':<10}{base['fps']:>9.1f}{base['p50_ms']:>9.2f}"
                      f"{base['p99_ms']:>9.2f}")
     stages = "  ".join(f"{k} {v['mean']:.2f}" for k, v in pipe["stages_ms"].items())
-    lines.append(f"pipeline stages, mean ms: {stages}")
+    overlap = "overlapped" if pipe.get("overlap", True) else "one batch at a time"
+    lines.append(f"pipeline stages ({overlap}), mean ms: {stages}")
     lines.append("ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     for name, t in result["targets"].items():
         lines.append(f"target {name}: {t['value']:.2f} vs {t['target']:g} "

@@ -14,7 +14,7 @@ import sys
 import click
 
 from rtseg import __version__
-from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, RUN_ENGINES
+from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, OVERLAP_MODES, RUN_ENGINES
 from rtseg.errors import RtsegError
 
 
@@ -217,6 +217,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
+@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="auto", show_default=True,
+              help="CPU engines: publish a batch while the next one infers (auto: only where "
+                   "the engine's threads leave a core free).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")
 @click.option("--image-topic", is_flag=True,
@@ -233,7 +236,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
                    "folder.")
 @_stoppable("run", where="during start-up")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every, engine, engine_cache, calib, cuda_graphs,
+        source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, cuda_graphs,
         image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
@@ -248,8 +251,9 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
                     allow_remote=allow_remote, encoding=encoding, device=device,
                     max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
                     demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
-                    engine_cache=engine_cache, calib=calib, cuda_graphs=cuda_graphs,
-                    image_topic=image_topic, image_fps=image_fps, image_width=image_width,
+                    engine_cache=engine_cache, calib=calib, overlap=overlap,
+                    cuda_graphs=cuda_graphs, image_topic=image_topic, image_fps=image_fps,
+                    image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
@@ -286,12 +290,15 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
+@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="auto", show_default=True,
+              help="CPU engines, pipeline phase: publish a batch while the next one infers "
+                   "(auto: only where the engine's threads leave a core free).")
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
 @_stoppable("bench")
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
-          as_json) -> None:
+          overlap, as_json) -> None:
     """Measure FPS and latency: engine only, the node's pipeline, and the naive loop."""
     from rtseg.bench import format_table, run_bench
     from rtseg.config import BenchConfig, parse_size
@@ -301,8 +308,8 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
                       frame_size=parse_size(frame_size) if frame_size else None,
                       seconds=seconds, warmup_s=warmup, rounds=rounds, device=device,
                       data=data, root=root,
-                      engine_cache=engine_cache, calib=calib, cuda_graphs=cuda_graphs,
-                      baseline=not no_baseline, checkpoint=checkpoint)
+                      engine_cache=engine_cache, calib=calib, overlap=overlap,
+                      cuda_graphs=cuda_graphs, baseline=not no_baseline, checkpoint=checkpoint)
     result = run_bench(cfg)
     click.echo(format_table(result))
     if as_json:

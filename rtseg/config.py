@@ -17,6 +17,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback unless the user asks (PROT
 ENGINE_FORMATS = ("onnx", "openvino", "aoti", "tensorrt", "torch-tensorrt")  # compile writes
 COMPILE_FORMATS = ("auto", *ENGINE_FORMATS)  # rtseg compile --format
 RUN_ENGINES = ("torch", "auto", "onnx", "openvino", "aoti", "tensorrt")  # run/bench --engine
+OVERLAP_MODES = ("auto", "on", "off")  # run/bench --overlap
 
 
 def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
@@ -267,6 +268,7 @@ class RunConfig:
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
+    overlap: str = "auto"  # host pipeline: post/publish beside inference (auto | on | off)
     cuda_graphs: bool = True
     image_topic: bool = False  # also publish NAME/image (JPEG of the frame), rate-limited
     image_fps: float = 10.0
@@ -309,6 +311,7 @@ class RunConfig:
         if self.curve_clients is not None and self.curve_secret is None:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
         check_choice("--engine", self.engine, RUN_ENGINES)
+        check_choice("--overlap", self.overlap, OVERLAP_MODES)
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,7 @@ class BenchConfig:
     root: str = ""
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
+    overlap: str = "auto"  # host pipeline: post/publish beside inference (auto | on | off)
     cuda_graphs: bool = True
     baseline: bool = True
     checkpoint: str | None = None
@@ -345,6 +349,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         check_choice("--engine", self.engine, RUN_ENGINES)
+        check_choice("--overlap", self.overlap, OVERLAP_MODES)
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
                              f"{self.height}, {self.width}")

@@ -11,6 +11,7 @@ from conftest import running_node  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.config import RunConfig
 from rtseg.data.synthetic import SceneStream, drivable_mask
+from rtseg.errors import RtsegError
 from rtseg.metrics import binary_iou
 from rtseg.protocol import NodeStatus
 
@@ -95,3 +96,23 @@ def test_max_frames_and_loop(tmp_path, tiny_checkpoint):
     received, report = run_and_collect(cfg, ["short/drivable"])
     assert report.published == 7
     assert [h.seq for h, _ in received["short/drivable"]][-1] == 6
+
+
+def test_the_node_publishes_the_same_masks_with_and_without_overlap(tmp_path, tiny_checkpoint):
+    video = tmp_path / "clip.avi"
+    write_video(video, 8, size=(72, 100))
+    masks = {}
+    for overlap in ("on", "off"):
+        cfg = RunConfig(source=str(video), model=str(tiny_checkpoint), overlap=overlap,
+                        device="cpu", status_every=0, hwm=100)
+        received, report = run_and_collect(cfg, ["clip/classes"])
+        assert report.published == 8
+        assert [h.seq for h, _ in received["clip/classes"]] == list(range(8))
+        masks[overlap] = [m for _, m in received["clip/classes"]]
+    for on, off in zip(masks["on"], masks["off"]):
+        np.testing.assert_array_equal(on, off)
+
+
+def test_an_unknown_overlap_mode_is_named():
+    with pytest.raises(RtsegError, match="unknown --overlap 'sometimes': use auto, on, off"):
+        RunConfig(overlap="sometimes")

@@ -74,3 +74,63 @@ def test_static_batch_engine_runs_larger_batches_in_chunks(tmp_path, tiny_checkp
     frames = scenes(3, 64, 96)
     for got, frame in zip(engine.submit(frames).result(), frames):
         assert (got.classes == eager(frame).classes).mean() > 0.99
+
+
+def test_overlap_auto_follows_the_engines_threads():
+    """auto: publish beside inference only where the engine's threads leave a core free."""
+    from rtseg.stream.pipeline import overlap_for, usable_cores
+
+    backend = load_backend("demo", "cpu")
+    assert overlap_for("on", backend) and not overlap_for("off", backend)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(usable_cores())
+        assert backend.threads == usable_cores() and not overlap_for("auto", backend)
+        torch.set_num_threads(1)
+        assert overlap_for("auto", backend) == (usable_cores() > 1)
+    finally:
+        torch.set_num_threads(before)
+    assert Pipeline(backend, overlap=False).slots == 1 and Pipeline(backend).slots == 2
+
+
+class _Recording:
+    """The node's real pipeline, each submit and each release written to `events`."""
+
+    def __init__(self, inner, events: list):
+        self.inner, self.events, self.spec, self.slots = inner, events, inner.spec, inner.slots
+
+    def submit(self, images):
+        self.events.append("submit")
+        inflight, events = self.inner.submit(images), self.events
+
+        class Batch:
+            result = inflight.result
+
+            def release(self):
+                events.append("released")
+                inflight.release()
+
+        return Batch()
+
+
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_without_overlap_a_batch_is_published_before_the_next_is_submitted(overlap):
+    import threading
+    from dataclasses import replace
+
+    from rtseg.stream.memory import MemorySource
+    from rtseg.stream.node import LoopSettings, serve, wire
+    from rtseg.stream.publisher import MaskPublisher
+
+    events: list[str] = []
+    with (load_backend("demo", "cpu") as backend,
+          MaskPublisher("tcp://127.0.0.1:*") as publisher,
+          wire([MemorySource(scenes(3), limit=6)], backend, publisher,
+               overlap=overlap) as wiring):
+        assert wiring.pipeline.slots == (1 if overlap == "off" else 2)
+        recording = replace(wiring, pipeline=_Recording(wiring.pipeline, events))
+        stats = serve(recording, LoopSettings(status_every=0), threading.Event())
+    assert stats.report()["published"] == 6
+    assert sorted(events) == ["released"] * 6 + ["submit"] * 6
+    if overlap == "off":
+        assert events == ["submit", "released"] * 6

@@ -1,8 +1,10 @@
 """The streaming node: sources -> pipeline -> two topics per source on one PUB socket.
 
-Three stages overlap on their own threads: the sources' readers (capture, decode), the
+Three stages run on their own threads: the sources' readers (capture, decode), the
 submitting thread (batch the newest frame of each source, preprocess, infer; on CUDA only
-enqueue), and the publishing thread (masks, both topics, counters). Topics are
+enqueue), and the publishing thread (masks, both topics, counters). The last two overlap
+unless the pipeline has one slot (a CPU engine that fills every core): then each batch is
+published before the next is submitted. Topics are
 `NAME/drivable` and `NAME/classes` (PROTOCOL.md), one NAME per source, each with the seq
 of its own source. A status line goes to the log every few seconds; SIGINT/SIGTERM stop
 the loop, and threads and sockets are closed.
@@ -26,7 +28,7 @@ from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
 from rtseg.stream.feed import FrameFeed
 from rtseg.stream.heartbeat import Heartbeat
-from rtseg.stream.pipeline import Pipeline
+from rtseg.stream.pipeline import Pipeline, overlap_for
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.publishing import publish_loop
 from rtseg.stream.sources import Source, SourceSpec, open_source
@@ -147,19 +149,21 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
         if backend is None:
             backend = stack.enter_context(load_backend(_model_name(cfg, len(sources)),
                                                        cfg.device))
-        yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs)
+        yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs,
+                      cfg.overlap)
 
 
 @contextmanager
 def wire(sources: Sequence[Source], backend: Backend, publisher: MaskPublisher,
-         cuda_graphs: bool = False, heartbeat_s: float = 1.0) -> Iterator[Wiring]:
+         cuda_graphs: bool = False, heartbeat_s: float = 1.0,
+         overlap: str = "auto") -> Iterator[Wiring]:
     """A node's wiring from parts opened elsewhere (the benchmark's in-memory frames and
     engine): topics named after the sources; the sources and the heartbeat started here
     are closed on the way out, the backend and publisher are left to their owners."""
     with ExitStack() as stack:
         names, opened, heartbeat = _start_sources(stack, publisher, sources, None,
                                                   heartbeat_s)
-        yield _wiring(names, opened, backend, publisher, heartbeat, cuda_graphs)
+        yield _wiring(names, opened, backend, publisher, heartbeat, cuda_graphs, overlap)
 
 
 def _start_sources(stack: ExitStack, publisher: MaskPublisher, sources: Sequence[Source],
@@ -172,8 +176,9 @@ def _start_sources(stack: ExitStack, publisher: MaskPublisher, sources: Sequence
 
 
 def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backend,
-            publisher: MaskPublisher, heartbeat: Heartbeat, cuda_graphs: bool) -> Wiring:
-    wiring = Wiring(names, sources, make_pipeline(backend, sources, cuda_graphs),
+            publisher: MaskPublisher, heartbeat: Heartbeat, cuda_graphs: bool,
+            overlap: str) -> Wiring:
+    wiring = Wiring(names, sources, make_pipeline(backend, sources, cuda_graphs, overlap),
                     backend.spec.name, publisher, heartbeat)
     for name, source in zip(names, sources):
         log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes, %s/status)", name,
@@ -182,17 +187,21 @@ def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backen
 
 
 def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
-                  cuda_graphs: bool = False) -> FramePipeline:
+                  cuda_graphs: bool = False, overlap: str = "auto") -> FramePipeline:
     """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post, CUDA graphs
     when `cuda_graphs`; video files then decode straight into pinned memory); otherwise the
-    host Pipeline with the CPU's cheap upsampling of class maps."""
+    host Pipeline with the CPU's cheap upsampling of class maps, publishing beside inference
+    as `overlap` (auto | on | off: `rtseg.stream.pipeline.overlap_for`) says."""
     if backend.device.type == "cuda":
         from rtseg.stream.cuda_pipeline import CudaPipeline, pinned_array
 
         for source in sources:
             source.decode_into(pinned_array, count=PINNED_RING)
         return CudaPipeline(backend, graphs=cuda_graphs)
-    return Pipeline(backend, upsample="classes")
+    pipeline = Pipeline(backend, upsample="classes", overlap=overlap_for(overlap, backend))
+    log.info("host pipeline: %s", "publishing beside inference" if pipeline.slots > 1 else
+             "one batch at a time (the engine's threads fill the cores)")
+    return pipeline
 
 
 def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tuple[str, ...]:
@@ -247,6 +256,8 @@ def _submit_loop(cfg: LoopSettings, wiring: Wiring, feed: FrameFeed, jobs: queue
         if cfg.max_frames is not None:
             batch = batch[:cfg.max_frames - submitted]
         jobs.put((batch, wiring.pipeline.submit([fed.frame.image for fed in batch])))
+        if wiring.pipeline.slots == 1:  # no overlap: wait until it is published
+            jobs.join()
         submitted += len(batch)
         if cfg.max_frames is not None and submitted >= cfg.max_frames:
             break

@@ -14,11 +14,18 @@ Post-processing, `upsample`:
   benchmarks/results/cpu-design-timings.md). A backend with `fused_argmax` (OpenVINO)
   returns the class map from the engine itself; otherwise OpenCV takes the argmax on the
   posting thread (one thread).
+Overlap: by default (`slots` 2) the node posts and publishes a batch on its publishing
+thread while the next one is inferred. That pays only where the engine leaves a core free:
+beside an engine whose threads fill every core, the extra thread preempts one of them and
+the whole parallel inference waits for it, so with `overlap=False` (`slots` 1) the node
+runs pre, infer, post and publish one after the other instead (`overlap_for` decides
+"auto"; timings: benchmarks/results/cpu-overlap-*.md).
 The CUDA node uses `rtseg.stream.cuda_pipeline`, which resizes logits on the GPU.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +40,24 @@ from rtseg.metrics import drivable_lut
 from rtseg.models import logits_to_classes, resize_logits
 
 UPSAMPLE_MODES = ("logits", "classes")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def overlap_for(mode: str, backend: Backend) -> bool:
+    """Whether the host node should publish beside inference: `mode` "on"/"off" as given;
+    "auto": yes when the engine runs on a GPU or its threads leave a CPU core free."""
+    if mode != "auto":
+        return mode == "on"
+    if torch.device(backend.device).type != "cpu":
+        return True
+    threads = backend.threads
+    return threads is not None and threads < usable_cores()
 
 
 @dataclass(frozen=True)
@@ -109,15 +134,16 @@ class Pipeline:
 
     OpenCV's kernels are set to one thread (`cv2.setNumThreads(1)`, process-wide) so that
     the engine keeps the cores: beside a multi-threaded engine, post-processing is faster on
-    one thread than competing with it.
+    one thread than competing with it. `slots`: 2 with `overlap` (one batch inferring on
+    the submitting thread, one being posted), else 1 (the node waits for each batch's
+    masks to be published before it submits the next).
     """
 
-    slots = 2  # one batch inferring on the submitting thread, one being posted
-
-    def __init__(self, backend: Backend, upsample: str = "logits"):
+    def __init__(self, backend: Backend, upsample: str = "logits", overlap: bool = True):
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         cv2.setNumThreads(1)
+        self.slots = 2 if overlap else 1
         self.backend = backend
         self.spec = backend.spec
         self.upsample = upsample

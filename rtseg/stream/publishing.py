@@ -29,7 +29,7 @@ JPEG_QUALITY = 80
 def publish_loop(settings, wiring, jobs: queue.Queue, stats: NodeStats,
                  stop: threading.Event) -> None:
     """Until a None job: publish every frame of each `(batch, in-flight)` job, then release
-    the in-flight slot; a status line every `settings.status_every` s."""
+    the in-flight slot and mark the job done; a status line every `settings.status_every` s."""
     images = ImageTopic(settings.image_fps, settings.image_width, len(wiring.names))
     while (job := jobs.get()) is not None:
         batch, inflight = job
@@ -50,6 +50,7 @@ def publish_loop(settings, wiring, jobs: queue.Queue, stats: NodeStats,
             stop.set()
         finally:
             inflight.release()
+            jobs.task_done()  # a node without overlap waits for this (jobs.join())
         if stats.due(settings.status_every):
             log.info("%s: %s", ",".join(wiring.names), stats.status_line())
 
