@@ -1,4 +1,4 @@
-"""The host node with and without overlap, beside the engine alone, in one run.
+"""The host node's overlap modes, beside the engine alone, in one run.
 
     python benchmarks/overlap.py NAME --model ENGINE_OR_CKPT [--frame-size 1080x1920]
         [--seconds 30] [--rounds 3] [--engine auto] [--height 512 --width 1024]
@@ -33,7 +33,6 @@ from rtseg.bench import (
 from rtseg.config import BenchConfig, parse_size
 from rtseg.device import pick_device
 from rtseg.stream.memory import memory_frames
-from rtseg.stream.pipeline import overlap_for
 
 MODES = ("on", "off")
 
@@ -53,11 +52,11 @@ def measure(cfg: BenchConfig) -> dict:
             for mode in MODES:
                 runs[mode].append(bench_pipeline(replace(cfg, overlap=mode), backend, dev,
                                                  frames, 1, share))
-        auto = "on" if overlap_for("auto", backend) else "off"
-        name, threads, size = backend.spec.name, backend.threads, backend.spec.input_size
+        name, size = backend.spec.name, backend.spec.input_size
+        threads = backend.runtime_info.get("threads", "all")
     engine = summarise_calls(*runs["engine"])
     result = {"model": name, "engine_file": model, "device": describe_device(dev),
-              "engine_threads": threads, "auto_picks": auto,
+              "engine_threads": threads,
               "input_size": list(size),
               "frame_size": list(frame_size), "engine": engine}
     for mode in MODES:
@@ -72,14 +71,14 @@ def table(result: dict) -> str:
     eng = result["engine"]
     lines = [f"{result['model']} on {result['device']} (engine threads "
              f"{result['engine_threads']}), frames {result['frame_size'][0]}x"
-             f"{result['frame_size'][1]}; --overlap auto picks {result['auto_picks']}",
-             f"{'':<14}{'fps':>8}{'x engine':>10}{'p50 ms':>9}{'p99 ms':>9}  stages, mean ms",
-             f"{'engine':<14}{eng['fps']:>8.1f}{1:>10.2f}{eng['p50_ms']:>9.2f}"
+             f"{result['frame_size'][1]}",
+             f"{'':<16}{'fps':>8}{'x engine':>10}{'p50 ms':>9}{'p99 ms':>9}  stages, mean ms",
+             f"{'engine':<16}{eng['fps']:>8.1f}{1:>10.2f}{eng['p50_ms']:>9.2f}"
              f"{eng['p99_ms']:>9.2f}"]
     for mode in MODES:
         r = result[f"overlap_{mode}"]
         stages = " ".join(f"{k} {v['mean']:.1f}" for k, v in r["stages_ms"].items())
-        lines.append(f"{'overlap ' + mode:<14}{r['fps']:>8.1f}{r['vs_engine']:>10.2f}"
+        lines.append(f"{'overlap ' + mode:<16}{r['fps']:>8.1f}{r['vs_engine']:>10.2f}"
                      f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}  {stages}")
     lines.append(f"overlap off / on: {result['off_vs_on']:.2f}x")
     return "\n".join(lines)

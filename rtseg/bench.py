@@ -161,7 +161,7 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
         raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,
             "dropped": report.dropped, "samples": holder["stats"].samples(),
-            "consumer_rates_hz": rates, "overlap": wiring.pipeline.slots > 1}
+            "consumer_rates_hz": rates, "overlap": cfg.overlap}
 
 
 def summarise_pipeline(runs: list[dict]) -> dict:
@@ -351,8 +351,7 @@ def format_table(result: dict) -> str:
         lines.append(f"{'baseline':<10}{base['fps']:>9.1f}{base['p50_ms']:>9.2f}"
                      f"{base['p99_ms']:>9.2f}")
     stages = "  ".join(f"{k} {v['mean']:.2f}" for k, v in pipe["stages_ms"].items())
-    overlap = "overlapped" if pipe.get("overlap", True) else "one batch at a time"
-    lines.append(f"pipeline stages ({overlap}), mean ms: {stages}")
+    lines.append(f"pipeline stages (--overlap {pipe.get('overlap', 'on')}), mean ms: {stages}")
     lines.append("ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     for name, t in result["targets"].items():
         lines.append(f"target {name}: {t['value']:.2f} vs {t['target']:g} "

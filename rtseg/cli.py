@@ -217,9 +217,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
-@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="auto", show_default=True,
-              help="CPU engines: publish a batch while the next one infers (auto: only where "
-                   "the engine's threads leave a core free).")
+@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on", show_default=True,
+              help="Host pipeline: publish a batch while the next one infers (off: one batch "
+                   "at a time).")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")
 @click.option("--image-topic", is_flag=True,
@@ -290,9 +290,9 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
-@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="auto", show_default=True,
-              help="CPU engines, pipeline phase: publish a batch while the next one infers "
-                   "(auto: only where the engine's threads leave a core free).")
+@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on", show_default=True,
+              help="Host pipeline phase: publish a batch while the next one infers (off: one "
+                   "batch at a time).")
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
 @_stoppable("bench")

@@ -17,7 +17,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback unless the user asks (PROT
 ENGINE_FORMATS = ("onnx", "openvino", "aoti", "tensorrt", "torch-tensorrt")  # compile writes
 COMPILE_FORMATS = ("auto", *ENGINE_FORMATS)  # rtseg compile --format
 RUN_ENGINES = ("torch", "auto", "onnx", "openvino", "aoti", "tensorrt")  # run/bench --engine
-OVERLAP_MODES = ("auto", "on", "off")  # run/bench --overlap
+OVERLAP_MODES = ("on", "off")  # run/bench --overlap
 
 
 def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
@@ -268,7 +268,7 @@ class RunConfig:
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
-    overlap: str = "auto"  # host pipeline: post/publish beside inference (auto | on | off)
+    overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
     cuda_graphs: bool = True
     image_topic: bool = False  # also publish NAME/image (JPEG of the frame), rate-limited
     image_fps: float = 10.0
@@ -341,7 +341,7 @@ class BenchConfig:
     root: str = ""
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
-    overlap: str = "auto"  # host pipeline: post/publish beside inference (auto | on | off)
+    overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
     cuda_graphs: bool = True
     baseline: bool = True
     checkpoint: str | None = None

@@ -114,5 +114,5 @@ def test_the_node_publishes_the_same_masks_with_and_without_overlap(tmp_path, ti
 
 
 def test_an_unknown_overlap_mode_is_named():
-    with pytest.raises(RtsegError, match="unknown --overlap 'sometimes': use auto, on, off"):
+    with pytest.raises(RtsegError, match="unknown --overlap 'sometimes': use on, off"):
         RunConfig(overlap="sometimes")

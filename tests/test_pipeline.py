@@ -76,23 +76,6 @@ def test_static_batch_engine_runs_larger_batches_in_chunks(tmp_path, tiny_checkp
         assert (got.classes == eager(frame).classes).mean() > 0.99
 
 
-def test_overlap_auto_follows_the_engines_threads():
-    """auto: publish beside inference only where the engine's threads leave a core free."""
-    from rtseg.stream.pipeline import overlap_for, usable_cores
-
-    backend = load_backend("demo", "cpu")
-    assert overlap_for("on", backend) and not overlap_for("off", backend)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(usable_cores())
-        assert backend.threads == usable_cores() and not overlap_for("auto", backend)
-        torch.set_num_threads(1)
-        assert overlap_for("auto", backend) == (usable_cores() > 1)
-    finally:
-        torch.set_num_threads(before)
-    assert Pipeline(backend, overlap=False).slots == 1 and Pipeline(backend).slots == 2
-
-
 class _Recording:
     """The node's real pipeline, each submit and each release written to `events`."""
 
@@ -134,3 +117,4 @@ def test_without_overlap_a_batch_is_published_before_the_next_is_submitted(overl
     assert sorted(events) == ["released"] * 6 + ["submit"] * 6
     if overlap == "off":
         assert events == ["submit", "released"] * 6
+

@@ -31,8 +31,6 @@ class Backend(ABC):
       torch work on the current stream, no host synchronisation, no allocation that a
       graph could not replay);
     - `runtime_info`: what the runtime chose at load time (empty where nothing to say);
-    - `threads`: how many CPU threads its inference keeps busy, None where it does not
-      say (then: all the cores; a GPU backend's host thread mostly waits);
     - `fused_argmax` (class-level): `classes(batch)` runs the argmax inside the engine, so
       a caller that wants class maps should ask for them rather than for logits (the
       engine then never writes C channels of logits, and the host never reads them).
@@ -49,11 +47,6 @@ class Backend(ABC):
     def runtime_info(self) -> dict:
         """What the runtime decided (threads, precision actually used...), for manifests."""
         return {}
-
-    @property
-    def threads(self) -> int | None:
-        """CPU threads an inference keeps busy; None: not known (assume every core)."""
-        return None
 
     @abstractmethod
     def __call__(self, batch):

@@ -25,8 +25,7 @@ class OnnxRuntimeBackend(Backend):
         self.static_batch = batch_of(manifest.inputs[0].shape)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._threads = torch.get_num_threads() or (os.cpu_count() or 1)
-        options.intra_op_num_threads = self._threads
+        options.intra_op_num_threads = torch.get_num_threads() or (os.cpu_count() or 1)
         try:
             self.session = ort.InferenceSession(str(engine), options,
                                                 providers=_providers(device))
@@ -34,11 +33,6 @@ class OnnxRuntimeBackend(Backend):
             raise RtsegError(f"ONNX Runtime could not load {engine}: {exc}") from None
         self.input = self.session.get_inputs()[0].name
         self.half = manifest.precision == "fp16"
-
-    @property
-    def threads(self) -> int | None:
-        """ONNX Runtime's intra-op threads on the CPU; None when a GPU provider runs it."""
-        return self._threads if self.device.type == "cpu" else None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """batch (N, 3, H, W) float -> logits (N, C, H, W) float32 on `device`."""

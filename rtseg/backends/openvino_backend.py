@@ -126,11 +126,6 @@ class OpenVinoBackend(Backend):
         """Threads, streams, infer requests and inference precision OpenVINO chose."""
         return dict(self._runtime)
 
-    @property
-    def threads(self) -> int:
-        """The CPU threads OpenVINO's compiled model runs on."""
-        return self._runtime["threads"]
-
     @staticmethod
     def _runtime_info(graph: _Graph) -> dict:
         get = graph.compiled.get_property

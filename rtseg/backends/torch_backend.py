@@ -24,11 +24,6 @@ class TorchBackend(Backend):
         self.spec = ModelSpec(**meta.label_fields(), name=checkpoint.short_id,
                               input_size=tuple(input_size or meta.input_size))
 
-    @property
-    def threads(self) -> int | None:
-        """torch's intra-op threads on the CPU; None on a GPU."""
-        return torch.get_num_threads() if self.device.type == "cpu" else None
-
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """batch (N, 3, H, W) float32 on `device` -> logits (N, C, H, W) float32."""

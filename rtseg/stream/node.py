@@ -3,7 +3,7 @@
 Three stages run on their own threads: the sources' readers (capture, decode), the
 submitting thread (batch the newest frame of each source, preprocess, infer; on CUDA only
 enqueue), and the publishing thread (masks, both topics, counters). The last two overlap
-unless the pipeline has one slot (a CPU engine that fills every core): then each batch is
+unless the host pipeline runs with `--overlap off` (one slot): then each batch is
 published before the next is submitted. Topics are
 `NAME/drivable` and `NAME/classes` (PROTOCOL.md), one NAME per source, each with the seq
 of its own source. A status line goes to the log every few seconds; SIGINT/SIGTERM stop
@@ -28,7 +28,7 @@ from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
 from rtseg.stream.feed import FrameFeed
 from rtseg.stream.heartbeat import Heartbeat
-from rtseg.stream.pipeline import Pipeline, overlap_for
+from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.publishing import publish_loop
 from rtseg.stream.sources import Source, SourceSpec, open_source
@@ -156,7 +156,7 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
 @contextmanager
 def wire(sources: Sequence[Source], backend: Backend, publisher: MaskPublisher,
          cuda_graphs: bool = False, heartbeat_s: float = 1.0,
-         overlap: str = "auto") -> Iterator[Wiring]:
+         overlap: str = "on") -> Iterator[Wiring]:
     """A node's wiring from parts opened elsewhere (the benchmark's in-memory frames and
     engine): topics named after the sources; the sources and the heartbeat started here
     are closed on the way out, the backend and publisher are left to their owners."""
@@ -187,21 +187,18 @@ def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backen
 
 
 def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
-                  cuda_graphs: bool = False, overlap: str = "auto") -> FramePipeline:
+                  cuda_graphs: bool = False, overlap: str = "on") -> FramePipeline:
     """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post, CUDA graphs
     when `cuda_graphs`; video files then decode straight into pinned memory); otherwise the
-    host Pipeline with the CPU's cheap upsampling of class maps, publishing beside inference
-    as `overlap` (auto | on | off: `rtseg.stream.pipeline.overlap_for`) says."""
+    host Pipeline with the CPU's cheap upsampling of class maps, publishing a batch while
+    the next one infers unless `overlap` is "off" (then one batch at a time)."""
     if backend.device.type == "cuda":
         from rtseg.stream.cuda_pipeline import CudaPipeline, pinned_array
 
         for source in sources:
             source.decode_into(pinned_array, count=PINNED_RING)
         return CudaPipeline(backend, graphs=cuda_graphs)
-    pipeline = Pipeline(backend, upsample="classes", overlap=overlap_for(overlap, backend))
-    log.info("host pipeline: %s", "publishing beside inference" if pipeline.slots > 1 else
-             "one batch at a time (the engine's threads fill the cores)")
-    return pipeline
+    return Pipeline(backend, upsample="classes", overlap=overlap != "off")
 
 
 def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tuple[str, ...]:

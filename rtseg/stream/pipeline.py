@@ -15,17 +15,15 @@ Post-processing, `upsample`:
   returns the class map from the engine itself; otherwise OpenCV takes the argmax on the
   posting thread (one thread).
 Overlap: by default (`slots` 2) the node posts and publishes a batch on its publishing
-thread while the next one is inferred. That pays only where the engine leaves a core free:
-beside an engine whose threads fill every core, the extra thread preempts one of them and
-the whole parallel inference waits for it, so with `overlap=False` (`slots` 1) the node
-runs pre, infer, post and publish one after the other instead (`overlap_for` decides
-"auto"; timings: benchmarks/results/cpu-overlap-*.md).
+thread while the next one is inferred; with `overlap=False` (`slots` 1) it runs pre, infer,
+post and publish one after the other (the node's `--overlap on | off`). Beside an engine
+whose threads fill every core neither is reliably faster on this 2-core machine
+(benchmarks/overlap.py, results/cpu-overlap-*.md).
 The CUDA node uses `rtseg.stream.cuda_pipeline`, which resizes logits on the GPU.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,23 +39,6 @@ from rtseg.models import logits_to_classes, resize_logits
 
 UPSAMPLE_MODES = ("logits", "classes")
 
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def overlap_for(mode: str, backend: Backend) -> bool:
-    """Whether the host node should publish beside inference: `mode` "on"/"off" as given;
-    "auto": yes when the engine runs on a GPU or its threads leave a CPU core free."""
-    if mode != "auto":
-        return mode == "on"
-    if torch.device(backend.device).type != "cpu":
-        return True
-    threads = backend.threads
-    return threads is not None and threads < usable_cores()
 
 
 @dataclass(frozen=True)
