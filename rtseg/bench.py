@@ -150,7 +150,7 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
     try:
         with (MaskPublisher("tcp://127.0.0.1:*") as publisher,
               wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs,
-                   overlap=cfg.overlap) as wiring,
+                   overlap=cfg.overlap, mask_size=cfg.mask_size) as wiring,
               stop_on_signals(stop) as signalled):
             consumer = _start_consumer(publisher.endpoint, list(wiring.names))
             stats = serve(wiring, LoopSettings(status_every=0), stop, on_stats)
@@ -161,7 +161,7 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
         raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,
             "dropped": report.dropped, "samples": holder["stats"].samples(),
-            "consumer_rates_hz": rates, "overlap": cfg.overlap}
+            "consumer_rates_hz": rates, "overlap": cfg.overlap, "mask_size": cfg.mask_size}
 
 
 def summarise_pipeline(runs: list[dict]) -> dict:
@@ -177,7 +177,7 @@ def summarise_pipeline(runs: list[dict]) -> dict:
             "p50_ms": latency["p50"], "p99_ms": latency["p99"],
             "dropped": sum(r["dropped"] for r in runs),
             "stages_ms": stage_summary(merged), "overlap": runs[-1]["overlap"],
-            "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
+            "mask_size": runs[-1]["mask_size"], "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
 
 
 class NaiveLoop:
@@ -351,7 +351,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{'baseline':<10}{base['fps']:>9.1f}{base['p50_ms']:>9.2f}"
                      f"{base['p99_ms']:>9.2f}")
     stages = "  ".join(f"{k} {v['mean']:.2f}" for k, v in pipe["stages_ms"].items())
-    lines.append(f"pipeline stages (--overlap {pipe.get('overlap', 'on')}), mean ms: {stages}")
+    flags = f"--overlap {pipe.get('overlap', 'on')}, --mask-size {pipe.get('mask_size', 'frame')}"
+    lines.append(f"pipeline stages ({flags}), mean ms: {stages}")
     lines.append("ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     for name, t in result["targets"].items():
         lines.append(f"target {name}: {t['value']:.2f} vs {t['target']:g} "

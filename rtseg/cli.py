@@ -44,6 +44,17 @@ def _stoppable(command: str, fast: bool = True, where: str = ""):
     return wrap
 
 
+def _host_pipeline_options(fn):
+    """--overlap and --mask-size, shared by `rtseg run` and `rtseg bench`."""
+    fn = click.option("--mask-size", default="frame", show_default=True,
+                      help="Size of the published masks: frame (each frame's), input (the "
+                           "network's: no upsampling, fewer bytes) or HxW. CPU engines.")(fn)
+    return click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on",
+                        show_default=True,
+                        help="Host pipeline: publish a batch while the next one infers "
+                             "(off: one batch at a time).")(fn)
+
+
 class _Group(click.Group):
     """Turns RtsegError into one line on stderr and exit status 1."""
 
@@ -217,9 +228,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
-@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on", show_default=True,
-              help="Host pipeline: publish a batch while the next one infers (off: one batch "
-                   "at a time).")
+@_host_pipeline_options
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")
 @click.option("--image-topic", is_flag=True,
@@ -236,8 +245,8 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
                    "folder.")
 @_stoppable("run", where="during start-up")
 def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, cuda_graphs,
-        image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
+        source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
+        cuda_graphs, image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -252,8 +261,8 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
                     max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
                     demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
                     engine_cache=engine_cache, calib=calib, overlap=overlap,
-                    cuda_graphs=cuda_graphs, image_topic=image_topic, image_fps=image_fps,
-                    image_width=image_width,
+                    mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
+                    image_fps=image_fps, image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
@@ -290,15 +299,13 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),
               help="Folder of real frames (like the camera's) for the parity gate of an "
                    "engine compiled into --engine-cache [default: generated scenes].")
-@click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on", show_default=True,
-              help="Host pipeline phase: publish a batch while the next one infers (off: one "
-                   "batch at a time).")
+@_host_pipeline_options
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
 @_stoppable("bench")
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
-          overlap, as_json) -> None:
+          overlap, mask_size, as_json) -> None:
     """Measure FPS and latency: engine only, the node's pipeline, and the naive loop."""
     from rtseg.bench import format_table, run_bench
     from rtseg.config import BenchConfig, parse_size
@@ -309,7 +316,8 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
                       seconds=seconds, warmup_s=warmup, rounds=rounds, device=device,
                       data=data, root=root,
                       engine_cache=engine_cache, calib=calib, overlap=overlap,
-                      cuda_graphs=cuda_graphs, baseline=not no_baseline, checkpoint=checkpoint)
+                      mask_size=mask_size, cuda_graphs=cuda_graphs, baseline=not no_baseline,
+                      checkpoint=checkpoint)
     result = run_bench(cfg)
     click.echo(format_table(result))
     if as_json:

@@ -18,6 +18,7 @@ ENGINE_FORMATS = ("onnx", "openvino", "aoti", "tensorrt", "torch-tensorrt")  # c
 COMPILE_FORMATS = ("auto", *ENGINE_FORMATS)  # rtseg compile --format
 RUN_ENGINES = ("torch", "auto", "onnx", "openvino", "aoti", "tensorrt")  # run/bench --engine
 OVERLAP_MODES = ("on", "off")  # run/bench --overlap
+MASK_SIZES = ("frame", "input")  # run/bench --mask-size, besides HxW
 
 
 def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
@@ -269,6 +270,7 @@ class RunConfig:
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
     overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
+    mask_size: str = "frame"  # published masks: frame | input (the network's) | HxW
     cuda_graphs: bool = True
     image_topic: bool = False  # also publish NAME/image (JPEG of the frame), rate-limited
     image_fps: float = 10.0
@@ -312,6 +314,7 @@ class RunConfig:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
         check_choice("--engine", self.engine, RUN_ENGINES)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
+        parse_mask_size(self.mask_size)
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,7 @@ class BenchConfig:
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
     overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
+    mask_size: str = "frame"  # published masks: frame | input (the network's) | HxW
     cuda_graphs: bool = True
     baseline: bool = True
     checkpoint: str | None = None
@@ -350,6 +354,7 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_choice("--engine", self.engine, RUN_ENGINES)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
+        parse_mask_size(self.mask_size)
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
                              f"{self.height}, {self.width}")
@@ -372,6 +377,18 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise RtsegError(f"size {text!r} must be positive")
     return h, w
+
+
+def parse_mask_size(text: str) -> str | tuple[int, int]:
+    """--mask-size: "frame" (each frame's own size), "input" (the network's input size,
+    no upsampling) or `HxW` -> (H, W)."""
+    if text in MASK_SIZES:
+        return text
+    try:
+        return parse_size(text)
+    except RtsegError:
+        raise RtsegError(f"unknown --mask-size {text!r}: use frame, input or HxW (e.g. "
+                         "540x960)") from None
 
 
 @dataclass(frozen=True)

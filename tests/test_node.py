@@ -116,3 +116,40 @@ def test_the_node_publishes_the_same_masks_with_and_without_overlap(tmp_path, ti
 def test_an_unknown_overlap_mode_is_named():
     with pytest.raises(RtsegError, match="unknown --overlap 'sometimes': use on, off"):
         RunConfig(overlap="sometimes")
+
+
+def test_masks_come_at_the_size_asked_for(tmp_path, tiny_checkpoint):
+    """--mask-size input: the network's class map itself (64x96 here, frames 72x100);
+    HxW: that map resized (nearest) to HxW; the drivable mask follows the classes."""
+    from rtseg.backends import load_backend
+    from rtseg.backends.preprocess import Preprocessor
+    from rtseg.models import logits_to_classes
+
+    video = tmp_path / "clip.avi"
+    write_video(video, 4, size=(72, 100))
+    got = {}
+    for size in ("input", "36x50"):
+        cfg = RunConfig(source=str(video), model=str(tiny_checkpoint), mask_size=size,
+                        device="cpu", status_every=0, hwm=100)
+        received, report = run_and_collect(cfg, ["clip/classes", "clip/drivable"])
+        assert report.published == 4
+        got[size] = [(h, m) for h, m in received["clip/classes"]]
+        drivable = [m for _, m in received["clip/drivable"]]
+        assert [m.shape for m in drivable] == [m.shape for _, m in got[size]]
+    with load_backend(str(tiny_checkpoint), "cpu") as backend:
+        prepare = Preprocessor(backend.spec.input_size, backend.spec.mean, backend.spec.std)
+        capture = cv2.VideoCapture(str(video))
+        for (header, at_input), (_, small) in zip(got["input"], got["36x50"]):
+            ok, frame = capture.read()
+            assert ok
+            want = logits_to_classes(backend(prepare(frame)))[0].numpy().astype(np.uint8)
+            assert (header.height, header.width) == (64, 96) == at_input.shape
+            assert (at_input == want).mean() > 0.999  # ties between logits aside
+            np.testing.assert_array_equal(
+                small, cv2.resize(at_input, (50, 36), interpolation=cv2.INTER_NEAREST))
+        capture.release()
+
+
+def test_an_unknown_mask_size_is_named():
+    with pytest.raises(RtsegError, match="unknown --mask-size 'big': use frame, input or HxW"):
+        RunConfig(mask_size="big")

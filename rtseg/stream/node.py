@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from rtseg.backends import Backend, load_backend
-from rtseg.config import RunConfig
+from rtseg.config import RunConfig, parse_mask_size
 from rtseg.errors import RtsegError
 from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
@@ -150,20 +150,21 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
             backend = stack.enter_context(load_backend(_model_name(cfg, len(sources)),
                                                        cfg.device))
         yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs,
-                      cfg.overlap)
+                      cfg.overlap, cfg.mask_size)
 
 
 @contextmanager
 def wire(sources: Sequence[Source], backend: Backend, publisher: MaskPublisher,
          cuda_graphs: bool = False, heartbeat_s: float = 1.0,
-         overlap: str = "on") -> Iterator[Wiring]:
+         overlap: str = "on", mask_size: str = "frame") -> Iterator[Wiring]:
     """A node's wiring from parts opened elsewhere (the benchmark's in-memory frames and
     engine): topics named after the sources; the sources and the heartbeat started here
     are closed on the way out, the backend and publisher are left to their owners."""
     with ExitStack() as stack:
         names, opened, heartbeat = _start_sources(stack, publisher, sources, None,
                                                   heartbeat_s)
-        yield _wiring(names, opened, backend, publisher, heartbeat, cuda_graphs, overlap)
+        yield _wiring(names, opened, backend, publisher, heartbeat, cuda_graphs, overlap,
+                      mask_size)
 
 
 def _start_sources(stack: ExitStack, publisher: MaskPublisher, sources: Sequence[Source],
@@ -177,9 +178,9 @@ def _start_sources(stack: ExitStack, publisher: MaskPublisher, sources: Sequence
 
 def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backend,
             publisher: MaskPublisher, heartbeat: Heartbeat, cuda_graphs: bool,
-            overlap: str) -> Wiring:
-    wiring = Wiring(names, sources, make_pipeline(backend, sources, cuda_graphs, overlap),
-                    backend.spec.name, publisher, heartbeat)
+            overlap: str, mask_size: str) -> Wiring:
+    pipeline = make_pipeline(backend, sources, cuda_graphs, overlap, mask_size)
+    wiring = Wiring(names, sources, pipeline, backend.spec.name, publisher, heartbeat)
     for name, source in zip(names, sources):
         log.info("%s: %s on %s -> %s (topics %s/drivable, %s/classes, %s/status)", name,
                  backend.spec.name, source.frame_id, publisher.endpoint, name, name, name)
@@ -187,18 +188,25 @@ def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backen
 
 
 def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
-                  cuda_graphs: bool = False, overlap: str = "on") -> FramePipeline:
+                  cuda_graphs: bool = False, overlap: str = "on",
+                  mask_size: str = "frame") -> FramePipeline:
     """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post, CUDA graphs
     when `cuda_graphs`; video files then decode straight into pinned memory); otherwise the
     host Pipeline with the CPU's cheap upsampling of class maps, publishing a batch while
-    the next one infers unless `overlap` is "off" (then one batch at a time)."""
+    the next one infers unless `overlap` is "off" (then one batch at a time), its masks at
+    `mask_size` (rtseg.config.parse_mask_size: frame, input or HxW)."""
+    size = parse_mask_size(mask_size)
     if backend.device.type == "cuda":
         from rtseg.stream.cuda_pipeline import CudaPipeline, pinned_array
 
+        if size != "frame":
+            raise RtsegError(f"--mask-size {mask_size} is for CPU engines; on CUDA the masks "
+                             "come at each frame's size (drop --mask-size)")
         for source in sources:
             source.decode_into(pinned_array, count=PINNED_RING)
         return CudaPipeline(backend, graphs=cuda_graphs)
-    return Pipeline(backend, upsample="classes", overlap=overlap != "off")
+    fixed = None if size == "frame" else backend.spec.input_size if size == "input" else size
+    return Pipeline(backend, upsample="classes", overlap=overlap != "off", mask_size=fixed)
 
 
 def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tuple[str, ...]:

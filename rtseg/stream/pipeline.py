@@ -117,14 +117,17 @@ class Pipeline:
     the engine keeps the cores: beside a multi-threaded engine, post-processing is faster on
     one thread than competing with it. `slots`: 2 with `overlap` (one batch inferring on
     the submitting thread, one being posted), else 1 (the node waits for each batch's
-    masks to be published before it submits the next).
+    masks to be published before it submits the next). `mask_size` (H, W): masks come at
+    that size whatever the frame's (None: at each frame's own size).
     """
 
-    def __init__(self, backend: Backend, upsample: str = "logits", overlap: bool = True):
+    def __init__(self, backend: Backend, upsample: str = "logits", overlap: bool = True,
+                 mask_size: tuple[int, int] | None = None):
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         cv2.setNumThreads(1)
         self.slots = 2 if overlap else 1
+        self.mask_size = None if mask_size is None else tuple(mask_size)
         self.backend = backend
         self.spec = backend.spec
         self.upsample = upsample
@@ -170,8 +173,10 @@ class Pipeline:
             torch.cuda.synchronize(output.device)
         t2 = time.perf_counter()
         timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}
-        return InFlight(self, output, [image.shape[:2] for image in images], timings)
+        sizes = [self.mask_size or image.shape[:2] for image in images]
+        return InFlight(self, output, sizes, timings)
 
     def __call__(self, image: np.ndarray) -> Masks:
-        """(H, W, 3) uint8 BGR -> Masks at (H, W), with pre/infer/post times."""
+        """(H, W, 3) uint8 BGR -> Masks at (H, W) (or `mask_size`), with pre/infer/post
+        times."""
         return self.submit([image]).result()[0]
