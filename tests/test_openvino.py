@@ -124,6 +124,13 @@ def test_a_bf16_engine_is_refused_on_a_cpu_without_bf16(engines, tmp_path):
         load_backend(str(engines["fp32"].parent / "bf16.json"), "cpu")
 
 
+@pytest.mark.skipif(openvino_machine()["bf16"], reason="this CPU has BF16")
+def test_compiling_bf16_on_a_cpu_without_bf16_is_refused_before_the_build(tmp_path):
+    with pytest.raises(RtsegError, match="BF16.*--precision auto or fp32"):
+        compile_demo(tmp_path, "bf16")
+    assert list(tmp_path.iterdir()) == []  # nothing built, nothing left
+
+
 def test_auto_picks_openvino_on_the_cpu_and_the_cpus_best_precision():
     assert resolve_format("auto", torch.device("cpu")) == "openvino"
     assert resolve_precision("openvino", torch.device("cpu"), "auto") == BEST

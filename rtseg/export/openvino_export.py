@@ -41,6 +41,12 @@ def resolve_precision(precision: str | None) -> str:
         return "bf16" if openvino_machine()["bf16"] else "fp32"
     if precision not in PRECISIONS:
         raise RtsegError(f"OpenVINO engines are fp32, bf16, int8 or auto, not {precision!r}")
+    machine = openvino_machine()
+    if precision == "bf16" and not machine["bf16"]:  # refused before the build, not after
+        caps = ", ".join(machine["optimization_capabilities"])
+        raise RtsegError(f"--precision bf16 needs a CPU with BF16 (AVX512-BF16 or AMX); this "
+                         f"one ({machine['name']}) has {caps}: "
+                         "use --precision auto or fp32 here, or compile on the robot's CPU")
     return precision
 
 
