@@ -18,11 +18,13 @@ from rtseg.config import (
     TrainConfig,
     TrainParams,
 )
+from rtseg.device import cpu_has_bf16
 from rtseg.errors import RtsegError
 from rtseg.export import compile_checkpoint
 from rtseg.models import build_model
 from rtseg.training.loop import train
 from rtseg.training.losses import build_loss, with_boosters
+from rtseg.training.run import fit_to_device
 
 SMALL = DataConfig(height=64, width=96, train_size=16, val_size=4)
 
@@ -73,6 +75,7 @@ def test_trains_with_bf16_channels_last_and_crops(bisenet_checkpoint):
     ckpt = load_checkpoint(bisenet_checkpoint)
     assert ckpt.meta.model == "bisenetv2" and ckpt.meta.input_size == (64, 96)
     assert tuple(ckpt.meta.recipe["augment"]["crop"]) == (64, 64)
+    assert ckpt.meta.recipe["train"]["cpu_bf16"] is cpu_has_bf16()  # what ran, not what was asked
     assert 0.0 <= ckpt.meta.metrics["miou"] <= 1.0
     logits = ckpt.build()(torch.zeros(1, 3, 64, 96))  # eval mode: the logits alone
     assert isinstance(logits, torch.Tensor) and logits.shape == (1, 7, 64, 96)
@@ -93,3 +96,12 @@ def test_a_crop_off_the_32_grid_is_named(tmp_path):
                       train=cfg.train, output=cfg.output)
     with pytest.raises(RtsegError, match=r"\[augment\] crop must be multiples of 32"):
         train(bad, progress=False)
+
+
+def test_bf16_autocast_is_kept_only_where_the_cpu_has_bf16(tmp_path, caplog):
+    cfg = bisenet_config(tmp_path)
+    fitted = fit_to_device(cfg, torch.device("cpu"))
+    assert fitted.train.cpu_bf16 is cpu_has_bf16()
+    warned = "this CPU has no BF16 instructions" in caplog.text
+    assert warned is not cpu_has_bf16()
+    assert fit_to_device(cfg, torch.device("cuda")) is cfg  # cpu_bf16 means nothing there

@@ -3,6 +3,7 @@ optimisation, output paths. What changes as the run goes is its `Progress`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from rtseg.config import TrainConfig
 from rtseg.data.base import DatasetInfo, SampleSet
 from rtseg.data.datasets import open_data
 from rtseg.data.transforms import PairDataset, eval_transform, train_transform
+from rtseg.device import cpu_has_bf16
 from rtseg.errors import RtsegError
 from rtseg.models import build_model
 from rtseg.training import data as tdata
@@ -29,6 +31,8 @@ from rtseg.training.optim import (
 )
 from rtseg.training.progress import Progress
 from rtseg.training.state import load_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def build_run(cfg: TrainConfig, device: torch.device, world: World,
               resume: bool) -> tuple[RunParts, Progress]:
     """The run's parts and its progress: zero, or (with `resume`) that of last.pt."""
     _check(cfg)
+    cfg = fit_to_device(cfg, device)
     logs = cfg.output.logs_dir
     paths = RunPaths(best=cfg.output.path, logs=logs, last=logs / "last.pt")
     data = _build_data(cfg, world)
@@ -114,6 +119,17 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.model.binary != (cfg.train.loss == "bce"):
         raise RtsegError("a binary model ([model] binary = true) trains with loss = \"bce\", "
                          "and loss bce needs a binary model")
+
+
+def fit_to_device(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """`cfg` without `cpu_bf16` on a CPU that would only emulate BF16 (said in the log); the
+    checkpoint's recipe then records the FP32 run that took place."""
+    if not cfg.train.cpu_bf16 or device.type != "cpu" or cpu_has_bf16():
+        return cfg
+    log.warning("[train] cpu_bf16 = true, but this CPU has no BF16 instructions (AVX512-BF16 "
+                "or AMX): torch would emulate BF16 autocast, about 9x slower than FP32 on an "
+                "AVX2 CPU. Training in FP32 (set cpu_bf16 = false to silence this)")
+    return replace(cfg, train=replace(cfg.train, cpu_bf16=False))
 
 
 def _build_data(cfg: TrainConfig, world: World) -> RunData:
