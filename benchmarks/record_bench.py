@@ -42,13 +42,19 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    table = "\n".join(lines[:-1])
+    table = "\n".join(lines[_table_start(lines):-1])
     (out / f"{args.name}.md").write_text(
         f"# {args.name}\n\nCommand (repository root): `{shown}`  \n"
         f"Recorded {result['recorded']['date']} on {result['device']} "
         f"({result['recorded']['host']}); {result['recorded']['versions']}\n\n"
         f"```\n{table}\n```\n")
     print(table)
+
+
+def _table_start(lines: list[str]) -> int:
+    """Index of the bench's own header line: what an engine compiled on the way printed
+    (torch.onnx's progress lines) stays out of the table."""
+    return next((i for i, line in enumerate(lines) if line.startswith("rtseg bench:")), 0)
 
 
 def _now() -> str:
