@@ -65,7 +65,8 @@ def bisenet_config(tmp_path: Path, **train) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def bisenet_checkpoint(tmp_path_factory) -> Path:
-    """A BiSeNetV2 trained 4 steps by the real loop: BF16 autocast, NHWC, 64x64 crops."""
+    """A BiSeNetV2 trained 4 steps by the real loop: BF16 autocast (where the CPU has BF16),
+    NHWC, 64x64 crops."""
     out = tmp_path_factory.mktemp("bise")
     train(bisenet_config(out), progress=False)
     return out / "bise.pt"
