@@ -1,0 +1,188 @@
+"""Every seed model trained from scratch on CamVid with the same CPU budget (issue 13).
+
+    python benchmarks/seed_table.py --budget 900 --name camvid-seed-table \
+        [--recipe train/camvid-lraspp-native.toml] [--models lraspp_mobilenet_v3 ...]
+
+Each model gets the recipe unchanged but for [model] (native resolution, crops and
+augmentation, OHEM, AdamW with a poly schedule) and as many optimizer steps as fit in
+`--budget` seconds at its own step time, measured here first (median of `--timed` steps of
+the recipe's batch and crop after one warm-up step). All models are timed before the first
+one trains, so start it on a quiet machine; the training runs may then share the cores. So
+every schedule runs to its end and the budget is compute, not wall time: the loader and the
+`--rounds` evaluation rounds come on top, and each model's wall time is recorded beside it.
+BF16 autocast only where the CPU has BF16 (elsewhere it is emulated and slower). The best
+round of each run is then scored by `rtseg eval` (the node's preprocessing, full-size labels).
+
+Writes results/NAME.json after every model (a rerun skips the models already there) and
+results/NAME.md; checkpoints go to runs/seed-table/MODEL/best.pt. `--speed ENGINE` then
+adds each trained model's FPS at its 352x480 input (`rtseg bench --engine ENGINE`: engine
+only and through the node, 360x480 frames), once the machine is quiet, one model at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from train_speed import step_fn
+
+from rtseg.backends.openvino_backend import openvino_machine
+from rtseg.config import ModelConfig, load_train_config
+from rtseg.device import cpu_has_bf16
+from rtseg.models import build_model, count_parameters
+from rtseg.training.losses import build_loss, with_boosters
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# The seed models with the arguments their camvid-*.toml recipes give them.
+SEEDS = {
+    "lraspp_mobilenet_v3": {},
+    "deeplabv3_mobilenet_v3": {},
+    "unet": {"encoder": "resnet18"},
+    "deeplabv3plus": {"encoder": "resnet18"},
+    "bisenetv2": {"detail_channels": [32, 64], "head_channels": 256},
+}
+
+
+def step_seconds(name: str, kwargs: dict, cfg, timed: int) -> float:
+    """Median seconds of one optimizer step of `name` on a (batch, 3, crop) batch."""
+    torch.manual_seed(0)
+    h, w = cfg.augment.crop or (cfg.data.height, cfg.data.width)
+    classes = 11
+    model = build_model(name, classes, **kwargs).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = with_boosters(build_loss("ohem", 255, ohem_keep=cfg.train.ohem_keep), 1.0)
+    x = torch.randn(cfg.train.batch_size, 3, h, w)
+    y = torch.randint(0, classes, (cfg.train.batch_size, h, w))
+    mode = ("bf16+" if cfg.train.cpu_bf16 else "") + (
+        "channels_last" if cfg.train.channels_last else "fp32")
+    step_fn(model, x, y, mode, optimizer, loss_fn)
+    times = []
+    for _ in range(timed):
+        t0 = time.perf_counter()
+        step_fn(model, x, y, mode, optimizer, loss_fn)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_model(name: str, seconds: float, base, args) -> dict:
+    """Train one seed model for the budget at `seconds` per step, score it -> its row."""
+    kwargs = SEEDS[name]
+    steps = max(args.rounds, round(args.budget / seconds))
+    out = Path(args.runs) / name
+    cfg = replace(
+        base,
+        model=ModelConfig(name=name, kwargs=kwargs),
+        train=replace(base.train, steps=steps, epochs=0, eval_every=-(-steps // args.rounds),
+                      patience=0, warmup_steps=min(base.train.warmup_steps, steps // 10)),
+        output=replace(base.output, path=str(out / "best.pt"), logs=str(out)))
+    print(f"{name}: {seconds:.2f} s/step -> {steps} steps", flush=True)
+    from rtseg.training.loop import train
+
+    result = train(cfg, progress=False)
+    score = json.loads(subprocess.run(
+        [sys.executable, "-m", "rtseg", "eval", str(out / "best.pt"), "--data", "camvid",
+         "--root", base.data.root, "--json"],
+        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    params = count_parameters(build_model(name, 11, **kwargs))
+    return {"model": name, "kwargs": kwargs, "params_m": round(params / 1e6, 2),
+            "step_s": round(seconds, 3), "steps": steps,
+            "images_seen": steps * base.train.batch_size, "best_step": result.best_step,
+            "wall_s": round(result.seconds), "miou": score["miou"],
+            "road": score["iou"]["Road"], "pixel_accuracy": score["pixel_accuracy"],
+            "iou": score["iou"]}
+
+
+def add_speed(result: dict, args) -> None:
+    """Engine-only and node FPS of every trained model of `result` with `args.speed`."""
+    for row in result["rows"]:
+        ckpt = Path(args.runs) / row["model"] / "best.pt"
+        proc = subprocess.run(
+            [sys.executable, "-m", "rtseg", "bench", "--model", str(ckpt), "--engine",
+             args.speed, "--height", "352", "--width", "480", "--frame-size", "360x480",
+             "--seconds", str(args.seconds), "--no-baseline", "--json"],
+            check=True, capture_output=True, text=True)
+        bench = json.loads(proc.stdout.strip().splitlines()[-1])
+        row["speed"] = {"engine": args.speed, "engine_file": bench["engine_file"],
+                        "engine_fps": bench["engine"]["fps"],
+                        "pipeline_fps": bench["pipeline"]["fps"]}
+        print(row["model"], row["speed"], flush=True)
+
+
+def to_markdown(result: dict) -> str:
+    """The table, best val mIoU first."""
+    rows = sorted(result["rows"], key=lambda r: -r["miou"])
+    speed = all("speed" in r for r in rows) and rows
+    lines = [f"# {result['name']}: every seed model, {result['budget_s']} s of training "
+             "steps each, CamVid val", "", f"`{result['command']}`  ",
+             f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}, "
+             f"BF16 autocast: {result['bf16']}; recipe {result['recipe']} with [model] "
+             "changed; scored by `rtseg eval --data camvid` (101 val frames).", "",
+             "| model | params (M) | s/step | steps (images) | wall s | val mIoU | Road IoU "
+             "| pixel acc. |" + (" FPS engine / node |" if speed else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if speed else "")]
+    for r in rows:
+        fps = speed and f" {r['speed']['engine_fps']:.1f} / {r['speed']['pipeline_fps']:.1f} |"
+        lines.append(f"| {r['model']} | {r['params_m']} | {r['step_s']} | {r['steps']} "
+                     f"({r['images_seen']}) | {r['wall_s']} | {100 * r['miou']:.2f} "
+                     f"| {100 * r['road']:.2f} | {100 * r['pixel_accuracy']:.2f} |"
+                     + (fps or ""))
+    if speed:
+        lines += ["", f"FPS: `rtseg bench --model runs/seed-table/MODEL/best.pt --engine "
+                  f"{rows[0]['speed']['engine']} --height 352 --width 480 --frame-size 360x480 "
+                  "--no-baseline`, one model at a time on the quiet machine."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="camvid-seed-table")
+    parser.add_argument("--budget", type=float, default=900.0,
+                        help="seconds of training steps per model")
+    parser.add_argument("--recipe", default="train/camvid-lraspp-native.toml")
+    parser.add_argument("--models", nargs="+", default=list(SEEDS), choices=list(SEEDS))
+    parser.add_argument("--rounds", type=int, default=2, help="evaluation rounds per run")
+    parser.add_argument("--timed", type=int, default=3, help="timed steps per model")
+    parser.add_argument("--runs", default="runs/seed-table")
+    parser.add_argument("--speed", metavar="ENGINE",
+                        help="only add the FPS of the trained models with this engine")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--speed bench seconds")
+    args = parser.parse_args(argv)
+    base = load_train_config(args.recipe)
+    machine = openvino_machine()
+    bf16 = cpu_has_bf16()
+    base = replace(base, train=replace(base.train, cpu_bf16=base.train.cpu_bf16 and bf16))
+    path = RESULTS / f"{args.name}.json"
+    result = json.loads(path.read_text()) if path.is_file() else {
+        "name": args.name, "command": "python " + " ".join(sys.argv), "budget_s": args.budget,
+        "recipe": args.recipe, "cpu": machine["name"],
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "bf16": bf16,
+        "rows": []}
+    if args.speed:
+        add_speed(result, args)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        path.with_suffix(".md").write_text(to_markdown(result))
+        return 0
+    done = {r["model"] for r in result["rows"]}
+    todo = [m for m in args.models if m not in done]
+    timed = result.setdefault("step_s", {})
+    for name in (m for m in todo if m not in timed):  # all timed first, on a quiet machine
+        timed[name] = step_seconds(name, SEEDS[name], base, args.timed)
+        print(f"{name}: {timed[name]:.2f} s/step", flush=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    for name in todo:
+        result["rows"].append(run_model(name, timed[name], base, args))
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        path.with_suffix(".md").write_text(to_markdown(result))
+        print(json.dumps(result["rows"][-1]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
