@@ -104,8 +104,9 @@ class TrainParams:
     loss: ce | bce (binary models) | dice | ce+dice | ohem (hardest `ohem_keep` of pixels).
     optimizer: adamw | adam | sgd; schedule: poly | cosine | constant, after linear warm-up.
     amp: mixed precision on CUDA (FP16); cpu_bf16: BF16 autocast on a CPU (AVX512-BF16 or
-    AMX; elsewhere FP32, with a warning); channels_last: NHWC model and batches. aux_weight: weight of each booster head's
-    loss for models that return several logits while training (BiSeNetV2).
+    AMX; elsewhere FP32, with a warning); channels_last: NHWC model and batches.
+    aux_weight: weight of each booster head's loss for models that return several logits
+    while training (BiSeNetV2).
     clip_grad: max gradient norm (0: off). freeze_backbone,
     freeze_bn: for fine-tuning. patience: rounds without improvement of `select` (miou or
     loss) before stopping early (0: never). overlays: val images drawn per round.
