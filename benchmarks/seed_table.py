@@ -35,11 +35,12 @@ from train_speed import step_fn
 
 from rtseg.backends.openvino_backend import openvino_machine
 from rtseg.config import ModelConfig, load_train_config
-from rtseg.device import cpu_has_bf16
 from rtseg.models import build_model, count_parameters
 from rtseg.training.losses import build_loss, with_boosters
+from rtseg.training.run import fit_to_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CLASSES = 11  # CamVid's SegNet split
 # The seed models with the arguments their camvid-*.toml recipes give them.
 SEEDS = {
     "lraspp_mobilenet_v3": {},
@@ -54,12 +55,11 @@ def step_seconds(name: str, kwargs: dict, cfg, timed: int) -> float:
     """Median seconds of one optimizer step of `name` on a (batch, 3, crop) batch."""
     torch.manual_seed(0)
     h, w = cfg.augment.crop or (cfg.data.height, cfg.data.width)
-    classes = 11
-    model = build_model(name, classes, **kwargs).train()
+    model = build_model(name, CLASSES, **kwargs).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = with_boosters(build_loss("ohem", 255, ohem_keep=cfg.train.ohem_keep), 1.0)
     x = torch.randn(cfg.train.batch_size, 3, h, w)
-    y = torch.randint(0, classes, (cfg.train.batch_size, h, w))
+    y = torch.randint(0, CLASSES, (cfg.train.batch_size, h, w))
     mode = ("bf16+" if cfg.train.cpu_bf16 else "") + (
         "channels_last" if cfg.train.channels_last else "fp32")
     step_fn(model, x, y, mode, optimizer, loss_fn)
@@ -90,7 +90,7 @@ def run_model(name: str, seconds: float, base, args) -> dict:
         [sys.executable, "-m", "rtseg", "eval", str(out / "best.pt"), "--data", "camvid",
          "--root", base.data.root, "--json"],
         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-    params = count_parameters(build_model(name, 11, **kwargs))
+    params = count_parameters(build_model(name, CLASSES, **kwargs))
     return {"model": name, "kwargs": kwargs, "params_m": round(params / 1e6, 2),
             "step_s": round(seconds, 3), "steps": steps,
             "images_seen": steps * base.train.batch_size, "best_step": result.best_step,
@@ -155,13 +155,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="--speed bench seconds")
     args = parser.parse_args(argv)
     base = load_train_config(args.recipe)
-    machine = openvino_machine()
-    bf16 = cpu_has_bf16()
-    base = replace(base, train=replace(base.train, cpu_bf16=base.train.cpu_bf16 and bf16))
+    base = fit_to_device(base, torch.device("cpu"))  # the step timing runs what training will
+    bf16 = base.train.cpu_bf16
     path = RESULTS / f"{args.name}.json"
     result = json.loads(path.read_text()) if path.is_file() else {
         "name": args.name, "command": "python " + " ".join(sys.argv), "budget_s": args.budget,
-        "recipe": args.recipe, "cpu": machine["name"],
+        "recipe": args.recipe, "cpu": openvino_machine()["name"],
         "threads": torch.get_num_threads(), "torch": torch.__version__, "bf16": bf16,
         "rows": []}
     if args.speed:
