@@ -4,7 +4,9 @@ backward, AdamW) per model and numeric mode, and of the CamVid training loader.
     python benchmarks/train_speed.py --out benchmarks/results/cpu-train-speed \
         [--models bisenetv2 lraspp_mobilenet_v3 ...] [--height 352 --width 480 --batch 8]
 
-Modes: fp32 (NCHW), channels_last, bf16 (torch.autocast on the CPU), bf16+channels_last.
+Modes: fp32 (NCHW), channels_last, bf16 (torch.autocast on the CPU), bf16+channels_last,
+compiled+channels_last (the model under `torch.compile`, Inductor's C++ kernels; its
+compilation, minutes on 2 cores, is left out of the timing by the warm-up step).
 The modes of one model take turns in `--rounds` rounds (median step time over all rounds),
 so the machine's drift hits them alike; compare modes within a model, and models with care.
 """
@@ -23,7 +25,7 @@ import torch
 from rtseg.models import build_model, count_parameters
 from rtseg.training.losses import build_loss, with_boosters
 
-MODES = ("fp32", "channels_last", "bf16", "bf16+channels_last")
+MODES = ("fp32", "channels_last", "bf16", "bf16+channels_last", "compiled+channels_last")
 
 
 def step_fn(model, batch, target, mode: str, optimizer, loss_fn):
@@ -48,13 +50,15 @@ def time_model(name: str, args) -> dict:
     x = torch.randn(args.batch, 3, args.height, args.width)
     y = torch.randint(0, args.classes, (args.batch, args.height, args.width))
     times = {m: [] for m in args.modes}
-    for mode in args.modes:  # warm-up: one step per mode
-        step_fn(model, x, y, mode, optimizer, loss_fn)
+    compiled = torch.compile(model) if any(m.startswith("compiled") for m in args.modes) else None
+    runs = {m: compiled if m.startswith("compiled") else model for m in args.modes}
+    for mode in args.modes:  # warm-up (and compilation): one step per mode
+        step_fn(runs[mode], x, y, mode, optimizer, loss_fn)
     for _ in range(args.rounds):
         for mode in args.modes:
             for _ in range(args.steps):
                 t0 = time.perf_counter()
-                step_fn(model, x, y, mode, optimizer, loss_fn)
+                step_fn(runs[mode], x, y, mode, optimizer, loss_fn)
                 times[mode].append(time.perf_counter() - t0)
     row = {"model": name, "params_m": round(count_parameters(model) / 1e6, 2)}
     for mode in args.modes:

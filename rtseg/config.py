@@ -32,8 +32,9 @@ class ModelConfig:
     """Which architecture; kwargs go to its builder (e.g. `encoder` for unet).
 
     backbone_weights: a local state dict for the encoder only. init: a local rtseg
-    checkpoint to start from (fine-tuning, or a second stage of a recipe): same model,
-    kwargs and classes; its weights are loaded, the optimiser and schedule start afresh.
+    checkpoint to start from (fine-tuning, or a second stage of a recipe): same model and
+    classes, and kwargs that at most add modules (LR-ASPP's `fine = true` grown from a
+    plain LR-ASPP); its weights are loaded, the optimiser and schedule start afresh.
     """
 
     name: str = "lraspp_mobilenet_v3"

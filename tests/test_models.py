@@ -73,3 +73,26 @@ def test_describe_models_lists_every_model_with_parameters():
     for name in EXPECTED:
         assert name in table
     assert "3.22M" in table  # LR-ASPP MobileNetV3-Large with 7 classes
+
+
+def test_lraspp_fine_skip_grows_a_plain_lraspp():
+    """`fine=True` only adds the stride-4 classifier; it starts at zero, so the grown model
+    computes the plain one's stride-8 logits, upsampled via stride 4."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    plain = build_model("lraspp_mobilenet_v3", 5).eval()
+    fine = build_model("lraspp_mobilenet_v3", 5, fine=True).eval()
+    missing = fine.load_state_dict(plain.state_dict(), strict=False)
+    assert missing.unexpected_keys == []
+    assert sorted(missing.missing_keys) == ["net.fine_classifier.bias",
+                                            "net.fine_classifier.weight"]
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        coarse = plain.net.classifier(plain.net.backbone(x))  # (1, 5, 12, 20)
+        expected = F.interpolate(F.interpolate(coarse, size=(24, 40), mode="bilinear"),
+                                 size=(96, 160), mode="bilinear")
+        assert torch.allclose(fine(x), expected, atol=1e-5)
+        fine.net.fine_classifier.bias.fill_(1.0)  # wired in: it moves every logit
+        assert torch.allclose(fine(x), expected + 1.0, atol=1e-5)
+    assert fine.net.fine_classifier.in_channels == 24  # MobileNetV3-Large's stride-4 width

@@ -197,3 +197,30 @@ def test_init_starts_from_a_checkpoint_and_checks_it_fits(tmp_path):
     other = ModelConfig(name="deeplabv3_mobilenet_v3", init=first.output.path)
     with pytest.raises(RtsegError, match=r"init .*a\.pt.*lraspp_mobilenet_v3"):
         train(replace(still, model=other), progress=False)
+
+
+def test_init_grows_lraspp_with_the_fine_skip_and_refuses_the_reverse(tmp_path):
+    first = config(tmp_path, name="a", steps=4)
+    train(first, progress=False)
+    still = config(tmp_path, name="g", steps=4, lr=0.0, warmup_steps=1, freeze_bn=True)
+    grown = ModelConfig(kwargs={"fine": True}, init=first.output.path)
+    train(replace(still, model=grown), progress=False)
+    a = load_checkpoint(first.output.path).state_dict
+    g = load_checkpoint(still.output.path)
+    assert g.meta.model_kwargs == {"fine": True}
+    assert set(g.state_dict) - set(a) == {"net.fine_classifier.weight",
+                                          "net.fine_classifier.bias"}
+    assert all(torch.equal(a[k], g.state_dict[k]) for k in a)
+    assert not g.state_dict["net.fine_classifier.weight"].any()  # zero start, lr 0
+    from rtseg.config import CompileConfig
+    from rtseg.export import compile_checkpoint
+
+    engine = compile_checkpoint(CompileConfig(checkpoint=still.output.path, format="onnx",
+                                              out=str(tmp_path / "eng"), device="cpu",
+                                              frames=2)).manifest
+    assert engine.parity["passed"], engine.parity
+
+    back = ModelConfig(init=still.output.path)  # plain from fine: a tensor would be lost
+    with pytest.raises(RtsegError, match=r"do not fit this model.*fine_classifier"):
+        train(replace(config(tmp_path, name="p", steps=4), model=back), progress=False)
+    assert not (tmp_path / "p.pt").exists()

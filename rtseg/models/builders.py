@@ -59,6 +59,15 @@ def _smp(arch: str, default_encoder: str) -> Callable[..., tuple[nn.Module, nn.M
     return build
 
 
+def _lraspp(num_classes: int, fine: bool = False) -> tuple[nn.Module, nn.Module]:
+    """torchvision's LR-ASPP MobileNetV3-Large; `fine` adds rtseg's stride-4 skip (see
+    rtseg.models.lraspp) -> (model, backbone)."""
+    from rtseg.models.lraspp import build_lraspp
+
+    net, backbone = build_lraspp(num_classes, fine=bool(fine))
+    return LogitsOnly(net), backbone
+
+
 def _bisenetv2(num_classes: int, head_channels: int = 256,
                detail_channels: tuple[int, int] = (64, 64)) -> tuple[nn.Module, nn.Module]:
     """rtseg's own BiSeNetV2 -> (model, semantic branch); `detail_channels` (paper: 64, 64)
@@ -83,8 +92,9 @@ class ModelInfo:
 MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
-        ModelInfo("lraspp_mobilenet_v3", "torchvision", "LR-ASPP, MobileNetV3-Large; real time",
-                  _tv("lraspp_mobilenet_v3_large")),
+        ModelInfo("lraspp_mobilenet_v3", "torchvision",
+                  "LR-ASPP, MobileNetV3-Large; real time; fine=true adds a stride-4 skip",
+                  _lraspp),
         ModelInfo("deeplabv3_mobilenet_v3", "torchvision", "DeepLabV3, MobileNetV3-Large",
                   _tv("deeplabv3_mobilenet_v3_large")),
         ModelInfo("deeplabv3_resnet50", "torchvision", "DeepLabV3, ResNet-50, dilated",

@@ -182,18 +182,41 @@ def _build_model(cfg: TrainConfig, info: DatasetInfo, device: torch.device,
 
 def init_from_checkpoint(net: nn.Module, cfg: TrainConfig, info: DatasetInfo) -> None:
     """Load the weights of the checkpoint `[model] init` into `net`, after checking that
-    it is the same model with the same arguments, classes and output channels."""
+    it is the same model with the same classes and output channels. Its kwargs may differ
+    where they only add modules (LR-ASPP's `fine` skip): every tensor of the checkpoint
+    must then load with its shape, and the added ones keep their initial values."""
     ckpt = load_checkpoint(cfg.model.init)
-    theirs = (ckpt.meta.model, dict(ckpt.meta.model_kwargs), tuple(ckpt.meta.classes),
-              ckpt.meta.binary)
-    ours = (cfg.model.name, dict(cfg.model.kwargs), tuple(info.classes), cfg.model.binary)
+    theirs = (ckpt.meta.model, tuple(ckpt.meta.classes), ckpt.meta.binary)
+    ours = (cfg.model.name, tuple(info.classes), cfg.model.binary)
     if theirs != ours:
         raise RtsegError(
-            f"[model] init {cfg.model.init}: the checkpoint is (model, kwargs, classes, "
-            f"binary) = {theirs}, the recipe wants {ours}; start from a checkpoint of the "
-            "same model and data set, or drop `init` to train from scratch")
+            f"[model] init {cfg.model.init}: the checkpoint is (model, classes, binary) = "
+            f"{theirs}, the recipe wants {ours}; start from a checkpoint of the same model "
+            "and data set, or drop `init` to train from scratch")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
-    net.load_state_dict(state)
+    if dict(ckpt.meta.model_kwargs) == dict(cfg.model.kwargs):
+        net.load_state_dict(state)
+        return
+    _grow_from(net, state, cfg, dict(ckpt.meta.model_kwargs))
+
+
+def _grow_from(net: nn.Module, state: dict, cfg: TrainConfig, their_kwargs: dict) -> None:
+    """Load `state` (a model built with `their_kwargs`) into `net`, which may only add
+    tensors to it; said in the log, an RtsegError naming the tensors otherwise."""
+    ours = net.state_dict()
+    unexpected = [k for k in state if k not in ours]
+    reshaped = [k for k in state if k in ours and ours[k].shape != state[k].shape]
+    if unexpected or reshaped:
+        raise RtsegError(
+            f"[model] init {cfg.model.init}: built with kwargs {their_kwargs}, the recipe "
+            f"has {dict(cfg.model.kwargs)}, and its weights do not fit this model (not in "
+            f"it: {unexpected[:4]}, other shape: {reshaped[:4]}); use the checkpoint's "
+            "kwargs, or drop `init` to train from scratch")
+    net.load_state_dict(state, strict=False)
+    fresh = sorted(k for k in ours if k not in state)
+    log.info("[model] init %s (kwargs %s): loaded %d tensors; new in this model, starting "
+             "from their initial values: %s", cfg.model.init, their_kwargs, len(state),
+             ", ".join(fresh))
 
 
 def _build_optim(cfg: TrainConfig, data: RunData, net: nn.Module,

@@ -1,0 +1,63 @@
+"""LR-ASPP MobileNetV3-Large (torchvision's), optionally with a stride-4 skip (`fine`).
+
+torchvision's LR-ASPP adds a 1x1 classifier on the stride-8 features (40 channels) to the
+head's logits and upsamples the sum 8x. Thin things (poles, signs, distant people) are a
+few pixels wide at 360x480, below what stride 8 resolves. `fine = true` continues the same
+idea one level up: the logits are upsampled to stride 4 and a 1x1 classifier on the last
+stride-4 features (24 channels) is added before the final 4x upsampling. Its weights start
+at zero, so a model grown from a trained plain LR-ASPP (`[model] init`) starts out
+predicting what that model did. Cost: one 24 -> C 1x1 convolution at stride 4.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FineLRASPP(nn.Module):
+    """torchvision's LRASPP (backbone + classifier, same parameter names) plus
+    `fine_classifier`; returns {"out": logits (N, C, H, W)} like torchvision's models."""
+
+    def __init__(self, lraspp: nn.Module, fine_layer: str, fine_channels: int,
+                 num_classes: int):
+        super().__init__()
+        from torchvision.models._utils import IntermediateLayerGetter
+
+        layers = dict(lraspp.backbone.return_layers)
+        layers[fine_layer] = "fine"
+        # the same blocks under the same names, so plain LR-ASPP weights load into it
+        self.backbone = IntermediateLayerGetter(lraspp.backbone, return_layers=layers)
+        self.classifier = lraspp.classifier
+        self.fine_classifier = nn.Conv2d(fine_channels, num_classes, 1)
+        nn.init.zeros_(self.fine_classifier.weight)
+        nn.init.zeros_(self.fine_classifier.bias)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
+        features = self.backbone(x)
+        fine = features["fine"]  # (N, 24, H/4, W/4)
+        out = self.classifier(features)  # (N, C, H/8, W/8)
+        out = F.interpolate(out, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        out = out + self.fine_classifier(fine)
+        out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return OrderedDict(out=out)
+
+
+def build_lraspp(num_classes: int, fine: bool = False) -> tuple[nn.Module, nn.Module]:
+    """torchvision's LRASPP MobileNetV3-Large, random weights, with the stride-4 skip
+    when `fine` -> (model returning {"out": logits}, backbone)."""
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                    num_classes=num_classes)
+    if not fine:
+        return net, net.backbone
+    low = int(next(k for k, v in net.backbone.return_layers.items() if v == "low"))
+    # the block before the first stride-8 block ends stride 4
+    last_stride4 = net.backbone[str(low - 1)]
+    grown = FineLRASPP(net, str(low - 1), last_stride4.out_channels, num_classes)
+    return grown, grown.backbone
