@@ -96,3 +96,29 @@ def test_lraspp_fine_skip_grows_a_plain_lraspp():
         fine.net.fine_classifier.bias.fill_(1.0)  # wired in: it moves every logit
         assert torch.allclose(fine(x), expected + 1.0, atol=1e-5)
     assert fine.net.fine_classifier.in_channels == 24  # MobileNetV3-Large's stride-4 width
+
+
+def test_lraspp_refine_block_grows_a_fine_lraspp_and_needs_fine():
+    """`refine=K` only adds the stride-4 decoder; its last convolution starts at zero, so
+    the grown model computes what the `fine` model did until it is trained."""
+    torch.manual_seed(0)
+    fine = build_model("lraspp_mobilenet_v3", 5, fine=True).eval()
+    with torch.no_grad():
+        fine.net.fine_classifier.weight.normal_()  # a trained-looking skip
+    refined = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8).eval()
+    missing = refined.load_state_dict(fine.state_dict(), strict=False)
+    assert missing.unexpected_keys == []
+    added = {k for k in refined.state_dict() if k.startswith("net.refine.")}
+    assert len(added) == 8  # 3x3 conv, BN (5), 1x1 conv (2)
+    # BN's load fills in a missing num_batches_tracked itself, so it is not reported
+    assert set(missing.missing_keys) == added - {"net.refine.1.num_batches_tracked"}
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        assert torch.allclose(refined(x), fine(x), atol=1e-5)
+        refined.net.refine[-1].bias.fill_(1.0)  # wired in: it moves every logit
+        assert torch.allclose(refined(x), fine(x) + 1.0, atol=1e-5)
+        refined.net.refine[-1].weight.normal_()  # and it sees the stride-4 neighbourhood
+        assert not torch.allclose(refined(x), fine(x) + 1.0, atol=1e-3)
+    assert refined.net.refine[0].in_channels == 5 + 24
+    with pytest.raises(RtsegError, match="fine = true"):
+        build_model("lraspp_mobilenet_v3", 5, refine=8)

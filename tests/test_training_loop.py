@@ -199,7 +199,7 @@ def test_init_starts_from_a_checkpoint_and_checks_it_fits(tmp_path):
         train(replace(still, model=other), progress=False)
 
 
-def test_init_grows_lraspp_with_the_fine_skip_and_refuses_the_reverse(tmp_path):
+def test_init_grows_lraspp_by_the_skip_and_the_decoder_and_refuses_the_reverse(tmp_path):
     first = config(tmp_path, name="a", steps=4)
     train(first, progress=False)
     still = config(tmp_path, name="g", steps=4, lr=0.0, warmup_steps=1, freeze_bn=True)
@@ -212,10 +212,19 @@ def test_init_grows_lraspp_with_the_fine_skip_and_refuses_the_reverse(tmp_path):
                                           "net.fine_classifier.bias"}
     assert all(torch.equal(a[k], g.state_dict[k]) for k in a)
     assert not g.state_dict["net.fine_classifier.weight"].any()  # zero start, lr 0
+    # and once more, by the stride-4 decoder on top of the skip
+    refined = replace(config(tmp_path, name="r", steps=4, lr=0.0, warmup_steps=1,
+                             freeze_bn=True),
+                      model=ModelConfig(kwargs={"fine": True, "refine": 8},
+                                        init=still.output.path))
+    train(refined, progress=False)
+    r = load_checkpoint(refined.output.path).state_dict
+    assert all(torch.equal(g.state_dict[k], r[k]) for k in g.state_dict)
+    assert {k.split(".")[1] for k in set(r) - set(g.state_dict)} == {"refine"}
     from rtseg.config import CompileConfig
     from rtseg.export import compile_checkpoint
 
-    engine = compile_checkpoint(CompileConfig(checkpoint=still.output.path, format="onnx",
+    engine = compile_checkpoint(CompileConfig(checkpoint=refined.output.path, format="onnx",
                                               out=str(tmp_path / "eng"), device="cpu",
                                               frames=2)).manifest
     assert engine.parity["passed"], engine.parity

@@ -59,12 +59,13 @@ def _smp(arch: str, default_encoder: str) -> Callable[..., tuple[nn.Module, nn.M
     return build
 
 
-def _lraspp(num_classes: int, fine: bool = False) -> tuple[nn.Module, nn.Module]:
-    """torchvision's LR-ASPP MobileNetV3-Large; `fine` adds rtseg's stride-4 skip (see
-    rtseg.models.lraspp) -> (model, backbone)."""
+def _lraspp(num_classes: int, fine: bool = False,
+            refine: int = 0) -> tuple[nn.Module, nn.Module]:
+    """torchvision's LR-ASPP MobileNetV3-Large; `fine` adds rtseg's stride-4 skip and
+    `refine` a stride-4 decoder of that width (see rtseg.models.lraspp) -> (model, backbone)."""
     from rtseg.models.lraspp import build_lraspp
 
-    net, backbone = build_lraspp(num_classes, fine=bool(fine))
+    net, backbone = build_lraspp(num_classes, fine=bool(fine), refine=int(refine))
     return LogitsOnly(net), backbone
 
 
@@ -93,7 +94,8 @@ MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         ModelInfo("lraspp_mobilenet_v3", "torchvision",
-                  "LR-ASPP, MobileNetV3-Large; real time; fine=true adds a stride-4 skip",
+                  "LR-ASPP, MobileNetV3-Large; real time; fine=true adds a stride-4 skip, "
+                  "refine=K a stride-4 decoder",
                   _lraspp),
         ModelInfo("deeplabv3_mobilenet_v3", "torchvision", "DeepLabV3, MobileNetV3-Large",
                   _tv("deeplabv3_mobilenet_v3_large")),
@@ -130,7 +132,7 @@ def build_model(name: str, num_classes: int, backbone_weights: str | Path | None
     info = model_info(name)
     try:
         model, backbone = info.build(num_classes, **kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise RtsegError(f"bad arguments {kwargs} for model {name!r}: {exc}") from exc
     if backbone_weights is not None:
         load_backbone(backbone, backbone_weights)

@@ -1,4 +1,5 @@
-"""LR-ASPP MobileNetV3-Large (torchvision's), optionally with a stride-4 skip (`fine`).
+"""LR-ASPP MobileNetV3-Large (torchvision's), optionally with a stride-4 skip (`fine`)
+and a stride-4 refinement block on top of it (`refine`).
 
 torchvision's LR-ASPP adds a 1x1 classifier on the stride-8 features (40 channels) to the
 head's logits and upsamples the sum 8x. Thin things (poles, signs, distant people) are a
@@ -7,6 +8,14 @@ idea one level up: the logits are upsampled to stride 4 and a 1x1 classifier on 
 stride-4 features (24 channels) is added before the final 4x upsampling. Its weights start
 at zero, so a model grown from a trained plain LR-ASPP (`[model] init`) starts out
 predicting what that model did. Cost: one 24 -> C 1x1 convolution at stride 4.
+
+`refine = K` (with `fine`) adds a small decoder at stride 4: a 3x3 convolution over the
+stride-4 logits concatenated with the 24-channel features (C + 24 -> K, BN, ReLU), then a
+1x1 convolution K -> C whose output is added to the logits. A 1x1 skip can only add a
+per-pixel vote from 24 features; the 3x3 block sees a neighbourhood and the coarse answer
+together, which is what sharpening a pole or a sign's outline needs. Its last convolution
+starts at zero, so a `fine` model grown into it predicts what it did. Cost at 352x480:
+~0.1 GMAC for K = 32 (the network is ~0.8).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ class FineLRASPP(nn.Module):
     `fine_classifier`; returns {"out": logits (N, C, H, W)} like torchvision's models."""
 
     def __init__(self, lraspp: nn.Module, fine_layer: str, fine_channels: int,
-                 num_classes: int):
+                 num_classes: int, refine: int = 0):
         super().__init__()
         from torchvision.models._utils import IntermediateLayerGetter
 
@@ -35,6 +44,7 @@ class FineLRASPP(nn.Module):
         self.fine_classifier = nn.Conv2d(fine_channels, num_classes, 1)
         nn.init.zeros_(self.fine_classifier.weight)
         nn.init.zeros_(self.fine_classifier.bias)
+        self.refine = _refine_block(num_classes + fine_channels, refine, num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
@@ -43,21 +53,39 @@ class FineLRASPP(nn.Module):
         out = self.classifier(features)  # (N, C, H/8, W/8)
         out = F.interpolate(out, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         out = out + self.fine_classifier(fine)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([out, fine], dim=1))
         out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return OrderedDict(out=out)
 
 
-def build_lraspp(num_classes: int, fine: bool = False) -> tuple[nn.Module, nn.Module]:
+def _refine_block(in_channels: int, width: int, num_classes: int) -> nn.Module | None:
+    """(N, C + 24, H/4, W/4) -> (N, C, H/4, W/4) correction, zero at start; None if width 0."""
+    if width <= 0:
+        return None
+    last = nn.Conv2d(width, num_classes, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(width), nn.ReLU(inplace=True), last)
+
+
+def build_lraspp(num_classes: int, fine: bool = False,
+                 refine: int = 0) -> tuple[nn.Module, nn.Module]:
     """torchvision's LRASPP MobileNetV3-Large, random weights, with the stride-4 skip
-    when `fine` -> (model returning {"out": logits}, backbone)."""
+    when `fine` and the stride-4 refinement block of width `refine` on top of it
+    -> (model returning {"out": logits}, backbone)."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                     num_classes=num_classes)
+    if refine and not fine:
+        raise ValueError("refine works on the stride-4 skip's logits: set fine = true too")
     if not fine:
         return net, net.backbone
     low = int(next(k for k, v in net.backbone.return_layers.items() if v == "low"))
     # the block before the first stride-8 block ends stride 4
     last_stride4 = net.backbone[str(low - 1)]
-    grown = FineLRASPP(net, str(low - 1), last_stride4.out_channels, num_classes)
+    grown = FineLRASPP(net, str(low - 1), last_stride4.out_channels, num_classes,
+                       int(refine))
     return grown, grown.backbone
