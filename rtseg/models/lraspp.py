@@ -41,9 +41,7 @@ class FineLRASPP(nn.Module):
         # the same blocks under the same names, so plain LR-ASPP weights load into it
         self.backbone = IntermediateLayerGetter(lraspp.backbone, return_layers=layers)
         self.classifier = lraspp.classifier
-        self.fine_classifier = nn.Conv2d(fine_channels, num_classes, 1)
-        nn.init.zeros_(self.fine_classifier.weight)
-        nn.init.zeros_(self.fine_classifier.bias)
+        self.fine_classifier = _zero_conv1x1(fine_channels, num_classes)
         self.refine = _refine_block(num_classes + fine_channels, refine, num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -59,15 +57,22 @@ class FineLRASPP(nn.Module):
         return OrderedDict(out=out)
 
 
+def _zero_conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A 1x1 convolution whose weights and bias start at zero: a grown branch adds nothing
+    until it is trained."""
+    conv = nn.Conv2d(in_channels, out_channels, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def _refine_block(in_channels: int, width: int, num_classes: int) -> nn.Module | None:
     """(N, C + 24, H/4, W/4) -> (N, C, H/4, W/4) correction, zero at start; None if width 0."""
     if width <= 0:
         return None
-    last = nn.Conv2d(width, num_classes, 1)
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
     return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(width), nn.ReLU(inplace=True), last)
+                         nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                         _zero_conv1x1(width, num_classes))
 
 
 def build_lraspp(num_classes: int, fine: bool = False,
@@ -77,10 +82,10 @@ def build_lraspp(num_classes: int, fine: bool = False,
     -> (model returning {"out": logits}, backbone)."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
-    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                    num_classes=num_classes)
     if refine and not fine:
         raise ValueError("refine works on the stride-4 skip's logits: set fine = true too")
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                    num_classes=num_classes)
     if not fine:
         return net, net.backbone
     low = int(next(k for k, v in net.backbone.return_layers.items() if v == "low"))
