@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import numpy as np
 
 from rtseg.errors import type_name
@@ -38,6 +37,7 @@ from rtseg.wire import (
     check_topic,
     check_uint,
     field_of,
+    pack_frame,
     read_payload,
     split_frame,
 )
@@ -113,7 +113,7 @@ def encode(
     Raises:
         ProtocolError: naming the first argument that breaks PROTOCOL.md.
     """
-    topic_bytes = check_topic(topic).encode("utf-8")
+    check_topic(topic)
     _check_kind_encoding(kind, encoding)
     names = _check_classes(kind, classes)
     _check_mask(kind, mask, len(names))
@@ -136,7 +136,7 @@ def encode(
         if not all(0.0 <= ms < math.inf for ms in payload["latency_ms"].values()):
             raise ProtocolError(f"latency_ms values must be finite durations >= 0, got "
                                 f"{payload['latency_ms']}")
-    return topic_bytes + _SEP + msgpack.packb(payload, use_bin_type=True)
+    return pack_frame(topic, payload)
 
 
 def encode_image(
@@ -162,7 +162,7 @@ def encode_image(
                "frame_id": check_str("frame_id", frame_id), "width": width, "height": height,
                "encoding": IMAGE_ENCODING, "data": bytes(jpeg), "classes": [],
                "model": check_str("model", model)}
-    return check_topic(topic).encode("utf-8") + _SEP + msgpack.packb(payload, use_bin_type=True)
+    return pack_frame(topic, payload)
 
 
 def _check_kind_encoding(kind: str, encoding: str) -> None:
@@ -235,10 +235,10 @@ def _check_latency(latency_ms: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
-def _encode_data(mask: np.ndarray, encoding: str) -> bytes:
-    """``(H, W) uint8`` -> the bytes of `data` in `encoding`."""
-    if encoding == "mono8":
-        return np.ascontiguousarray(mask).tobytes()
+def _encode_data(mask: np.ndarray, encoding: str) -> bytes | memoryview:
+    """``(H, W) uint8`` -> the bytes of `data` in `encoding` (mono8: a view of the mask)."""
+    if encoding == "mono8":  # copied once, by pack_frame
+        return memoryview(np.ascontiguousarray(mask)).cast("B")
     if encoding == "bits":
         return np.packbits(mask, axis=None, bitorder="big").tobytes()
     import cv2  # only the png encoding needs OpenCV

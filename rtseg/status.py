@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from rtseg.errors import type_name
 from rtseg.wire import (
     MAX_SIDE,
@@ -21,9 +19,9 @@ from rtseg.wire import (
     Limits,
     ProtocolError,
     check_str,
-    check_topic,
     check_uint,
     field_of,
+    pack_frame,
     read_payload,
     split_frame,
 )
@@ -74,8 +72,7 @@ def encode_status(topic: str, *, node: str, state: str, stamp_ns: int,
                "node": check_str("node", node), "state": state,
                "sources": [{"name": e.name, "state": e.state, "fps": e.fps,
                             "dropped": e.dropped, "last_seq": e.last_seq} for e in entries]}
-    return check_topic(topic).encode("utf-8") + b"\x00" + msgpack.packb(payload,
-                                                                         use_bin_type=True)
+    return pack_frame(topic, payload)
 
 
 def decode_status(frame: bytes) -> NodeStatus:

@@ -195,6 +195,33 @@ def split_frame(frame: bytes) -> tuple[str, memoryview]:
     return topic, memoryview(frame)[sep + 1:]
 
 
+def pack_frame(topic: str, payload: dict[str, Any]) -> bytes:
+    """``topic + b"\x00" + msgpack.packb(payload, use_bin_type=True)``, byte for byte, with
+    a buffer value (a mask's memoryview) copied once, straight into the frame: packb would
+    copy it into its growing buffer, then into the bytes, then the topic concatenation once
+    more (~0.6 ms for a 1080p mask, twice a frame). Keys are str, values what packb takes."""
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [check_topic(topic).encode("utf-8"), _SEP, packer.pack_map_header(len(payload))]
+    for key, value in payload.items():
+        parts.append(packer.pack(key))
+        if isinstance(value, memoryview):
+            parts += [_bin_header(value.nbytes), value]
+        else:
+            parts.append(packer.pack(value))
+    return b"".join(parts)
+
+
+def _bin_header(size: int) -> bytes:
+    """MessagePack's shortest bin header for `size` bytes (bin 8 / 16 / 32), as packb's."""
+    if size < 2**8:
+        return b"\xc4" + size.to_bytes(1, "big")
+    if size < 2**16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    if size < 2**32:
+        return b"\xc6" + size.to_bytes(4, "big")
+    raise ProtocolError(f"a bin of {size} bytes is beyond MessagePack's 2**32 - 1")
+
+
 def check_topic(topic: str) -> str:
     """A topic is a non-empty str without NUL."""
     if not isinstance(topic, str) or not topic:
