@@ -26,14 +26,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="file stem under results/ (or --out)")
     parser.add_argument("--out", default=str(RESULTS), help="folder for NAME.json / NAME.md")
-    parser.add_argument("bench_args", nargs=argparse.REMAINDER,
-                        help="-- then the options of `rtseg bench`")
-    args = parser.parse_args()
-    bench_args = [a for a in args.bench_args if a != "--"]
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    parser.usage = "%(prog)s NAME [--out DIR] -- [rtseg bench options]"
+    args = parser.parse_args(argv[:cut])  # before `--`: ours; after it: the bench's
+    bench_args = argv[cut + 1:]
     command = [sys.executable, "-m", "rtseg", "bench", *bench_args, "--json"]
-    proc = subprocess.run(command, capture_output=True, text=True)
+    # the bench's log (engine compiles, warnings) streams through: a slow step shows why
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        sys.exit(f"rtseg bench failed:\n{proc.stderr}")
+        sys.exit(f"rtseg bench failed (exit {proc.returncode}); its messages are above")
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
     shown = "rtseg bench " + shlex.join([*bench_args, "--json"])

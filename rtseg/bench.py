@@ -161,7 +161,8 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
         raise StopRequested(signal.Signals[report.stopped_by], "in the pipeline phase")
     return {"frames": report.published, "seconds": report.seconds,
             "dropped": report.dropped, "samples": holder["stats"].samples(),
-            "consumer_rates_hz": rates, "overlap": cfg.overlap, "mask_size": cfg.mask_size}
+            "consumer_rates_hz": rates, "overlap": cfg.overlap, "mask_size": cfg.mask_size,
+            "cuda_graph": getattr(wiring.pipeline, "graph_state", None)}
 
 
 def summarise_pipeline(runs: list[dict]) -> dict:
@@ -177,7 +178,8 @@ def summarise_pipeline(runs: list[dict]) -> dict:
             "p50_ms": latency["p50"], "p99_ms": latency["p99"],
             "dropped": sum(r["dropped"] for r in runs),
             "stages_ms": stage_summary(merged), "overlap": runs[-1]["overlap"],
-            "mask_size": runs[-1]["mask_size"], "consumer_rates_hz": runs[-1]["consumer_rates_hz"]}
+            "mask_size": runs[-1]["mask_size"], "consumer_rates_hz": runs[-1]["consumer_rates_hz"],
+            "cuda_graph": runs[-1].get("cuda_graph")}
 
 
 class NaiveLoop:
@@ -352,6 +354,8 @@ def format_table(result: dict) -> str:
                      f"{base['p99_ms']:>9.2f}")
     stages = "  ".join(f"{k} {v['mean']:.2f}" for k, v in pipe["stages_ms"].items())
     flags = f"--overlap {pipe.get('overlap', 'on')}, --mask-size {pipe.get('mask_size', 'frame')}"
+    if pipe.get("cuda_graph"):
+        flags += f", CUDA graph: {pipe['cuda_graph']}"
     lines.append(f"pipeline stages ({flags}), mean ms: {stages}")
     lines.append("ratios: " + "  ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     for name, t in result["targets"].items():

@@ -115,18 +115,35 @@ class TestAotInductor(BackendContract):
         return load_backend(compiled(tmp_path_factory, checkpoint, "aoti"), "cpu")
 
 
-@pytest.mark.gpu
-class TestTorchCuda(BackendContract):
+class CudaContract(BackendContract):
+    """The CUDA backends also promise: `graph_capturable` ones are captured by the node's
+    CudaPipeline, and its replayed masks are those of the eager pipeline."""
+
     device = "cuda"
 
+    def test_capturable_backends_are_captured_and_replay_the_eager_masks(self, backend):
+        import numpy as np
+
+        from rtseg.stream.cuda_pipeline import CudaPipeline
+
+        if not type(backend).graph_capturable:
+            pytest.skip(f"{type(backend).__name__} is not graph-capturable")
+        frame = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+        graphed, eager = CudaPipeline(backend), CudaPipeline(backend, graphs=False)
+        a, b = graphed(frame), eager(frame)
+        assert graphed.graph_state == "captured", graphed.graph_state
+        assert "pre" not in a.timings_ms and "pre" in b.timings_ms  # one replay vs stages
+        assert (a.classes == b.classes).mean() > 0.999
+
+
+@pytest.mark.gpu
+class TestTorchCuda(CudaContract):
     def make(self, tmp_path_factory, checkpoint):
         return load_backend(str(checkpoint), "cuda")
 
 
 @pytest.mark.gpu
-class TestAotInductorCudaFp16(BackendContract):
-    device = "cuda"
-
+class TestAotInductorCudaFp16(CudaContract):
     def make(self, tmp_path_factory, checkpoint):
         return load_backend(compiled(tmp_path_factory, checkpoint, "aoti", "cuda",
                                      precision="fp16"), "cuda")
@@ -134,9 +151,7 @@ class TestAotInductorCudaFp16(BackendContract):
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-class TestTensorRT(BackendContract):
-    device = "cuda"
-
+class TestTensorRT(CudaContract):
     def make(self, tmp_path_factory, checkpoint):
         pytest.importorskip("tensorrt")
         return load_backend(compiled(tmp_path_factory, checkpoint, "tensorrt", "cuda",
@@ -145,9 +160,7 @@ class TestTensorRT(BackendContract):
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-class TestTorchTensorRT(BackendContract):
-    device = "cuda"
-
+class TestTorchTensorRT(CudaContract):
     def make(self, tmp_path_factory, checkpoint):
         pytest.importorskip("torch_tensorrt")
         return load_backend(compiled(tmp_path_factory, checkpoint, "torch-tensorrt", "cuda",

@@ -99,3 +99,26 @@ def test_bench_takes_an_engine_manifest_and_its_own_input_size(bench_json, tiny_
     assert alone.returncode == 0, alone.stderr
     assert "baseline" not in json.loads(alone.stdout.strip().splitlines()[-1])
     assert "no naive-loop baseline without --checkpoint" in alone.stderr
+
+
+def test_record_bench_writes_where_out_says_and_passes_the_rest_to_the_bench(
+        tiny_checkpoint, tmp_path, cli_env):
+    """benchmarks/record_bench.py NAME --out DIR -- [bench options]: its own options before
+    `--`, the bench's after it (it once sent --out on to the bench, which refused it)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "record_bench.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "tiny-cpu", "--out", str(tmp_path), "--",
+         "--model", str(tiny_checkpoint), "--engine", "torch", "--device", "cpu",
+         "--height", "64", "--width", "96", "--seconds", "1", "--warmup", "0.5",
+         "--no-baseline"],
+        env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "tiny-cpu.json").read_text())
+    assert result["recorded"]["command"].startswith("rtseg bench --model ")
+    assert "--out" not in result["recorded"]["command"]
+    assert result["input_size"] == [64, 96] and result["pipeline"]["frames"] > 0
+    assert result["pipeline"]["cuda_graph"] is None  # the CPU pipeline has none
+    table = (tmp_path / "tiny-cpu.md").read_text()
+    assert "rtseg bench:" in table and "pipeline" in table

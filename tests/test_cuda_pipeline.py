@@ -50,6 +50,7 @@ def test_graphs_replay_gives_the_same_masks_as_eager(demo_cuda):
         a, b = eager(image), graphed(image)
         assert (a.classes == b.classes).mean() > 0.999
     assert graphed._graph is not None  # a torch backend with static shapes is captured
+    assert graphed.graph_state == "captured" and eager.graph_state == "off"
 
 
 def test_several_batches_in_flight_keep_their_own_masks(demo_cuda):

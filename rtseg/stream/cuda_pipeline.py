@@ -126,6 +126,9 @@ class CudaPipeline:
         self._cond = threading.Condition()
         self._graphs_wanted = graphs and backend.graph_capturable
         self._graph: _GraphRunner | None = None
+        # what became of CUDA graphs, for reports: off / not capturable / captured / failed
+        self.graph_state = ("off" if not graphs else "pending" if self._graphs_wanted
+                            else f"not capturable ({type(backend).__name__})")
         mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self._shift, self._scale = mean, 1.0 / std
@@ -197,7 +200,7 @@ class CudaPipeline:
         """Pre + infer + post for the slot's batch on the compute stream; True if graphed."""
         if self._graphs_wanted:
             if self._graph is None or self._graph.shapes != buf.shapes:
-                self._graph = _GraphRunner.capture(self, buf.shapes)
+                self._graph, self.graph_state = _GraphRunner.capture(self, buf.shapes)
                 self._graphs_wanted = self._graph is not None
             if self._graph is not None:
                 self._graph.run(buf)
@@ -236,9 +239,9 @@ class _GraphRunner:
         self.static_in, self.classes, self.drivable = static_in, static_classes, static_drivable
 
     @classmethod
-    def capture(cls, pipe: CudaPipeline, shapes) -> _GraphRunner | None:
-        """Warm up on a side stream, then capture; None (and eager from then on) when the
-        engine cannot be captured."""
+    def capture(cls, pipe: CudaPipeline, shapes) -> tuple[_GraphRunner | None, str]:
+        """Warm up on a side stream, then capture -> (runner, "captured"); (None, "failed:
+        why") and eager from then on when the engine cannot be captured."""
         dev = pipe.device
         static_in = [torch.zeros((*s, 3), dtype=torch.uint8, device=dev) for s in shapes]
         classes = [torch.empty(s, dtype=torch.uint8, device=dev) for s in shapes]
@@ -256,9 +259,9 @@ class _GraphRunner:
                 pipe.compute(static_in, classes, drivable)
         except Exception as exc:  # engines that sync or allocate on the host cannot be captured
             log.warning("CUDA graph capture failed (%s); running eagerly", exc)
-            return None
+            return None, f"failed: {type(exc).__name__}: {exc}"[:300]
         log.info("captured a CUDA graph for frames %s", list(shapes))
-        return cls(tuple(shapes), graph, static_in, classes, drivable)
+        return cls(tuple(shapes), graph, static_in, classes, drivable), "captured"
 
     def run(self, buf: _Buffers) -> None:
         """On the current (compute) stream: copy in, replay, copy out."""
