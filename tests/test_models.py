@@ -122,3 +122,25 @@ def test_lraspp_refine_block_grows_a_fine_lraspp_and_needs_fine():
     assert refined.net.refine[0].in_channels == 5 + 24
     with pytest.raises(RtsegError, match="fine = true"):
         build_model("lraspp_mobilenet_v3", 5, refine=8)
+
+
+def test_lraspp_refine2_adds_a_stride2_decoder_that_starts_at_zero():
+    """`refine2=K` grows a refined model by a decoder at stride 2 (the 16-channel features
+    of the stem's block): at its zero start exactly the model it grew from."""
+    torch.manual_seed(0)
+    refined = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8).eval()
+    with torch.no_grad():
+        refined.net.refine[-1].weight.normal_()  # a trained-looking stride-4 decoder
+    half = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8, refine2=4).eval()
+    missing = half.load_state_dict(refined.state_dict(), strict=False)
+    assert missing.unexpected_keys == []
+    assert {k.split(".")[1] for k in missing.missing_keys} == {"refine2"}
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        assert torch.equal(half(x), refined(x))
+        half.net.refine2[-1].weight.normal_()
+        delta = half(x) - refined(x)
+    assert delta.abs().amax() > 1e-3  # wired in
+    assert half.net.refine2[0].in_channels == 5 + 16  # logits + the stride-2 features
+    with pytest.raises(RtsegError, match="refine2 .*fine = true"):
+        build_model("lraspp_mobilenet_v3", 5, refine2=4)
