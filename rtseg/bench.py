@@ -85,18 +85,48 @@ def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backen
     return load_backend(model, str(dev), input_size=tuple(size))
 
 
-def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float
+def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float,
+                 graphs: bool = False, report: dict | None = None
                  ) -> tuple[list[float], float]:
     """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s).
     The engine is called as the node calls it (`engine_output`): class maps from a fused
-    argmax engine, else logits."""
+    argmax engine, else logits; on CUDA with `graphs`, a graph-capturable engine as one
+    CUDA graph replay, as the node runs it (`report["cuda_graph"]` says what became of it)."""
     h, w = backend.spec.input_size
     x = torch.randn(batch, 3, h, w).to(backend.device, backend.dtype)
     cuda = backend.device.type == "cuda"
     run = backend.classes if engine_output(backend, cuda) == "classes" else backend
-    _repeat(lambda: run(x), warmup_s, minimum=3, sync=cuda)
-    times = (_timed_cuda if cuda else _timed_cpu)(lambda: run(x), seconds)
+
+    def call():
+        return run(x)
+
+    if cuda and graphs and type(backend).graph_capturable:
+        replay, state = _graphed(call)
+        call = replay or call
+        if report is not None:
+            report["cuda_graph"] = state
+    _repeat(call, warmup_s, minimum=3, sync=cuda)
+    times = (_timed_cuda if cuda else _timed_cpu)(call, seconds)
     return times[:-1], times[-1]
+
+
+def _graphed(call) -> tuple:
+    """(replay, "captured") for a CUDA graph of `call()` on its static input, after a
+    warm-up on a side stream; (None, "failed: why") when the engine cannot be captured."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                call()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            call()
+    except Exception as exc:  # engines that sync or allocate on the host cannot be captured
+        log.warning("CUDA graph capture of the engine failed (%s); timing it eagerly", exc)
+        return None, f"failed: {type(exc).__name__}: {exc}"[:300]
+    return graph.replay, "captured"
 
 
 def engine_output(backend: Backend, cuda: bool) -> str:
@@ -117,15 +147,16 @@ def interleaved(cfg: BenchConfig, backend: Backend, dev: torch.device, frames: l
     """Engine-only, pipeline and naive-loop figures, measured in alternating rounds so that
     drift of the machine's speed during the run affects every side of their ratios alike."""
     runs: dict[str, list] = {"engine": [], "pipeline": [], "baseline": []}
-    share = cfg.seconds / cfg.rounds
+    share, report = cfg.seconds / cfg.rounds, {}
     for round_ in range(cfg.rounds):
         warmup = cfg.warmup_s if round_ == 0 else 0.0
-        runs["engine"].append(bench_engine(backend, batch, share, warmup))
+        runs["engine"].append(bench_engine(backend, batch, share, warmup, cfg.cuda_graphs,
+                                           report))
         runs["pipeline"].append(bench_pipeline(cfg, backend, dev, frames, batch, share))
         if naive is not None:
             runs["baseline"].append(naive.run(share, warmup))
     out = {"engine": {**summarise_calls(*runs["engine"], batch=batch),
-                      "output": engine_output(backend, dev.type == "cuda")},
+                      "output": engine_output(backend, dev.type == "cuda"), **report},
            "pipeline": summarise_pipeline(runs["pipeline"])}
     if naive is not None:
         out["baseline"] = summarise_calls(*runs["baseline"])
@@ -346,7 +377,8 @@ def format_table(result: dict) -> str:
              f"input {_size(result['input_size'])}, frames "
              f"{_size(result['frame_size']) if result['frame_size'] else 'from sources'}",
              f"{'':<10}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}",
-             f"{'engine':<10}{eng['fps']:>9.1f}{eng['p50_ms']:>9.2f}{eng['p99_ms']:>9.2f}",
+             f"{'engine':<10}{eng['fps']:>9.1f}{eng['p50_ms']:>9.2f}{eng['p99_ms']:>9.2f}"
+             + (f"   (CUDA graph: {eng['cuda_graph']})" if eng.get("cuda_graph") else ""),
              f"{'pipeline':<10}{pipe['fps']:>9.1f}{pipe['p50_ms']:>9.2f}{pipe['p99_ms']:>9.2f}"]
     if "baseline" in result:
         base = result["baseline"]

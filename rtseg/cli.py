@@ -293,7 +293,8 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
 @click.option("--checkpoint", help="Eager checkpoint of the baseline when --model is an engine.")
 @click.option("--no-baseline", is_flag=True, help="Skip the naive-loop phase.")
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
-              help="CUDA: replay one captured graph per batch in the pipeline phase.")
+              help="CUDA: replay one captured graph per call in the engine phase and per "
+                   "batch in the pipeline phase (graph-capturable engines).")
 @click.option("--engine-cache", default="engines/cache", show_default=True,
               help="Folder of cached engines.")
 @click.option("--calib", type=click.Path(exists=True, file_okay=False),

@@ -137,3 +137,7 @@ def test_bench_on_cuda_reports_the_gpu_targets(tmp_path):
     assert result["frame_size"] == [1080, 1920]
     assert {"h2d", "infer", "d2h", "publish"} <= set(result["pipeline"]["stages_ms"])
     assert {"engine_fps", "pipeline_p50_ms", "pipeline_vs_baseline"} <= set(result["targets"])
+    # eager torch with static shapes: the engine and the node's pre + infer + post are
+    # each one CUDA graph replay
+    assert result["engine"]["cuda_graph"] == "captured"
+    assert result["pipeline"]["cuda_graph"] == "captured"
