@@ -210,7 +210,9 @@ def summarise_pipeline(runs: list[dict]) -> dict:
             "dropped": sum(r["dropped"] for r in runs),
             "stages_ms": stage_summary(merged), "overlap": runs[-1]["overlap"],
             "mask_size": runs[-1]["mask_size"], "consumer_rates_hz": runs[-1]["consumer_rates_hz"],
-            "cuda_graph": runs[-1].get("cuda_graph")}
+            "cuda_graph": runs[-1].get("cuda_graph"),
+            "rounds": [{k: r.get(k) for k in ("frames", "seconds", "dropped", "cuda_graph")}
+                       for r in runs]}
 
 
 class NaiveLoop:

@@ -43,6 +43,8 @@ def test_bench_prints_a_table_and_json_on_the_last_line(bench_json):
     stages = result["pipeline"]["stages_ms"]
     assert {"capture", "pre", "infer", "post", "publish"} <= set(stages)
     assert result["pipeline"]["frames"] > 0
+    rounds = result["pipeline"]["rounds"]  # each round's own figures, to spot a bad one
+    assert len(rounds) == 3 and sum(r["frames"] for r in rounds) == result["pipeline"]["frames"]
     ratios = result["ratios"]
     assert ratios["engine_vs_baseline"] == pytest.approx(
         result["engine"]["fps"] / result["baseline"]["fps"])
