@@ -1,4 +1,5 @@
-"""Bounded reading of a MessagePack payload: the layer below `rtseg.protocol`.
+"""Bounded reading of a MessagePack payload, and the writing of a frame (`pack_frame`):
+the layer below `rtseg.protocol`.
 
 A frame off the network may be anything. `read_payload` reads the top-level map with
 msgpack's streaming `Unpacker`, looking at each value's type byte before unpacking it, so
@@ -196,10 +197,11 @@ def split_frame(frame: bytes) -> tuple[str, memoryview]:
 
 
 def pack_frame(topic: str, payload: dict[str, Any]) -> bytes:
-    """``topic + b"\x00" + msgpack.packb(payload, use_bin_type=True)``, byte for byte, with
-    a buffer value (a mask's memoryview) copied once, straight into the frame: packb would
-    copy it into its growing buffer, then into the bytes, then the topic concatenation once
-    more (~0.6 ms for a 1080p mask, twice a frame). Keys are str, values what packb takes."""
+    """``topic + b"\\x00" + msgpack.packb(payload, use_bin_type=True)``, byte for byte, with
+    a memoryview value (a contiguous mask, cast to bytes) copied once, straight into the
+    frame: packb would copy it into its growing buffer, then into the bytes, then the topic
+    concatenation once more (~1 ms for a 1080p mask, twice a frame). Keys are str, values
+    what packb takes."""
     packer = msgpack.Packer(use_bin_type=True)
     parts = [check_topic(topic).encode("utf-8"), _SEP, packer.pack_map_header(len(payload))]
     for key, value in payload.items():
