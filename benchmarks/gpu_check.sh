@@ -10,9 +10,10 @@
 # its wall time is logged; STEPS="tests bench node engines" picks steps (the default, ~8
 # minutes on an H200 with the engine compiles; add "bench2" for batch 2, ~2 minutes more).
 # Packages missing there (pyzmq, segmentation-models-pytorch) travel as wheels in .whl/:
-# download them on a machine with a registry with
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#       pyzmq segmentation-models-pytorch
+# download them on a machine with a registry with (the lent H200 has Python 3.12)
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#       --platform manylinux2014_x86_64 -d .whl pyzmq segmentation-models-pytorch
 # Where only a few files may come back (the lent machine: 8), write to a folder and pack it:
 #   R=$OUT; OUT=/tmp/res bash benchmarks/gpu_check.sh; tar czf $R/res.tgz -C /tmp res
 set -uo pipefail
