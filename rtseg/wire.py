@@ -200,8 +200,8 @@ def pack_frame(topic: str, payload: dict[str, Any]) -> bytes:
     """``topic + b"\\x00" + msgpack.packb(payload, use_bin_type=True)``, byte for byte, with
     a memoryview value (a contiguous mask, cast to bytes) copied once, straight into the
     frame: packb would copy it into its growing buffer, then into the bytes, then the topic
-    concatenation once more (~1 ms for a 1080p mask, twice a frame). Keys are str, values
-    what packb takes."""
+    concatenation once more (1-5 ms for a 1080p mask, twice a frame; see
+    benchmarks/encode_speed.py). Keys are str, values what packb takes."""
     packer = msgpack.Packer(use_bin_type=True)
     parts = [check_topic(topic).encode("utf-8"), _SEP, packer.pack_map_header(len(payload))]
     for key, value in payload.items():
