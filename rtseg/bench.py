@@ -101,32 +101,15 @@ def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float,
         return run(x)
 
     if cuda and graphs and type(backend).graph_capturable:
-        replay, state = _graphed(call)
-        call = replay or call
+        from rtseg.stream.cuda_pipeline import capture_graph
+
+        graph, state = capture_graph(call, torch.cuda.current_stream())
+        call = graph.replay if graph is not None else call
         if report is not None:
             report["cuda_graph"] = state
     _repeat(call, warmup_s, minimum=3, sync=cuda)
     times = (_timed_cuda if cuda else _timed_cpu)(call, seconds)
     return times[:-1], times[-1]
-
-
-def _graphed(call) -> tuple:
-    """(replay, "captured") for a CUDA graph of `call()` on its static input, after a
-    warm-up on a side stream; (None, "failed: why") when the engine cannot be captured."""
-    try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                call()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            call()
-    except Exception as exc:  # engines that sync or allocate on the host cannot be captured
-        log.warning("CUDA graph capture of the engine failed (%s); timing it eagerly", exc)
-        return None, f"failed: {type(exc).__name__}: {exc}"[:300]
-    return graph.replay, "captured"
 
 
 def engine_output(backend: Backend, cuda: bool) -> str:

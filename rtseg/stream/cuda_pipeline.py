@@ -246,22 +246,12 @@ class _GraphRunner:
         static_in = [torch.zeros((*s, 3), dtype=torch.uint8, device=dev) for s in shapes]
         classes = [torch.empty(s, dtype=torch.uint8, device=dev) for s in shapes]
         drivable = [torch.empty(s, dtype=torch.uint8, device=dev) for s in shapes]
-        try:
-            side = torch.cuda.Stream(dev)
-            side.wait_stream(pipe.compute_stream)
-            with torch.cuda.stream(side):
-                for _ in range(WARMUP_RUNS):
-                    pipe.compute(static_in, classes, drivable)
-            pipe.compute_stream.wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: the publishing thread may wait on events meanwhile
-            with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
-                pipe.compute(static_in, classes, drivable)
-        except Exception as exc:  # engines that sync or allocate on the host cannot be captured
-            log.warning("CUDA graph capture failed (%s); running eagerly", exc)
-            return None, f"failed: {type(exc).__name__}: {exc}"[:300]
+        graph, state = capture_graph(lambda: pipe.compute(static_in, classes, drivable),
+                                     pipe.compute_stream)
+        if graph is None:
+            return None, state
         log.info("captured a CUDA graph for frames %s", list(shapes))
-        return cls(tuple(shapes), graph, static_in, classes, drivable), "captured"
+        return cls(tuple(shapes), graph, static_in, classes, drivable), state
 
     def run(self, buf: _Buffers) -> None:
         """On the current (compute) stream: copy in, replay, copy out."""
@@ -271,6 +261,27 @@ class _GraphRunner:
         for i in range(len(self.shapes)):
             buf.dev_classes[i].copy_(self.classes[i])
             buf.dev_drivable[i].copy_(self.drivable[i])
+
+
+def capture_graph(fn, stream: torch.cuda.Stream) -> tuple[torch.cuda.CUDAGraph | None, str]:
+    """Warm `fn()` up on a side stream that follows `stream`, then capture one call of it
+    -> (graph, "captured"); (None, "failed: why") when it cannot be captured (engines that
+    sync or allocate on the host), after which callers run `fn` eagerly."""
+    try:
+        side = torch.cuda.Stream(stream.device)
+        side.wait_stream(stream)
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_RUNS):
+                fn()
+        stream.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: the publishing thread may wait on events meanwhile
+        with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
+            fn()
+    except Exception as exc:  # what cannot be captured raises various types
+        log.warning("CUDA graph capture failed (%s); running eagerly", exc)
+        return None, f"failed: {type(exc).__name__}: {exc}"[:300]
+    return graph, "captured"
 
 
 def _record(events: dict | None, name: str) -> None:
