@@ -206,6 +206,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--bind", default=DEFAULT_ENDPOINT, show_default=True,
               help="ZeroMQ endpoint to publish on (tcp://HOST:PORT or ipc://PATH).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address.")
+@click.option("--hwm", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Messages queued per subscriber; beyond them the node drops new ones for it "
+                   "(small: live masks, never stale; large: a slow consumer misses nothing).")
 @click.option("--encoding", type=click.Choice(["mono8", "bits", "png"]), default="mono8",
               show_default=True, help="Mask encoding; bits applies to drivable (classes: mono8).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
@@ -244,8 +247,8 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
 @_stoppable("run", where="during start-up")
-def run(source, model, name, bind, allow_remote, encoding, device, max_frames, fps, pace, loop,
-        source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
+def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
+        loop, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
         cuda_graphs, image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
@@ -257,7 +260,7 @@ def run(source, model, name, bind, allow_remote, encoding, device, max_frames, f
     from rtseg.stream.node import run_node
 
     cfg = RunConfig(source=tuple(source), model=model, name=tuple(name) or None, bind=bind,
-                    allow_remote=allow_remote, encoding=encoding, device=device,
+                    allow_remote=allow_remote, hwm=hwm, encoding=encoding, device=device,
                     max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
                     demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
                     engine_cache=engine_cache, calib=calib, overlap=overlap,

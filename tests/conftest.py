@@ -46,12 +46,19 @@ class RunningNode:
         return self.reports[0]
 
 
+LOSSLESS_HWM = 10_000
+
+
 @contextmanager
 def running_node(cfg, topics: list[str], backend=None, stop=None,
                  join_timeout_s: float = 120) -> Iterator[RunningNode]:
     """Start the node of `cfg` on a thread, bound to a free port of its own choosing; yield
     once a subscriber to `topics` has provably joined (it received the node's status, sent
-    after its subscriptions), before the node reads its first frame."""
+    after its subscriptions), before the node reads its first frame.
+
+    The node queues up to `LOSSLESS_HWM` messages for the subscriber (at least): tests read
+    every message, and the real default (4) drops them, by design, whenever a loaded
+    machine delays ZeroMQ's I/O thread (a lost mask failed CI once)."""
     from live_node import serve_node  # tests/ is on sys.path
 
     from rtseg.client import MaskSubscriber
@@ -76,7 +83,8 @@ def running_node(cfg, topics: list[str], backend=None, stop=None,
 
     def main() -> None:
         try:
-            node.reports.append(serve_node(replace(cfg, bind=ANY_PORT, heartbeat_s=0.2),
+            node.reports.append(serve_node(replace(cfg, bind=ANY_PORT, heartbeat_s=0.2,
+                                                   hwm=max(cfg.hwm, LOSSLESS_HWM)),
                                            stop, on_ready, backend))
         except BaseException as exc:
             node.errors.append(exc)

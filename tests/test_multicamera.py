@@ -96,7 +96,7 @@ def test_cli_runs_two_sources(tmp_path, endpoint, tiny_checkpoint, cli_env):
         proc = subprocess.Popen(
             [sys.executable, "-m", "rtseg", "run", "--source", str(video), "--source",
              str(video), "--name", "front", "--name", "rear", "--model", str(tiny_checkpoint),
-             "--bind", endpoint, "--device", "cpu", "--status-every", "0"],
+             "--bind", endpoint, "--device", "cpu", "--status-every", "0", "--hwm", "100"],
             env=cli_env, stderr=subprocess.PIPE, text=True)
         seen = {t: [] for t in topics}
         while sum(map(len, seen.values())) < 8:
