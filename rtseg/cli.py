@@ -173,7 +173,8 @@ def predict(checkpoint, source, out, device) -> None:
 @click.option("--calib", help="Folder of real images for the parity gate and the int8 "
                               "calibration [default: demo scenes].")
 @click.option("--calib-labels", help="Class-index PNGs of the --calib images (same stems): "
-                                     "the gate also compares mIoU with eager's.")
+                                     "the gate also compares mIoU with eager's, and int8 "
+                                     "keeps the layers that cost the most mIoU in float.")
 @click.option("--frames", default=8, show_default=True, help="Frames in the parity gate.")
 @click.option("--threshold", type=float,
               help="Minimum mask agreement (%) with FP32 eager; below it compile fails "

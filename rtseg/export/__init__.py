@@ -145,7 +145,9 @@ def _export(cfg, ckpt, device, fmt, precision, size, path: Path):
     target = ExportTarget(path=path, batch=cfg.batch, size=size, channels=meta.out_channels,
                           precision=precision, dynamic=cfg.dynamic, device=device,
                           workspace_gb=cfg.workspace_gb, cache_dir=Path(cfg.out),
-                          calib=cfg.calib, mean=meta.mean, std=meta.std)
+                          calib=cfg.calib, mean=meta.mean, std=meta.std,
+                          calib_labels=cfg.calib_labels, calib_skip=max(cfg.frames, cfg.batch),
+                          ignore_index=meta.ignore_index)
     return exporter(ckpt.build("cpu"), target)
 
 

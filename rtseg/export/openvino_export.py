@@ -10,29 +10,24 @@ resize). Precisions:
 - fp32: inference in f32.
 - bf16: the same IR, inferred with INFERENCE_PRECISION_HINT bf16 (the CPU plugin casts
   weights and activations when it compiles); needs a CPU with BF16 (AVX512-BF16, AMX).
-- int8: NNCF post-training quantisation (`nncf.quantize`) calibrated on up to CALIB_MAX
-  frames of --calib DIR; layers left in float infer in f32. The MIXED preset (asymmetric
-  activations: MobileNetV3's hard-swish outputs are not centred on 0) with full bias
-  correction, the setting that lost the least mIoU against FP32
-  (benchmarks/results/cpu-design-timings.md).
+- int8: NNCF post-training quantisation calibrated on --calib DIR (rtseg.export.openvino_int8;
+  with --calib-labels, accuracy control keeps the layers that cost the most mIoU in float);
+  layers left in float infer in f32.
 - auto: bf16 where the CPU has BF16, else fp32.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 from torch import nn
 
 from rtseg.backends.openvino_backend import openvino_machine, openvino_version, ov_core
-from rtseg.errors import RtsegError, type_name
+from rtseg.errors import RtsegError
 from rtseg.export.onnx_export import export_onnx
 from rtseg.export.target import ExportTarget
 
-log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "int8")
-CALIB_MAX = 300  # NNCF's default subset size
 
 
 def resolve_precision(precision: str | None) -> str:
@@ -81,59 +76,11 @@ def export_openvino(model: nn.Module, target: ExportTarget) -> tuple:
     finally:
         onnx_path.unlink(missing_ok=True)
     if target.precision == "int8":
-        ir = quantize(ir, calibration_batches(target))
+        from rtseg.export.openvino_int8 import quantize
+
+        ir = quantize(ir, target)
     ov.save_model(ir, str(path), compress_to_fp16=False)
     return specs
-
-
-def calibration_batches(target: ExportTarget) -> list[tuple]:
-    """The --calib images in groups of the engine's batch, each with the input size and
-    normalisation (read lazily by `quantize`)."""
-    from rtseg.export.parity import calib_images
-
-    calib, batch = target.calib, target.batch
-    if not calib:
-        raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames to "
-                         "calibrate the quantisation on")
-    paths = calib_images(calib, CALIB_MAX)
-    paths = paths[:len(paths) // batch * batch]
-    if not paths:
-        raise RtsegError(f"--calib {calib}: fewer images than one batch ({batch})")
-    log.info("int8: calibrating on %d images of %s", len(paths), calib)
-    groups = [tuple(paths[i:i + batch]) for i in range(0, len(paths), batch)]
-    return [(g, target.size, target.mean, target.std) for g in groups]
-
-
-def quantize(ir, batches: list):
-    """NNCF post-training INT8 quantisation of `ir` on the calibration batches."""
-    try:
-        import nncf
-    except ImportError:
-        raise RtsegError("int8 needs NNCF: pip install nncf") from None
-    dataset = nncf.Dataset(batches, _calibration_input)
-    try:
-        return nncf.quantize(ir, dataset, subset_size=len(batches),
-                             preset=nncf.QuantizationPreset.MIXED, fast_bias_correction=False)
-    except Exception as exc:  # NNCF raises many types; name the cause
-        raise RtsegError(f"NNCF quantisation failed: {type_name(exc)}: {exc}") from exc
-
-
-def _calibration_input(item):
-    """(paths, size, mean, std) -> (B, 3, H, W) float32 array, as the pipeline feeds it."""
-    import cv2
-    import numpy as np
-
-    from rtseg.backends.preprocess import Preprocessor
-
-    paths, size, mean, std = item
-    prepare = Preprocessor(size, mean, std)
-    frames = []
-    for p in paths:
-        image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if image is None:
-            raise RtsegError(f"--calib image {p} could not be decoded")
-        frames.append(prepare(image).numpy())
-    return np.concatenate(frames)
 
 
 def _nncf_version() -> str | None:

@@ -60,19 +60,25 @@ def parity_labels(calib: str | Path, labels: str | Path, frames: list) -> list[n
     `labels/STEM.png`, the size of its image."""
     out = []
     for image, frame in zip(calib_images(calib, len(frames)), frames):
-        path = Path(labels) / f"{image.stem}.png"
-        label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if label is None:
-            raise RtsegError(f"--calib-labels: no label {path} for {image.name} (8-bit "
-                             "class-index PNGs named by the images' stems)")
-        if label.ndim != 2:
-            raise RtsegError(f"--calib-labels: {path} has {label.shape[2]} channels; labels "
-                             "are 8-bit class-index PNGs (one channel)")
+        label, path = read_label(labels, image)
         if label.shape != frame.shape[:2]:
             raise RtsegError(f"--calib-labels: {path} is {label.shape[1]}x{label.shape[0]}, "
                              f"its image {frame.shape[1]}x{frame.shape[0]}")
         out.append(label)
     return out
+
+
+def read_label(labels: str | Path, image: Path) -> tuple[np.ndarray, Path]:
+    """The (H, W) uint8 class-index label of `image` (`labels/STEM.png`) and its path."""
+    path = Path(labels) / f"{image.stem}.png"
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise RtsegError(f"--calib-labels: no label {path} for {image.name} (8-bit "
+                         "class-index PNGs named by the images' stems)")
+    if label.ndim != 2:
+        raise RtsegError(f"--calib-labels: {path} has {label.shape[2]} channels; labels "
+                         "are 8-bit class-index PNGs (one channel)")
+    return label, path
 
 
 def gate_thresholds(precision: str, threshold: float | None, labelled: bool) -> dict:

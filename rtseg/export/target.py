@@ -23,7 +23,10 @@ class ExportTarget:
     `precision` fp32 / fp16 / bf16 / int8 (fp16: an FP16 graph, from a half model);
     `dynamic`: batch, height and width symbolic; `symbolic_batch`: only the batch symbolic;
     `device` to export on. Format-specific: `workspace_gb` and `cache_dir` (TensorRT's
-    builder memory and timing cache), `calib`, `mean`, `std` (OpenVINO INT8 calibration)."""
+    builder memory and timing cache), `calib`, `mean`, `std` (OpenVINO INT8 calibration),
+    `calib_labels` (class-index PNGs of the calib images: INT8 with accuracy control),
+    `calib_skip` (the first calib images, which the parity gate scores: kept out of the
+    accuracy control) and `ignore_index` (the labels' void value)."""
 
     path: Path
     batch: int
@@ -38,6 +41,9 @@ class ExportTarget:
     calib: str | None = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    calib_labels: str | None = None
+    calib_skip: int = 0
+    ignore_index: int = 255
 
     @property
     def half(self) -> bool:
