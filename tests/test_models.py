@@ -124,23 +124,26 @@ def test_lraspp_refine_block_grows_a_fine_lraspp_and_needs_fine():
         build_model("lraspp_mobilenet_v3", 5, refine=8)
 
 
-def test_lraspp_refine2_adds_a_stride2_decoder_that_starts_at_zero():
+@pytest.mark.parametrize("name, features", [("refine2", 16), ("refine1", 3)])
+def test_lraspp_refine2_and_refine1_add_decoders_that_start_at_zero(name, features):
     """`refine2=K` grows a refined model by a decoder at stride 2 (the 16-channel features
-    of the stem's block): at its zero start exactly the model it grew from."""
+    of the stem's block), `refine1=K` by one at full resolution (the 3 image channels): at
+    its zero start exactly the model it grew from."""
     torch.manual_seed(0)
     refined = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8).eval()
     with torch.no_grad():
         refined.net.refine[-1].weight.normal_()  # a trained-looking stride-4 decoder
-    half = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8, refine2=4).eval()
-    missing = half.load_state_dict(refined.state_dict(), strict=False)
+    grown = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8, **{name: 4}).eval()
+    missing = grown.load_state_dict(refined.state_dict(), strict=False)
     assert missing.unexpected_keys == []
-    assert {k.split(".")[1] for k in missing.missing_keys} == {"refine2"}
+    assert {k.split(".")[1] for k in missing.missing_keys} == {name}
     x = torch.randn(1, 3, 96, 160)
+    block = getattr(grown.net, name)
     with torch.no_grad():
-        assert torch.equal(half(x), refined(x))
-        half.net.refine2[-1].weight.normal_()
-        delta = half(x) - refined(x)
+        assert torch.equal(grown(x), refined(x))
+        block[-1].weight.normal_()
+        delta = grown(x) - refined(x)
     assert delta.abs().amax() > 1e-3  # wired in
-    assert half.net.refine2[0].in_channels == 5 + 16  # logits + the stride-2 features
-    with pytest.raises(RtsegError, match="refine2 .*fine = true"):
-        build_model("lraspp_mobilenet_v3", 5, refine2=4)
+    assert block[0].in_channels == 5 + features  # logits + the level's features
+    with pytest.raises(RtsegError, match=f"{name} .*fine = true"):
+        build_model("lraspp_mobilenet_v3", 5, **{name: 4})

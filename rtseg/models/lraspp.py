@@ -1,5 +1,5 @@
 """LR-ASPP MobileNetV3-Large (torchvision's), optionally with a stride-4 skip (`fine`)
-and a stride-4 refinement block on top of it (`refine`).
+and refinement blocks on top of it at stride 4, 2 and 1 (`refine`, `refine2`, `refine1`).
 
 torchvision's LR-ASPP adds a 1x1 classifier on the stride-8 features (40 channels) to the
 head's logits and upsamples the sum 8x. Thin things (poles, signs, distant people) are a
@@ -23,6 +23,12 @@ first block, 3x3 -> K, BN, ReLU, zero-initialised 1x1 -> C, added. Outlines of o
 few pixels wide are placed at half resolution rather than a quarter. The correction is
 upsampled and added to the upsampled stride-4 logits, so at its zero start the model
 computes exactly what it did without it. Cost at 352x480: ~0.17 GMAC for K = 16.
+
+`refine1 = K` (with `fine`) is the block at full resolution, where the only features are
+the (normalised) image itself: the final logits concatenated with the 3 colour channels,
+3x3 -> K, BN, ReLU, zero-initialised 1x1 -> C, added. Every earlier level sees the frame
+through at least one stride; a pole one or two pixels wide is only an edge in the image.
+Cost at 352x480: ~0.19 GMAC for K = 8, and one more pass over full-resolution logits.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class FineLRASPP(nn.Module):
 
     def __init__(self, lraspp: nn.Module, fine_layer: str, fine_channels: int,
                  num_classes: int, refine: int = 0, refine2: int = 0,
-                 half_layer: str = "1", half_channels: int = 16):
+                 half_layer: str = "1", half_channels: int = 16, refine1: int = 0):
         super().__init__()
         from torchvision.models._utils import IntermediateLayerGetter
 
@@ -54,6 +60,7 @@ class FineLRASPP(nn.Module):
         self.fine_classifier = _zero_conv1x1(fine_channels, num_classes)
         self.refine = _refine_block(num_classes + fine_channels, refine, num_classes)
         self.refine2 = _refine_block(num_classes + half_channels, refine2, num_classes)
+        self.refine1 = _refine_block(num_classes + 3, refine1, num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
@@ -72,6 +79,8 @@ class FineLRASPP(nn.Module):
             fix = self.refine2(torch.cat([out, half], dim=1))
             full = full + F.interpolate(fix, size=x.shape[-2:], mode="bilinear",
                                         align_corners=False)
+        if self.refine1 is not None:  # a full-resolution correction, over the image
+            full = full + self.refine1(torch.cat([full, x], dim=1))
         return OrderedDict(out=full)
 
 
@@ -94,13 +103,14 @@ def _refine_block(in_channels: int, width: int, num_classes: int) -> nn.Module |
 
 
 def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
-                 refine2: int = 0) -> tuple[nn.Module, nn.Module]:
+                 refine2: int = 0, refine1: int = 0) -> tuple[nn.Module, nn.Module]:
     """torchvision's LRASPP MobileNetV3-Large, random weights, with the stride-4 skip
-    when `fine`, the stride-4 refinement block of width `refine` and the stride-2 one of
-    width `refine2` on top of it -> (model returning {"out": logits}, backbone)."""
+    when `fine`, the stride-4 refinement block of width `refine`, the stride-2 one of
+    width `refine2` and the full-resolution one of width `refine1` on top of it
+    -> (model returning {"out": logits}, backbone)."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
-    for name, width in (("refine", refine), ("refine2", refine2)):
+    for name, width in (("refine", refine), ("refine2", refine2), ("refine1", refine1)):
         if width and not fine:
             raise ValueError(f"{name} works on the stride-4 skip's logits: set fine = true too")
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
@@ -112,5 +122,6 @@ def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
     last_stride4 = net.backbone[str(low - 1)]
     # block 1 (after the stem) is the last at stride 2
     grown = FineLRASPP(net, str(low - 1), last_stride4.out_channels, num_classes,
-                       int(refine), int(refine2), "1", net.backbone["1"].out_channels)
+                       int(refine), int(refine2), "1", net.backbone["1"].out_channels,
+                       int(refine1))
     return grown, grown.backbone
