@@ -65,13 +65,11 @@ def calibration_batches(target: ExportTarget) -> list[tuple]:
     if not calib:
         raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames to "
                          "calibrate the quantisation on")
-    paths = calib_images(calib, CALIB_MAX)
-    paths = paths[:len(paths) // batch * batch]
-    if not paths:
+    items = _items(calib_images(calib, CALIB_MAX), target)
+    if not items:
         raise RtsegError(f"--calib {calib}: fewer images than one batch ({batch})")
-    log.info("int8: calibrating on %d images of %s", len(paths), calib)
-    return [(tuple(paths[i:i + batch]), target.size, target.mean, target.std)
-            for i in range(0, len(paths), batch)]
+    log.info("int8: calibrating on %d images of %s", len(items) * batch, calib)
+    return items
 
 
 def control_batches(target: ExportTarget) -> list[tuple]:
@@ -79,12 +77,18 @@ def control_batches(target: ExportTarget) -> list[tuple]:
     (calibration item, (H, W) labels)."""
     from rtseg.export.parity import calib_images, read_label
 
-    skip, batch = target.calib_skip, target.batch
-    paths = calib_images(target.calib, skip + CONTROL_MAX)[skip:]
-    paths = paths[:len(paths) // batch * batch]
-    labels = [read_label(target.calib_labels, p)[0] for p in paths]
-    return [((tuple(paths[i:i + batch]), target.size, target.mean, target.std),
-             tuple(labels[i:i + batch])) for i in range(0, len(paths), batch)]
+    skip = target.calib_skip
+    items = _items(calib_images(target.calib, skip + CONTROL_MAX)[skip:], target)
+    return [(item, tuple(read_label(target.calib_labels, p)[0] for p in item[0]))
+            for item in items]
+
+
+def _items(paths: list, target: ExportTarget) -> list[tuple]:
+    """`paths` in whole groups of the engine's batch (a short tail dropped), each with the
+    input size and normalisation: (paths, size, mean, std), read by `_calibration_input`."""
+    batch = target.batch
+    return [(tuple(paths[i:i + batch]), target.size, target.mean, target.std)
+            for i in range(0, len(paths) // batch * batch, batch)]
 
 
 def _validator(num_classes: int, ignore_index: int):
