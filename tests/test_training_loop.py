@@ -127,6 +127,23 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
         train(config(tmp_path), progress=False, resume=True)
 
 
+@pytest.mark.parametrize("every, caught", [(4, "training loss of step 2"),
+                                           (1, "validation loss after step 1")])
+def test_a_non_finite_loss_stops_the_run_and_overwrites_nothing(tmp_path, every, caught):
+    # an earlier, healthy run left its checkpoints in the same place
+    train(config(tmp_path, steps=4, eval_every=4), progress=False)
+    before = load_checkpoint(tmp_path / "m.pt").state_dict
+    # lr 1e30: step 1's update sends the weights to ~1e30, so step 2's forward (or the
+    # validation after step 1) gives NaN; the run must stop there instead of going on in NaN
+    with pytest.raises(RtsegError, match=rf"{caught} is nan \(FP32, lr 1e\+30\).*saved "
+                                         r"nothing.*Lower \[train\] lr"):
+        train(config(tmp_path, lr=1e30, warmup_steps=1, eval_every=every), progress=False)
+    after = load_checkpoint(tmp_path / "m.pt").state_dict
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    state = torch.load(tmp_path / "m_logs" / "last.pt", weights_only=True)
+    assert all(v.isfinite().all() for v in state["model"].values() if v.is_floating_point())
+
+
 def test_frozen_backbone_keeps_its_weights(tmp_path):
     cfg = config(tmp_path, freeze_backbone=True, lr=1e-2)
     train(cfg, progress=False)

@@ -7,6 +7,7 @@ Runs in one process, or in N under `torchrun` (DistributedDataParallel; rank 0 w
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from rtseg.config import TrainConfig
 from rtseg.device import pick_device
+from rtseg.errors import RtsegError
 from rtseg.signals import StopRequested, stop_requests
 from rtseg.training.distributed import broadcast_flag, close_world, init_world
 from rtseg.training.evaluate import evaluate
@@ -93,7 +95,8 @@ def _train_until(parts: RunParts, progress: Progress, batches, boundary: int, ba
     waited = time.perf_counter()
     for x, y in batches:
         got = time.perf_counter()
-        loss = _step(parts, x.to(parts.device, non_blocking=True), y.to(parts.device))
+        loss = _step(parts, x.to(parts.device, non_blocking=True), y.to(parts.device),
+                     progress)
         finished = time.perf_counter()
         progress.add_step(loss, x.shape[0], got - waited, finished - got)
         loader_rate, step_rate = progress.this_round.rates()
@@ -105,8 +108,9 @@ def _train_until(parts: RunParts, progress: Progress, batches, boundary: int, ba
             return
 
 
-def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One optimizer update on x (N, 3, H, W) float32, y (N, H, W) int64; returns the loss."""
+def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> float:
+    """The next optimizer update on x (N, 3, H, W) float32, y (N, H, W) int64; returns the
+    loss. A non-finite loss stops the run before it can reach the weights."""
     model, o = parts.model, parts.optim
     train_mode(model.net, model.freeze_bn)
     amp = o.scaler is not None
@@ -115,6 +119,10 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
     with autocast(parts, amp):
         outputs = model.wrapped(x)
     loss = o.loss_fn(outputs, y)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise RtsegError(_non_finite_message(
+            parts, f"the training loss of step {progress.step + 1}", value, progress.step))
     o.optimizer.zero_grad(set_to_none=True)
     if amp:
         o.scaler.scale(loss).backward()
@@ -129,7 +137,26 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor) -> float:
     else:
         o.optimizer.step()
     o.schedule.step()
-    return float(loss.detach())
+    return value
+
+
+def _non_finite_message(parts: RunParts, what: str, value: float, done: int) -> str:
+    """What to say when `what` (e.g. "the training loss of step 7") is inf or NaN, `done`
+    steps after the start of training (rounds end every `eval_every` steps)."""
+    train, last = parts.cfg.train, parts.paths.last
+    saved = done // parts.optim.eval_every * parts.optim.eval_every
+    if parts.device.type == "cpu" and train.cpu_bf16:
+        precision, fp32 = "BF16 autocast", ", or train in FP32 (cpu_bf16 = false)"
+    elif parts.optim.scaler is not None:
+        precision, fp32 = "FP16 autocast", ", or train in FP32 (amp = false)"
+    else:
+        precision, fp32 = "FP32", ""
+    kept = (f"{last} holds step {saved}, the last finished evaluation round, and --resume "
+            "continues from it" if saved > 0
+            else "no evaluation round had finished, so this run saved nothing")
+    return (f"{what} is {value} ({precision}, lr {train.lr:g}): the run stopped and wrote "
+            f"nothing of it; {kept}. Lower [train] lr or set [train] clip_grad (e.g. 1.0)"
+            f"{fp32}")
 
 
 def autocast(parts: RunParts, cuda_amp: bool):
@@ -147,6 +174,10 @@ def _end_round(parts: RunParts, progress: Progress) -> bool:
     info, o = parts.data.info, parts.optim
     metrics = evaluate(parts.model.net, val_batches(parts), info.classes, info.drivable_ids,
                        info.ignore_index, parts.device, o.loss_fn, parts.world)
+    if not math.isfinite(metrics["loss"]):  # the last update of the round broke the weights
+        raise RtsegError(_non_finite_message(
+            parts, f"the validation loss after step {progress.step}", metrics["loss"],
+            progress.step - 1))
     improved = progress.record_round(metrics, parts.cfg.train.select)
     totals = progress.end_round()
     if parts.world.main:
