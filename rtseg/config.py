@@ -108,7 +108,10 @@ class TrainParams:
     AMX; elsewhere FP32, with a warning); channels_last: NHWC model and batches.
     aux_weight: weight of each booster head's loss for models that return several logits
     while training (BiSeNetV2).
-    clip_grad: max gradient norm (0: off). freeze_backbone,
+    clip_grad: max gradient norm (0: off). ema: decay of an exponential moving average of
+    the weights, updated after every step (e.g. 0.995; 0: off); with it the rounds validate,
+    keep and save the averaged weights, and log.csv adds the raw weights' val mIoU.
+    freeze_backbone,
     freeze_bn: for fine-tuning. patience: rounds without improvement of `select` (miou or
     loss) before stopping early (0: never). overlays: val images drawn per round.
     """
@@ -126,6 +129,7 @@ class TrainParams:
     class_weights: tuple[float, ...] | None = None
     ohem_keep: float = 0.25
     clip_grad: float = 0.0
+    ema: float = 0.0
     amp: bool = True
     cpu_bf16: bool = False
     channels_last: bool = False

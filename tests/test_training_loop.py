@@ -72,13 +72,14 @@ val_size = 8
 [augment]
 scale = [0.75, 1.5]
 [train]
-steps = 60
+steps = 36
 batch_size = 4
 eval_every = 6
 warmup_steps = 2
 bn_batches = 2
 overlays = 0
 device = "cpu"
+ema = 0.9
 [output]
 path = "{out}/best.pt"
 logs = "{out}/logs"
@@ -106,7 +107,7 @@ def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert node.returncode == 0, err
     assert "stopped by SIGINT at step" in err and "--resume" in err
     stopped_at = int(err.split("at step ")[1].split(";")[0])
-    assert stopped_at < 60
+    assert stopped_at < 36
 
     done = run_cli("train", str(parts / "r.toml"), "--quiet", "--resume")
     assert done.returncode == 0, done.stderr
@@ -119,7 +120,7 @@ def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     b = load_checkpoint(parts / "best.pt").state_dict
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     with open(parts / "logs" / "log.csv") as fh:
-        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(6, 61, 6))
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(6, 37, 6))
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path):
@@ -183,6 +184,25 @@ def test_bad_options_are_named(tmp_path):
         train(TrainConfig(data=DataConfig(height=50, width=96)), progress=False)
     with pytest.raises(RtsegError, match="no full batch"):
         train(config(tmp_path, batch_size=64), progress=False)
+    with pytest.raises(RtsegError, match=r"\[train\] ema .* in \[0, 1\).*got 1.5"):
+        train(config(tmp_path, ema=1.5), progress=False)
+
+
+def test_ema_validates_and_saves_the_average_and_logs_the_raw_weights(tmp_path):
+    cfg = config(tmp_path, steps=8, eval_every=8, lr=4e-3, ema=0.5)
+    result = train(cfg, progress=False)
+    with open(tmp_path / "m_logs" / "log.csv") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert float(row["val_miou"]) == pytest.approx(result.metrics["miou"], abs=1e-9)
+    assert float(row["val_miou_raw"]) == pytest.approx(result.metrics["raw_miou"], abs=1e-9)
+    best = load_checkpoint(cfg.output.path).state_dict
+    state = torch.load(tmp_path / "m_logs" / "last.pt", weights_only=True)
+    averaged, raw = state["ema"], state["model"]
+    assert int(averaged["n_averaged"]) == 8  # one update per optimizer step
+    weights = [k for k, v in raw.items() if v.is_floating_point() and "running" not in k]
+    # best.pt holds the average (BN statistics re-estimated for it), not the raw weights
+    assert all(torch.equal(best[k], averaged[f"module.{k}"]) for k in best)
+    assert sum(not torch.equal(best[k], raw[k]) for k in weights) > len(weights) // 2
 
 
 def test_binary_model_on_a_two_class_folder(tmp_path, two_class_folder):

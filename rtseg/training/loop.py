@@ -137,6 +137,8 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor, progress: Progress)
     else:
         o.optimizer.step()
     o.schedule.step()
+    if model.ema is not None:
+        model.ema.update_parameters(model.net)
     return value
 
 
@@ -169,28 +171,39 @@ def autocast(parts: RunParts, cuda_amp: bool):
 
 def _end_round(parts: RunParts, progress: Progress) -> bool:
     """Validate, log, keep the best, save last.pt; True when early stopping says stop."""
-    if not parts.model.freeze_bn:
-        recalibrate_batchnorm(parts, progress.step)
-    info, o = parts.data.info, parts.optim
-    metrics = evaluate(parts.model.net, val_batches(parts), info.classes, info.drivable_ids,
-                       info.ignore_index, parts.device, o.loss_fn, parts.world)
-    if not math.isfinite(metrics["loss"]):  # the last update of the round broke the weights
-        raise RtsegError(_non_finite_message(
-            parts, f"the validation loss after step {progress.step}", metrics["loss"],
-            progress.step - 1))
+    metrics = _validate(parts, parts.model.kept, progress)
+    if parts.model.ema is not None:  # what the average buys, measured in the same round
+        metrics["raw_miou"] = _validate(parts, parts.model.net, progress)["miou"]
     improved = progress.record_round(metrics, parts.cfg.train.select)
     totals = progress.end_round()
     if parts.world.main:
-        log.info("step %d: val mIoU %.4f drivable IoU %.4f loss %.4f%s", progress.step,
-                 metrics["miou"], metrics["drivable_iou"], metrics["loss"],
+        raw = f" (raw weights {metrics['raw_miou']:.4f})" if "raw_miou" in metrics else ""
+        log.info("step %d: val mIoU %.4f%s drivable IoU %.4f loss %.4f%s", progress.step,
+                 metrics["miou"], raw, metrics["drivable_iou"], metrics["loss"],
                  " (best)" if improved else "")
         write_round_logs(parts, metrics, progress.step, totals.summary())
         if improved:
             save_best(parts, metrics, progress.step)
+        o = parts.optim
         save_state(parts.paths.last, parts.model.net, o.optimizer, o.schedule, o.scaler,
-                   progress.counters())
+                   progress.counters(), parts.model.ema)
     patience = parts.cfg.train.patience
     return broadcast_flag(parts.world, patience > 0 and progress.bad_rounds >= patience)
+
+
+def _validate(parts: RunParts, net: nn.Module, progress: Progress) -> dict:
+    """Val metrics of `net` (BN statistics re-estimated first unless frozen); an RtsegError
+    before anything is saved if its loss is not finite."""
+    if not parts.model.freeze_bn:
+        recalibrate_batchnorm(parts, progress.step, net)
+    info = parts.data.info
+    metrics = evaluate(net, val_batches(parts), info.classes, info.drivable_ids,
+                       info.ignore_index, parts.device, parts.optim.loss_fn, parts.world)
+    if not math.isfinite(metrics["loss"]):  # the last update of the round broke the weights
+        raise RtsegError(_non_finite_message(
+            parts, f"the validation loss after step {progress.step}", metrics["loss"],
+            progress.step - 1))
+    return metrics
 
 
 def _progress_bar(parts: RunParts, progress: Progress, enabled: bool):

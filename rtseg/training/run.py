@@ -60,12 +60,19 @@ class RunData:
 @dataclass(frozen=True)
 class RunModel:
     """net: the model; wrapped: what a step calls (DistributedDataParallel around net under
-    torchrun, else net itself); meta: the checkpoint's description, metrics left empty."""
+    torchrun, else net itself); meta: the checkpoint's description, metrics left empty;
+    ema: the moving average of net's weights ([train] ema > 0), else None."""
 
     net: nn.Module
     wrapped: nn.Module
     meta: CheckpointMeta
     freeze_bn: bool  # BatchNorm kept in eval mode while training (fine-tuning)
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+
+    @property
+    def kept(self) -> nn.Module:
+        """The weights each round validates and saves: the average if there is one."""
+        return self.ema.module if self.ema is not None else self.net
 
 
 @dataclass(frozen=True)
@@ -109,13 +116,17 @@ def build_run(cfg: TrainConfig, device: torch.device, world: World,
     parts = RunParts(cfg, device, world, paths, data, model, optim, csv)
     if not resume:
         return parts, Progress()
-    counters = load_state(paths.last, model.net, optim.optimizer, optim.schedule, optim.scaler)
+    counters = load_state(paths.last, model.net, optim.optimizer, optim.schedule, optim.scaler,
+                          model.ema)
     return parts, Progress.from_counters(counters)
 
 
 def _check(cfg: TrainConfig) -> None:
     if cfg.train.select not in ("miou", "loss"):
         raise RtsegError(f"[train] select must be miou or loss, got {cfg.train.select!r}")
+    if not 0.0 <= cfg.train.ema < 1.0:
+        raise RtsegError(f"[train] ema is the decay of the weights' moving average, in [0, 1) "
+                         f"(e.g. 0.995; 0 turns it off), got {cfg.train.ema}")
     if cfg.model.binary != (cfg.train.loss == "bce"):
         raise RtsegError("a binary model ([model] binary = true) trains with loss = \"bce\", "
                          "and loss bce needs a binary model")
@@ -177,7 +188,19 @@ def _build_model(cfg: TrainConfig, info: DatasetInfo, device: torch.device,
         std=info.std, ignore_index=info.ignore_index, binary=cfg.model.binary,
         palette=tuple(tuple(int(v) for v in c) for c in info.palette_array()),
         recipe=cfg.as_dict(), notes=cfg.output.notes)
-    return RunModel(net, wrapped, meta, cfg.train.freeze_bn)
+    return RunModel(net, wrapped, meta, cfg.train.freeze_bn, _moving_average(net, cfg))
+
+
+def _moving_average(net: nn.Module,
+                    cfg: TrainConfig) -> torch.optim.swa_utils.AveragedModel | None:
+    """torch's AveragedModel of `net` with EMA decay [train] ema (None when 0). Its BN
+    statistics are not averaged: each round re-estimates them for the averaged weights."""
+    if cfg.train.ema <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema),
+                         use_buffers=False)
 
 
 def init_from_checkpoint(net: nn.Module, cfg: TrainConfig, info: DatasetInfo) -> None:
@@ -248,20 +271,21 @@ def val_batches(parts: RunParts):
     return tdata.val_loader(parts.data.val_set, parts.world, parts.cfg.train.workers)
 
 
-def recalibrate_batchnorm(parts: RunParts, step: int) -> None:
-    """Precise BN on `bn_batches` training batches of their own epoch (drawn from `step`),
-    then rank 0's statistics on every rank. See `estimate_batchnorm` for why."""
+def recalibrate_batchnorm(parts: RunParts, step: int, net: nn.Module) -> None:
+    """Precise BN for `net` (the run's model or its average) on `bn_batches` training
+    batches of their own epoch (drawn from `step`), then rank 0's statistics on every
+    rank. See `estimate_batchnorm` for why."""
     t = parts.cfg.train
     loader = tdata.epoch_loader(parts.data.train_samples, t.batch_size, 10_000_000 + step,
                                 parts.world, 0)
-    if estimate_batchnorm(parts.model.net, loader, t.bn_batches, parts.device):
-        broadcast_buffers(parts.model.net, parts.world)
+    if estimate_batchnorm(net, loader, t.bn_batches, parts.device):
+        broadcast_buffers(net, parts.world)
 
 
 def save_best(parts: RunParts, metrics: dict, step: int) -> None:
     """Write the best checkpoint with its metrics and step (rank 0)."""
     meta = replace(parts.model.meta, metrics={**metrics, "step": step})
-    save_checkpoint(parts.paths.best, parts.model.net, meta, half=parts.cfg.output.half)
+    save_checkpoint(parts.paths.best, parts.model.kept, meta, half=parts.cfg.output.half)
 
 
 def write_round_logs(parts: RunParts, metrics: dict, step: int, train_summary: dict) -> None:
@@ -273,6 +297,7 @@ def write_round_logs(parts: RunParts, metrics: dict, step: int, train_summary: d
            **train_summary, "val_loss": metrics["loss"], "val_miou": metrics["miou"],
            "val_drivable_iou": metrics["drivable_iou"],
            "val_pixel_accuracy": metrics["pixel_accuracy"],
+           **({"val_miou_raw": metrics["raw_miou"]} if "raw_miou" in metrics else {}),
            "lr": parts.optim.optimizer.param_groups[0]["lr"]}
     parts.csv.append(row)
     plot_curves(parts.csv.rows, parts.paths.logs / "curves.png")
@@ -284,7 +309,7 @@ def write_round_logs(parts: RunParts, metrics: dict, step: int, train_summary: d
 def _overlays(parts: RunParts, path: Path) -> None:
     from rtseg.training.evaluate import predict_classes
 
-    data, net = parts.data, parts.model.net
+    data, net = parts.data, parts.model.kept
     count = min(parts.cfg.train.overlays, len(data.val_samples))
     images, truths, preds = [], [], []
     net.eval()

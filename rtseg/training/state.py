@@ -17,14 +17,17 @@ from rtseg.files import atomic_write
 FORMAT = "rtseg-train-state"
 
 
-def save_state(path: Path, model, optimizer, schedule, scaler, counters: dict) -> None:
-    """Write the state atomically. counters: `Progress.counters()` (plain values only)."""
+def save_state(path: Path, model, optimizer, schedule, scaler, counters: dict,
+               ema=None) -> None:
+    """Write the state atomically. counters: `Progress.counters()` (plain values only);
+    ema: the AveragedModel of the weights, if the run keeps one."""
     payload = {
         "format": FORMAT,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else {},
+        "ema": ema.state_dict() if ema is not None else {},
         "torch_rng": torch.get_rng_state(),
         "counters": dict(counters),
     }
@@ -32,7 +35,7 @@ def save_state(path: Path, model, optimizer, schedule, scaler, counters: dict) -
         torch.save(payload, fh)
 
 
-def load_state(path: Path, model, optimizer, schedule, scaler) -> dict:
+def load_state(path: Path, model, optimizer, schedule, scaler, ema=None) -> dict:
     """Restore everything saved by save_state into the given objects; returns the counters."""
     if not path.is_file():
         raise RtsegError(f"nothing to resume: {path} does not exist (a run writes it at its "
@@ -49,5 +52,10 @@ def load_state(path: Path, model, optimizer, schedule, scaler) -> dict:
     schedule.load_state_dict(payload["schedule"])
     if scaler is not None and payload["scaler"]:
         scaler.load_state_dict(payload["scaler"])
+    if ema is not None:
+        if not payload.get("ema"):
+            raise RtsegError(f"{path} was saved by a run without [train] ema: resume it with "
+                             "the recipe it was started with, or start afresh")
+        ema.load_state_dict(payload["ema"])
     torch.set_rng_state(payload["torch_rng"])
     return dict(payload["counters"])
