@@ -101,6 +101,10 @@ def test_gate_failure_exits_non_zero_and_the_manifest_says_so(tmp_path, tiny_che
     with pytest.raises(RtsegError, match="parity gate failed"):
         compile_checkpoint(cfg)
     assert read_manifest(tmp_path / "strict.json").parity["passed"] is False
+    # what failed the gate is kept for inspection, but nothing runs it
+    with pytest.raises(RtsegError, match=r"strict\.onnx failed its parity gate when it was "
+                                         r"compiled \(masks agree on .*compile it again"):
+        load_backend(str(tmp_path / "strict.json"), "cpu")
 
 
 def test_bad_engines_and_inputs_are_named(onnx_engine, tmp_path):

@@ -46,7 +46,15 @@ def load_backend(model: str, device: str = "auto",
 
 
 def backend_for_manifest(manifest, engine: Path, device) -> Backend:
-    """The backend of `manifest.format`, after checking the engine fits this machine."""
+    """The backend of `manifest.format`, after checking that the engine passed its parity
+    gate and fits this machine."""
+    if (manifest.parity or {}).get("passed") is False:
+        from rtseg.export.parity import describe_failure
+
+        raise RtsegError(f"{engine} failed its parity gate when it was compiled "
+                         f"({describe_failure(manifest.parity)}), so its masks are not the "
+                         "checkpoint's: compile it again with another --precision (fp32, "
+                         "bf16) or other calibration frames, and run what passes")
     check_fits_machine(manifest, device)
     if manifest.format == "onnx":
         from rtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
