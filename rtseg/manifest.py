@@ -69,6 +69,12 @@ class Manifest(LabelFacts):
     manifest_version: int = MANIFEST_VERSION
 
     @property
+    def failed_gate(self) -> bool:
+        """True when `rtseg compile` wrote this manifest for an engine its parity gate
+        refused (kept for inspection; nothing runs it)."""
+        return (self.parity or {}).get("passed") is False
+
+    @property
     def short_id(self) -> str:
         """`model@hash8/format-precision`, for the wire protocol's `model` field."""
         return f"{self.model}@{self.checkpoint_sha256[:8]}/{self.format}-{self.precision}"

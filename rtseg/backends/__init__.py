@@ -48,7 +48,7 @@ def load_backend(model: str, device: str = "auto",
 def backend_for_manifest(manifest, engine: Path, device) -> Backend:
     """The backend of `manifest.format`, after checking that the engine passed its parity
     gate and fits this machine."""
-    if (manifest.parity or {}).get("passed") is False:
+    if manifest.failed_gate:
         from rtseg.export.parity import describe_failure
 
         raise RtsegError(f"{engine} failed its parity gate when it was compiled "

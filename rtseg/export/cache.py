@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rtseg.config import CompileConfig
+from rtseg.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir)
     manifest = folder / f"{ckpt.sha256[:12]}-{fmt}-{digest}.json"
-    if manifest.is_file() and _passed(manifest):
+    # an engine its parity gate refused is kept for inspection, and built again here
+    if manifest.is_file() and not read_manifest(manifest).failed_gate:
         log.info("engine cache: using %s", manifest)
         return manifest
     _explain_miss(folder, ckpt.sha256, fmt, key)
@@ -85,13 +87,6 @@ def cached_engine(checkpoint: str, engine: str, device: str,
         result = compile_checkpoint(replace(cfg, precision="fp32"))
     (folder / f"{manifest.stem}.key.json").write_text(json.dumps(key, indent=1) + "\n")
     return result.path
-
-
-def _passed(manifest: Path) -> bool:
-    """False for an engine left by a compile whose parity gate failed (built again)."""
-    from rtseg.manifest import read_manifest
-
-    return (read_manifest(manifest).parity or {}).get("passed") is not False
 
 
 def _explain_miss(folder: Path, sha: str, fmt: str, key: dict) -> None:
