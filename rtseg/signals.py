@@ -9,17 +9,45 @@ Two layers:
 - `on_stop_signals(handler)` is entered around a command's main loop, where stopping must
   be orderly (finish the batch in flight, write last.pt): there a signal only calls
   `handler()`. On leaving, the raising handlers are back for the shutdown.
+
+A raised StopRequested can be swallowed before it reaches the command: Python runs a
+signal handler at whatever bytecode the main thread is at, and C code that calls back into
+Python (a library probing an attribute, a finaliser) may clear any error it meets. A
+start-up would then carry on as if no signal had come (a node stopped 1.5 s into its
+start-up once ran on for a minute). So a raised stop is re-raised every RETRY_S from a
+helper thread until the command has settled it: the outermost `stop_requests()` was left
+(the stop reached the command), or `on_stop_signals()` was entered (its handler is then
+called at once with the swallowed signal). Code that is already unwinding because of a
+StopRequested (a `finally`, an `__exit__`) is never interrupted by a repeat or a second
+signal, so what it closes gets closed.
 """
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_received: list[int] = []  # every stop signal this process got, in order
+RETRY_S = 0.2  # how often a swallowed StopRequested is raised again
+
+
+@dataclass
+class _StopState:
+    """The process's stop signals; reset when a command's outermost stop_requests() starts."""
+
+    received: list[int] = field(default_factory=list)  # every stop signal, in order
+    depth: int = 0  # stop_requests() blocks entered
+    retrying: threading.Event | None = None  # set: the raised stop was settled
+    retry_pending: bool = False  # the handler's next call is a repeat, not a new signal
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_stop = _StopState()
 
 
 class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
@@ -40,8 +68,58 @@ class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
 
 
 def _raise(signum: int, _frame) -> None:
-    _received.append(signum)
+    repeat, _stop.retry_pending = _stop.retry_pending, False
+    if repeat and _stop.retrying is None:
+        return  # settled meanwhile
+    if not repeat:
+        _stop.received.append(signum)
+    if _stop_in_flight():
+        return  # already on its way out: let the cleanup run
+    if _stop.retrying is None:
+        _start_retrying(signum)
     raise StopRequested(signum)
+
+
+def _stop_in_flight() -> bool:
+    """True while the main thread is handling a StopRequested (an except, a finally, an
+    __exit__ on its way out)."""
+    return _stop_behind(sys.exc_info()[1]) is not None
+
+
+def _stop_behind(exc: BaseException | None) -> StopRequested | None:
+    """`exc` if it is a StopRequested, else the first one in its causes and contexts."""
+    visited = set()
+    while exc is not None and id(exc) not in visited:
+        if isinstance(exc, StopRequested):
+            return exc
+        visited.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _start_retrying(signum: int) -> None:
+    """Raise StopRequested again every RETRY_S until _settle()."""
+    settled = threading.Event()
+    _stop.retrying = settled
+
+    def repeat() -> None:
+        while not settled.wait(RETRY_S):
+            with _stop.lock:
+                if settled.is_set():
+                    return
+                _stop.retry_pending = True
+                _thread.interrupt_main(signum)
+
+    threading.Thread(target=repeat, name="rtseg-stop-retry", daemon=True).start()
+
+
+def _settle() -> bool:
+    """Stop repeating the raised stop; True if one was being repeated."""
+    with _stop.lock:
+        settled, _stop.retrying = _stop.retrying, None
+        if settled is not None:
+            settled.set()
+    return settled is not None
 
 
 def stopped_by(exc: BaseException) -> StopRequested | None:
@@ -49,20 +127,17 @@ def stopped_by(exc: BaseException) -> StopRequested | None:
     chain of causes (Python 3.11 wraps an exception raised while a class body is being
     set up, e.g. in the middle of `import torch`, in a RuntimeError), or a new one when a
     signal arrived and start-up failed because of it."""
-    seen, visited = exc, set()
-    while seen is not None and id(seen) not in visited:
-        if isinstance(seen, StopRequested):
-            return seen
-        visited.add(id(seen))
-        seen = seen.__cause__ or seen.__context__
-    if _received and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
-        return StopRequested(_received[0])
+    stop = _stop_behind(exc)
+    if stop is not None:
+        return stop
+    if _stop.received and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return StopRequested(_stop.received[0])
     return None
 
 
 def stop_signal_received() -> bool:
     """True once a SIGINT/SIGTERM reached one of these handlers."""
-    return bool(_received)
+    return bool(_stop.received)
 
 
 def fast_exit(code: int) -> None:
@@ -84,9 +159,22 @@ def fast_exit(code: int) -> None:
 
 @contextmanager
 def stop_requests() -> Iterator[None]:
-    """Make SIGINT/SIGTERM raise `StopRequested` in the main thread while inside."""
-    with _handlers(_raise):
-        yield
+    """Make SIGINT/SIGTERM raise `StopRequested` in the main thread while inside (and
+    again, should something swallow it, until the outermost block is left)."""
+    if _stop.depth == 0 and threading.current_thread() is threading.main_thread():
+        _settle()
+        _stop.received.clear()  # a new command
+        _stop.retry_pending = False
+    _stop.depth += 1
+    try:
+        with _handlers(_raise):
+            try:
+                yield
+            finally:
+                if _stop.depth == 1:
+                    _settle()  # before the old handlers are back
+    finally:
+        _stop.depth -= 1
 
 
 @contextmanager
@@ -96,12 +184,19 @@ def on_stop_signals(handler: Callable[[int], None]) -> Iterator[None]:
 
     Installs handlers explicitly, so a process that inherited SIGINT ignored (a background
     job of a shell) still stops. Only the main thread can; elsewhere this does nothing.
+    A stop signal whose StopRequested was swallowed before this block (see the module's
+    docstring) is handed to `handler` on entry.
     """
     def on_signal(signum: int, _frame) -> None:
-        _received.append(signum)
+        if _stop.retry_pending:  # a repeat of a stop already handed over
+            _stop.retry_pending = False
+            return
+        _stop.received.append(signum)
         handler(signum)
 
     with _handlers(on_signal):
+        if threading.current_thread() is threading.main_thread() and _settle():
+            handler(_stop.received[0])
         yield
 
 
