@@ -147,3 +147,24 @@ def test_lraspp_refine2_and_refine1_add_decoders_that_start_at_zero(name, featur
     assert block[0].in_channels == 5 + features  # logits + the level's features
     with pytest.raises(RtsegError, match=f"{name} .*fine = true"):
         build_model("lraspp_mobilenet_v3", 5, **{name: 4})
+
+
+@pytest.mark.parametrize("base", [{}, {"fine": True, "refine": 8, "refine2": 4}])
+def test_lraspp_context_block_grows_a_plain_or_refined_lraspp_from_zero(base):
+    """`context=K` adds a dilated block on the stride-16 features whose correction is added
+    to the head's stride-8 logits: at its zero start exactly the model it grew from, with
+    or without the stride-4 skip; once trained it moves the logits."""
+    torch.manual_seed(0)
+    before = build_model("lraspp_mobilenet_v3", 5, **base).eval()
+    grown = build_model("lraspp_mobilenet_v3", 5, **base, context=16).eval()
+    missing = grown.load_state_dict(before.state_dict(), strict=False)
+    assert missing.unexpected_keys == []
+    assert {k.split(".")[1] for k in missing.missing_keys} == {"context"}
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        assert torch.equal(grown(x), before(x))
+        grown.net.context[-1].bias.fill_(1.0)  # wired in: it moves every logit
+        assert torch.allclose(grown(x), before(x) + 1.0, atol=1e-5)
+    assert grown.net.context[0].in_channels == 960  # MobileNetV3-Large's stride-16 width
+    assert [m.dilation for m in grown.net.context if isinstance(m, torch.nn.Conv2d)] == [
+        (1, 1), (2, 2), (4, 4), (1, 1)]

@@ -29,6 +29,13 @@ the (normalised) image itself: the final logits concatenated with the 3 colour c
 3x3 -> K, BN, ReLU, zero-initialised 1x1 -> C, added. Every earlier level sees the frame
 through at least one stride; a pole one or two pixels wide is only an edge in the image.
 Cost at 352x480: ~0.19 GMAC for K = 8, and one more pass over full-resolution logits.
+
+`context = K` adds context where LR-ASPP has none: its head sees the stride-16 features
+(960 channels) only through 1x1 convolutions gated by a global pool. The block reduces them
+1x1 -> K (BN, ReLU), then two 3x3 convolutions dilated 2 and 4 (BN, ReLU; a receptive field
+of 13 cells, 208 pixels), and a zero-initialised 1x1 -> C whose output is upsampled to
+stride 8 and added to the head's logits. Works with or without `fine`. Cost at 352x480:
+~0.09 GMAC for K = 64 (a 22x30 grid).
 """
 
 from __future__ import annotations
@@ -40,13 +47,32 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ContextLRASPP(nn.Module):
+    """torchvision's LRASPP (same parameter names) plus the `context` block on the
+    stride-16 features; returns {"out": logits (N, C, H, W)}."""
+
+    def __init__(self, lraspp: nn.Module, high_channels: int, num_classes: int, width: int):
+        super().__init__()
+        self.backbone = lraspp.backbone
+        self.classifier = lraspp.classifier
+        self.context = _context_block(high_channels, width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
+        features = self.backbone(x)
+        out = _head_with_context(self.classifier, self.context, features)  # (N, C, H/8, W/8)
+        return OrderedDict(out=F.interpolate(out, size=x.shape[-2:], mode="bilinear",
+                                             align_corners=False))
+
+
 class FineLRASPP(nn.Module):
     """torchvision's LRASPP (backbone + classifier, same parameter names) plus
     `fine_classifier`; returns {"out": logits (N, C, H, W)} like torchvision's models."""
 
     def __init__(self, lraspp: nn.Module, fine_layer: str, fine_channels: int,
                  num_classes: int, refine: int = 0, refine2: int = 0,
-                 half_layer: str = "1", half_channels: int = 16, refine1: int = 0):
+                 half_layer: str = "1", half_channels: int = 16, refine1: int = 0,
+                 context: int = 0, high_channels: int = 960):
         super().__init__()
         from torchvision.models._utils import IntermediateLayerGetter
 
@@ -61,12 +87,14 @@ class FineLRASPP(nn.Module):
         self.refine = _refine_block(num_classes + fine_channels, refine, num_classes)
         self.refine2 = _refine_block(num_classes + half_channels, refine2, num_classes)
         self.refine1 = _refine_block(num_classes + 3, refine1, num_classes)
+        if context:  # absent otherwise, so checkpoints without it keep their names
+            self.context = _context_block(high_channels, context, num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
         features = self.backbone(x)
         fine = features["fine"]  # (N, 24, H/4, W/4)
-        out = self.classifier(features)  # (N, C, H/8, W/8)
+        out = _head_with_context(self.classifier, getattr(self, "context", None), features)
         out = F.interpolate(out, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         out = out + self.fine_classifier(fine)
         if self.refine is not None:
@@ -82,6 +110,28 @@ class FineLRASPP(nn.Module):
         if self.refine1 is not None:  # a full-resolution correction, over the image
             full = full + self.refine1(torch.cat([full, x], dim=1))
         return OrderedDict(out=full)
+
+
+def _head_with_context(classifier: nn.Module, context: nn.Module | None,
+                       features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """LR-ASPP head logits (N, C, H/8, W/8), plus the context block's correction computed
+    on features["high"] (N, 960, H/16, W/16) and upsampled to stride 8."""
+    out = classifier(features)
+    if context is None:
+        return out
+    fix = context(features["high"])
+    return out + F.interpolate(fix, size=out.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _context_block(in_channels: int, width: int, num_classes: int) -> nn.Module:
+    """(N, 960, h, w) -> (N, C, h, w): 1x1 reduce, 3x3 dilated 2 and 4, zero 1x1 out."""
+    def cbr(cin: int, kernel: int, dilation: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, width, kernel, padding=dilation * (kernel // 2),
+                          dilation=dilation, bias=False),
+                nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(*cbr(in_channels, 1, 1), *cbr(width, 3, 2), *cbr(width, 3, 4),
+                         _zero_conv1x1(width, num_classes))
 
 
 def _zero_conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -103,11 +153,13 @@ def _refine_block(in_channels: int, width: int, num_classes: int) -> nn.Module |
 
 
 def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
-                 refine2: int = 0, refine1: int = 0) -> tuple[nn.Module, nn.Module]:
+                 refine2: int = 0, refine1: int = 0,
+                 context: int = 0) -> tuple[nn.Module, nn.Module]:
     """torchvision's LRASPP MobileNetV3-Large, random weights, with the stride-4 skip
     when `fine`, the stride-4 refinement block of width `refine`, the stride-2 one of
-    width `refine2` and the full-resolution one of width `refine1` on top of it
-    -> (model returning {"out": logits}, backbone)."""
+    width `refine2` and the full-resolution one of width `refine1` on top of it, and the
+    stride-16 context block of width `context` -> (model returning {"out": logits},
+    backbone)."""
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     for name, width in (("refine", refine), ("refine2", refine2), ("refine1", refine1)):
@@ -115,7 +167,11 @@ def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
             raise ValueError(f"{name} works on the stride-4 skip's logits: set fine = true too")
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                     num_classes=num_classes)
+    high = net.classifier.cbr[0].in_channels  # 960: the stride-16 features
     if not fine:
+        if context:
+            grown = ContextLRASPP(net, high, num_classes, int(context))
+            return grown, grown.backbone
         return net, net.backbone
     low = int(next(k for k, v in net.backbone.return_layers.items() if v == "low"))
     # the block before the first stride-8 block ends stride 4
@@ -123,5 +179,5 @@ def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
     # block 1 (after the stem) is the last at stride 2
     grown = FineLRASPP(net, str(low - 1), last_stride4.out_channels, num_classes,
                        int(refine), int(refine2), "1", net.backbone["1"].out_channels,
-                       int(refine1))
+                       int(refine1), int(context), high)
     return grown, grown.backbone
