@@ -14,12 +14,14 @@ A raised StopRequested can be swallowed before it reaches the command: Python ru
 signal handler at whatever bytecode the main thread is at, and C code that calls back into
 Python (a library probing an attribute, a finaliser) may clear any error it meets. A
 start-up would then carry on as if no signal had come (a node stopped 1.5 s into its
-start-up once ran on for a minute). So a raised stop is re-raised every RETRY_S from a
-helper thread until the command has settled it: the outermost `stop_requests()` was left
-(the stop reached the command), or `on_stop_signals()` was entered (its handler is then
-called at once with the swallowed signal). Code that is already unwinding because of a
-StopRequested (a `finally`, an `__exit__`) is never interrupted by a repeat or a second
-signal, so what it closes gets closed.
+start-up once ran on for a minute). So a raised stop is raised again every RETRY_S by a
+thread that the outermost `stop_requests()` starts, until the command has settled it: the
+outermost `stop_requests()` was left (the stop reached the command), or `on_stop_signals()`
+was entered (its handler is then called at once with the swallowed signal). Code that is
+already unwinding because of a StopRequested (a `finally`, an `__exit__`) is never
+interrupted by a repeat or a second signal, so what it closes gets closed. The handlers
+themselves only set attributes: no lock, no thread start (a handler may run while the main
+thread holds `threading`'s own locks).
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ RETRY_S = 0.2  # how often a swallowed StopRequested is raised again
 
 @dataclass
 class _StopState:
-    """The process's stop signals; reset when a command's outermost stop_requests() starts."""
+    """The process's stop signals; reset when a command's outermost stop_requests() starts.
+    The signal handlers only set attributes (no locks, no threads: a handler runs wherever
+    the main thread is, possibly inside `threading`'s own locked code)."""
 
     received: list[int] = field(default_factory=list)  # every stop signal, in order
     depth: int = 0  # stop_requests() blocks entered
-    retrying: threading.Event | None = None  # set: the raised stop was settled
+    raised: int | None = None  # the signal of a raised stop that has not got out yet
     retry_pending: bool = False  # the handler's next call is a repeat, not a new signal
+    watcher: threading.Event | None = None  # set: the repeating thread ends
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -69,14 +74,14 @@ class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
 
 def _raise(signum: int, _frame) -> None:
     repeat, _stop.retry_pending = _stop.retry_pending, False
-    if repeat and _stop.retrying is None:
+    if repeat and _stop.raised is None:
         return  # settled meanwhile
     if not repeat:
         _stop.received.append(signum)
     if _stop_in_flight():
         return  # already on its way out: let the cleanup run
-    if _stop.retrying is None:
-        _start_retrying(signum)
+    if _stop.raised is None:
+        _stop.raised = signum  # the watcher repeats it until it gets out
     raise StopRequested(signum)
 
 
@@ -97,29 +102,27 @@ def _stop_behind(exc: BaseException | None) -> StopRequested | None:
     return None
 
 
-def _start_retrying(signum: int) -> None:
-    """Raise StopRequested again every RETRY_S until _settle()."""
-    settled = threading.Event()
-    _stop.retrying = settled
+def _start_watcher() -> threading.Event:
+    """A thread that raises a raised-but-unsettled stop again every RETRY_S, until the
+    returned event is set."""
+    done = threading.Event()
 
     def repeat() -> None:
-        while not settled.wait(RETRY_S):
+        while not done.wait(RETRY_S):
             with _stop.lock:
-                if settled.is_set():
-                    return
-                _stop.retry_pending = True
-                _thread.interrupt_main(signum)
+                if _stop.raised is not None and not done.is_set():
+                    _stop.retry_pending = True
+                    _thread.interrupt_main(_stop.raised)
 
     threading.Thread(target=repeat, name="rtseg-stop-retry", daemon=True).start()
+    return done
 
 
 def _settle() -> bool:
     """Stop repeating the raised stop; True if one was being repeated."""
     with _stop.lock:
-        settled, _stop.retrying = _stop.retrying, None
-        if settled is not None:
-            settled.set()
-    return settled is not None
+        raised, _stop.raised = _stop.raised, None
+    return raised is not None
 
 
 def stopped_by(exc: BaseException) -> StopRequested | None:
@@ -161,18 +164,20 @@ def fast_exit(code: int) -> None:
 def stop_requests() -> Iterator[None]:
     """Make SIGINT/SIGTERM raise `StopRequested` in the main thread while inside (and
     again, should something swallow it, until the outermost block is left)."""
-    if _stop.depth == 0 and threading.current_thread() is threading.main_thread():
-        _settle()
-        _stop.received.clear()  # a new command
-        _stop.retry_pending = False
+    outermost = _stop.depth == 0 and threading.current_thread() is threading.main_thread()
+    if outermost:  # a new command
+        _stop.received.clear()
+        _stop.raised, _stop.retry_pending = None, False
+        _stop.watcher = _start_watcher()
     _stop.depth += 1
     try:
         with _handlers(_raise):
             try:
                 yield
             finally:
-                if _stop.depth == 1:
+                if outermost:
                     _settle()  # before the old handlers are back
+                    _stop.watcher.set()
     finally:
         _stop.depth -= 1
 
