@@ -48,7 +48,6 @@ class _StopState:
     depth: int = 0  # stop_requests() blocks entered
     raised: int | None = None  # the signal of a raised stop that has not got out yet
     retry_pending: bool = False  # the handler's next call is a repeat, not a new signal
-    watcher: threading.Event | None = None  # set: the repeating thread ends
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -168,7 +167,7 @@ def stop_requests() -> Iterator[None]:
     if outermost:  # a new command
         _stop.received.clear()
         _stop.raised, _stop.retry_pending = None, False
-        _stop.watcher = _start_watcher()
+        watcher_done = _start_watcher()
     _stop.depth += 1
     try:
         with _handlers(_raise):
@@ -177,7 +176,7 @@ def stop_requests() -> Iterator[None]:
             finally:
                 if outermost:
                     _settle()  # before the old handlers are back
-                    _stop.watcher.set()
+                    watcher_done.set()
     finally:
         _stop.depth -= 1
 
