@@ -37,3 +37,38 @@ def test_camvid_model_on_real_val_frames():
     result = evaluate_model(str(MODEL), data, split="val", device="cpu")
     assert result["iou"]["Road"] > 0.85 and result["drivable_iou"] == result["iou"]["Road"]
     assert result["miou"] > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CAMVID / "val.txt").is_file(), reason="../shared/data/camvid absent")
+def test_headroom_script_scores_its_own_size_like_the_node():
+    """benchmarks/camvid_headroom.py's single view at the checkpoint's size is the node's
+    mask (what its tables are compared against), and the mirrored view is a different one."""
+    import importlib.util
+
+    import numpy as np
+    import torch
+
+    from rtseg.backends import load_backend
+    from rtseg.config import DataConfig
+    from rtseg.data.datasets import open_data
+    from rtseg.stream.pipeline import Pipeline
+
+    spec = importlib.util.spec_from_file_location(
+        "camvid_headroom", REPO / "benchmarks" / "camvid_headroom.py")
+    headroom = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(headroom)
+    ckpt = load_checkpoint(MODEL)
+    own = tuple(ckpt.meta.input_size)
+    samples = open_data(DataConfig(kind="camvid", root=str(CAMVID)), "val")
+    pipeline = Pipeline(load_backend(str(MODEL), "cpu"), upsample="logits")
+    model = ckpt.build("cpu")
+    for i in (0, 50):
+        image, truth = samples.load(i)
+        node = pipeline(np.ascontiguousarray(image[:, :, ::-1])).classes
+        with torch.inference_mode():
+            views = headroom.views(model, image, [own], np.float32(ckpt.meta.mean),
+                                   np.float32(ckpt.meta.std), truth.shape)
+        plain, mirrored = (views[(own, m)].argmax(0).numpy() for m in (False, True))
+        assert (plain == node).mean() > 0.999  # float rounding may flip a near tie
+        assert 0.5 < (mirrored == node).mean() < 0.999
