@@ -2,11 +2,12 @@
 
     python benchmarks/camvid_headroom.py --checkpoint benchmarks/models/camvid.pt \
         --name camvid-headroom-stage13 [--sizes 352x480 416x576 448x608] \
-        [--taus 0 0.25 0.5 0.75 1] [--root ../shared/data/camvid]
+        [--taus 0 0.25 0.5 0.75 1] [--root ../shared/data/camvid] [--split val]
 
-On CamVid's 101 val frames (the node's preprocessing: RGB resized bilinearly to the network
-size, normalised; logits resized bilinearly to the 360x480 label, argmax; at the
-checkpoint's own size this is `rtseg eval --data camvid` to the last pixel), it scores:
+On CamVid's 101 val frames (or its 367 train frames with `--split train`), with the node's
+preprocessing (RGB resized bilinearly to the network size, normalised; logits resized
+bilinearly to the 360x480 label, argmax; at the checkpoint's own size this is `rtseg eval
+--data camvid` to the last pixel), it scores:
 
 - the network at each of `--sizes` (it is fully convolutional; the engine's cost grows with
   the pixels);
@@ -117,7 +118,8 @@ def to_markdown(result: dict) -> str:
     road = result["road"]
     lines = [f"# {result['name']}: what inference-time changes give {result['checkpoint']}", "",
              f"`{result['command']}`  ",
-             f"Recorded {result['date']}, {result['seconds']:.0f} s; CamVid val "
+             f"Recorded {result['date']}, {result['seconds']:.0f} s; CamVid "
+             f"{result.get('split', 'val')} "
              f"({result['images']} frames), the node's preprocessing; mIoU over 11 classes.",
              "", "## Network sizes and test-time augmentation (softmax mean of the views)", "",
              head[0].format("views"), head[1]]
@@ -140,6 +142,7 @@ def main() -> None:
     parser.add_argument("--root", default="../shared/data/camvid")
     parser.add_argument("--sizes", nargs="+", default=["352x480", "416x576", "448x608"])
     parser.add_argument("--taus", nargs="+", type=float, default=[0, 0.25, 0.5, 0.75, 1])
+    parser.add_argument("--split", choices=("val", "train"), default="val")
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
@@ -147,15 +150,17 @@ def main() -> None:
     own = tuple(ckpt.meta.input_size)
     sizes = [own] + [s for s in sizes if s != own]
     samples = open_data(DataConfig(kind="camvid", root=args.root, height=own[0],
-                                   width=own[1]), "val")
+                                   width=own[1]), args.split)
     start = time.perf_counter()
     scored = score(ckpt, samples, sizes, args.taus)
     classes = ckpt.meta.classes
     result = {
         "name": args.name, "checkpoint": args.checkpoint, "images": len(samples),
+        "split": args.split,
         "command": "python benchmarks/camvid_headroom.py " + " ".join(
             [f"--checkpoint {args.checkpoint}", f"--name {args.name}",
-             "--sizes " + " ".join(args.sizes), "--taus " + " ".join(map(str, args.taus))]),
+             "--sizes " + " ".join(args.sizes), "--taus " + " ".join(map(str, args.taus)),
+             f"--split {args.split}"]),
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
         "seconds": time.perf_counter() - start, "weights": scored["weights"],
         "views": {k: figures(cm, classes) for k, cm in scored["combos"].items()},

@@ -154,6 +154,34 @@ def predict(checkpoint, source, out, device) -> None:
     click.echo(f"wrote {count} masks to {out} and overlays to {out}/overlay", err=True)
 
 
+@main.command()
+@click.argument("checkpoint")
+@click.option("--out", required=True, help="Path of the adjusted checkpoint.")
+@click.option("--tau", default=0.0, show_default=True,
+              help="Logit adjustment: subtract tau * log(class weight) from each class's "
+                   "logit (the recipe's class_weights), folded into the last layer's bias.")
+@click.option("--input-size", help="New network input size HxW (multiples of 32) for "
+                                   "compile, run and eval [default: unchanged].")
+def adjust(checkpoint, out, tau, input_size) -> None:
+    """Write CHECKPOINT to --out with a logit adjustment and/or a new input size (no training).
+
+    Choose tau on the training split (benchmarks/camvid_headroom.py --split train), not on
+    the frames you report.
+    """
+    from rtseg.training.adjust import adjust_checkpoint
+
+    size = None
+    if input_size:
+        try:
+            size = tuple(int(v) for v in input_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2:
+            raise RtsegError(f"--input-size {input_size!r}: expected HxW, e.g. 448x608")
+    record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size)
+    click.echo(json.dumps(record))
+
+
 @main.command(name="compile")
 @click.argument("checkpoint")
 @click.option("--format", "fmt", default="auto", show_default=True,

@@ -1,0 +1,138 @@
+"""`rtseg adjust`: logit adjustment folded into the output bias, a new input size, and clear
+errors; on real checkpoints trained for a few steps."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rtseg.checkpoint import load_checkpoint
+from rtseg.cli import main
+from rtseg.errors import RtsegError
+from rtseg.models import MODELS, build_model
+from rtseg.training.adjust import adjust_checkpoint, find_output_bias
+
+
+def train_weighted(folder, classes: int, half: bool):
+    """A fine LR-ASPP (refine blocks, as the CamVid model) trained 2 steps with class weights."""
+    from rtseg.config import DataConfig, ModelConfig, OutputConfig, TrainConfig, TrainParams
+    from rtseg.training.loop import train
+
+    out = folder / "weighted.pt"
+    cfg = TrainConfig(
+        model=ModelConfig(kwargs={"fine": True, "refine": 8, "refine2": 8, "refine1": 8}),
+        data=DataConfig(height=64, width=96, train_size=8, val_size=2),
+        train=TrainParams(steps=2, batch_size=2, eval_every=2, warmup_steps=1, device="cpu",
+                          class_weights=tuple(0.5 + 0.75 * i for i in range(classes))),
+        output=OutputConfig(path=str(out), logs=str(folder / "logs"), half=half),
+    )
+    train(cfg, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory, tiny_checkpoint):
+    classes = len(load_checkpoint(tiny_checkpoint).meta.classes)
+    return train_weighted(tmp_path_factory.mktemp("weighted"), classes, half=False)
+
+
+def logits(ckpt, x):
+    with torch.no_grad():
+        return ckpt.build("cpu")(x)
+
+
+def test_adjusted_logits_are_the_originals_minus_tau_log_w(weighted, tmp_path):
+    out = tmp_path / "adjusted.pt"
+    record = adjust_checkpoint(weighted, out, tau=0.5, input_size=(96, 128))
+    before, after = load_checkpoint(weighted), load_checkpoint(out)
+    weights = before.meta.recipe["train"]["class_weights"]
+    shift = torch.tensor([-0.5 * math.log(w) for w in weights])
+    x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    moved = logits(after, x) - logits(before, x)
+    # FP32 weights: the only change is one bias, so the shift is exact to float rounding
+    torch.testing.assert_close(moved, shift[None, :, None, None].expand_as(moved),
+                               atol=1e-4, rtol=0)
+    assert record["bias"] == "net.refine1.3.bias" and record["tau"] == 0.5
+    assert after.meta.input_size == (96, 128)
+    assert after.meta.recipe["adjust"]["input_size_before"] == list(before.meta.input_size)
+    assert after.meta.recipe["adjust"]["from_sha256"] == before.sha256
+    # everything else is as trained
+    assert after.meta.classes == before.meta.classes
+    assert after.meta.recipe["train"] == before.meta.recipe["train"]
+
+
+def test_half_checkpoints_stay_half_and_shift_within_fp16_rounding(tmp_path, tiny_checkpoint):
+    classes = len(load_checkpoint(tiny_checkpoint).meta.classes)
+    src = train_weighted(tmp_path, classes, half=True)
+    out = tmp_path / "adjusted.pt"
+    adjust_checkpoint(src, out, tau=1.0)
+    after = load_checkpoint(out)
+    assert all(v.dtype == torch.float16 for v in after.state_dict.values()
+               if v.is_floating_point())
+    before = load_checkpoint(src)
+    shift = torch.tensor([-math.log(w) for w in before.meta.recipe["train"]["class_weights"]])
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    moved = logits(after, x) - logits(before, x)
+    # the new bias is stored in FP16: off by at most half an ulp of |bias| (< 2**-11 relative)
+    name = "net.refine1.3.bias"
+    bound = float(after.state_dict[name].float().abs().max()) * 2.0 ** -11 + 1e-4
+    torch.testing.assert_close(moved, shift[None, :, None, None].expand_as(moved),
+                               atol=bound, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_has_a_bias_that_shifts_its_logits(name):
+    kwargs = {"fine": True, "refine": 8, "refine2": 8, "refine1": 8} if name.startswith(
+        "lraspp") else {}
+    model = build_model(name, 4, **kwargs).eval()
+    found = find_output_bias(model, 4)
+    param = dict(model.named_parameters())[found]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        base = model(x)
+        param.add_(torch.tensor([1.0, -2.0, 0.0, 3.0]))
+        moved = model(x) - base
+    assert torch.allclose(moved[0, :, 5, 7], torch.tensor([1.0, -2.0, 0.0, 3.0]), atol=1e-4)
+
+
+def test_a_model_without_such_a_bias_is_refused():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Tanh())
+    with pytest.raises(RtsegError, match="no layer's bias"):
+        find_output_bias(model, 4)
+
+
+def fails(*args: str) -> str:
+    result = CliRunner().invoke(main, ["adjust", *args])
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("rtseg: error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_errors_name_the_problem(tiny_checkpoint, weighted, tmp_path):
+    out = str(tmp_path / "x.pt")
+    assert "class_weights" in fails(str(tiny_checkpoint), "--out", out, "--tau", "0.5")
+    assert "multiples of 32" in fails(str(weighted), "--out", out, "--input-size", "100x128")
+    assert "HxW" in fails(str(weighted), "--out", out, "--input-size", "big")
+    assert "nothing to change" in fails(str(weighted), "--out", out)
+    assert "does not exist" in fails(str(tmp_path / "none.pt"), "--out", out, "--tau", "1")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_console_script_writes_a_checkpoint_eval_reads(weighted, tmp_path):
+    out = tmp_path / "adjusted.pt"
+    done = subprocess.run([sys.executable, "-m", "rtseg", "adjust", str(weighted), "--out",
+                           str(out), "--tau", "0.25", "--input-size", "64x64"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["input_size"] == [64, 64]
+    done = subprocess.run([sys.executable, "-m", "rtseg", "eval", str(out), "--count", "2",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert 0.0 <= json.loads(done.stdout)["miou"] <= 1.0
