@@ -102,7 +102,8 @@ class TrainParams:
     steps: optimizer updates in all; with epochs > 0 instead steps = epochs x batches per
     epoch and one evaluation per epoch. eval_every: steps between evaluations (a "round"),
     each after re-estimating BatchNorm statistics on `bn_batches` training batches.
-    loss: ce | bce (binary models) | dice | ce+dice | ohem (hardest `ohem_keep` of pixels).
+    loss: ce | bce (binary models) | dice | ce+dice | ohem (hardest `ohem_keep` of pixels) |
+    lovasz (Lovasz-softmax, the mean-IoU surrogate; for fine-tuning) | ce+lovasz | ohem+lovasz.
     optimizer: adamw | adam | sgd; schedule: poly | cosine | constant, after linear warm-up.
     amp: mixed precision on CUDA (FP16); cpu_bf16: BF16 autocast on a CPU (AVX512-BF16 or
     AMX; elsewhere FP32, with a warning); channels_last: NHWC model and batches.

@@ -52,3 +52,34 @@ def test_bce_for_single_channel_models():
         build_loss("bce")(torch.randn(2, 3, 4, 4), target)
     with pytest.raises(RtsegError, match="unknown loss"):
         build_loss("focal")
+
+
+def test_lovasz_is_the_mean_iou_surrogate_and_can_be_added_to_ce():
+    logits, target = batch(seed=2)
+    # On hard (one-hot) predictions Lovasz-softmax is exactly 1 - mean IoU of the classes
+    # present: check it against the IoU counted by hand.
+    hard = F.one_hot(target.roll(1, dims=2).clamp(0, 2), 3).permute(0, 3, 1, 2).float() * 1e4
+    pred = hard.argmax(1)
+    valid = target != 255
+    ious = []
+    for c in range(3):
+        t, p = (target == c) & valid, (pred == c) & valid
+        if t.any():
+            ious.append(float((t & p).sum()) / float((t | p).sum()))
+    lovasz = build_loss("lovasz", lovasz_stride=1)
+    assert float(lovasz(hard, target)) == pytest.approx(1 - sum(ious) / len(ious), abs=1e-5)
+    assert float(lovasz(F.one_hot(target.clamp(0, 2), 3).permute(0, 3, 1, 2).float() * 1e4,
+                        target)) == pytest.approx(0.0, abs=1e-5)
+    # The sums are their parts; the stride keeps every other row and column.
+    both = build_loss("ce+lovasz", lovasz_stride=1)(logits, target)
+    assert float(both) == pytest.approx(float(build_loss("ce")(logits, target))
+                                        + float(lovasz(logits, target)), rel=1e-6)
+    ohem = build_loss("ohem+lovasz", ohem_keep=0.5, lovasz_stride=2)(logits, target)
+    assert float(ohem) == pytest.approx(
+        float(build_loss("ohem", ohem_keep=0.5)(logits, target))
+        + float(lovasz(logits[:, :, ::2, ::2], target[:, ::2, ::2])), rel=1e-6)
+    logits.requires_grad_(True)
+    build_loss("lovasz")(logits, target).backward()
+    assert logits.grad.abs().sum() > 0
+    with pytest.raises(RtsegError, match="multi-class"):
+        build_loss("lovasz")(torch.randn(2, 1, 4, 4), target[:, :4, :4].clamp(0, 1))
