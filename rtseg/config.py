@@ -114,7 +114,8 @@ class TrainParams:
     keep and save the averaged weights, and log.csv adds the raw weights' val mIoU.
     freeze_backbone,
     freeze_bn: for fine-tuning. patience: rounds without improvement of `select` (miou or
-    loss) before stopping early (0: never). overlays: val images drawn per round.
+    loss; last keeps every round, so the checkpoint is the last round's) before stopping
+    early (0: never). overlays: val images drawn per round.
     """
 
     steps: int = 2000

@@ -169,7 +169,16 @@ def test_early_stopping_and_select_by_loss(tmp_path):
     assert result.steps == 12 and result.best_step == 4
 
 
-@pytest.mark.parametrize("loss", ["dice", "ce+dice", "ohem"])
+def test_select_last_keeps_the_last_round_whatever_it_scores(tmp_path):
+    cfg = config(tmp_path, steps=12, eval_every=4, patience=1, select="last")
+    result = train(cfg, progress=False)
+    assert not result.stopped_early and result.steps == 12 and result.best_step == 12
+    assert load_checkpoint(cfg.output.path).meta.metrics["step"] == 12
+    with pytest.raises(RtsegError, match="select must be miou, loss or last"):
+        train(config(tmp_path, select="first"), progress=False)
+
+
+@pytest.mark.parametrize("loss", ["dice", "ce+dice", "ohem", "ohem+lovasz"])
 def test_other_losses_train(tmp_path, loss):
     result = train(config(tmp_path, loss=loss, steps=4), progress=False)
     assert 0.0 <= result.metrics["miou"] <= 1.0

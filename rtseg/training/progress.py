@@ -60,11 +60,12 @@ class Progress:
     def record_round(self, metrics: dict, select: str) -> bool:
         """Fold a validation result into best / bad_rounds; True if it is the new best.
 
-        select: "loss" (lower is better) or "miou" (higher is better).
+        select: "loss" (lower is better), "miou" (higher is better) or "last" (every round
+        is kept, so the run ends with the weights of its last round, chosen by no val score).
         """
         value = metrics["loss"] if select == "loss" else metrics["miou"]
-        better = self.best is None or (value < self.best if select == "loss" else
-                                       value > self.best)
+        better = self.best is None or select == "last" or (
+            value < self.best if select == "loss" else value > self.best)
         if better:
             self.best, self.best_step, self.bad_rounds = value, self.step, 0
             self.best_metrics = {**metrics, "step": self.step}
