@@ -42,11 +42,11 @@ def build_loss(name: str, ignore_index: int = 255, class_weights: Sequence[float
                                                                          ignore_index),
         "ohem": lambda logits, target: ohem_ce(logits, target, ignore_index, ohem_keep, weight),
     }
-    lovasz = lovasz_softmax(ignore_index, lovasz_stride)
-    for first in ("", "ce", "ohem"):
-        table[f"{first}+lovasz".lstrip("+")] = _sum(table.get(first), lovasz)
-    if name not in table:
+    if name not in LOSSES:
         raise RtsegError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")
+    if name.endswith("lovasz"):  # segmentation-models-pytorch is imported only for these
+        first = name.removesuffix("lovasz").removesuffix("+")
+        return _sum(table.get(first), lovasz_softmax(ignore_index, lovasz_stride))
     return table[name]
 
 
