@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+SELECTS = ("miou", "loss", "last")  # what picks the checkpoint: see Progress.record_round
+
 
 @dataclass(frozen=True)
 class RoundTotals:

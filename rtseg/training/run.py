@@ -29,7 +29,7 @@ from rtseg.training.optim import (
     estimate_batchnorm,
     freeze_backbone,
 )
-from rtseg.training.progress import Progress
+from rtseg.training.progress import SELECTS, Progress
 from rtseg.training.state import load_state
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ def build_run(cfg: TrainConfig, device: torch.device, world: World,
 
 
 def _check(cfg: TrainConfig) -> None:
-    if cfg.train.select not in ("miou", "loss", "last"):
-        raise RtsegError(f"[train] select must be miou, loss or last, got {cfg.train.select!r}")
+    if cfg.train.select not in SELECTS:
+        raise RtsegError(f"[train] select must be {', '.join(SELECTS[:-1])} or {SELECTS[-1]}, "
+                         f"got {cfg.train.select!r}")
     if not 0.0 <= cfg.train.ema < 1.0:
         raise RtsegError(f"[train] ema is the decay of the weights' moving average, in [0, 1) "
                          f"(e.g. 0.995; 0 turns it off), got {cfg.train.ema}")
