@@ -1,7 +1,8 @@
 """Frozen configuration dataclasses, parsed once from TOML + flags and never mutated.
 
-A recipe (TOML) has the sections `[model]`, `[data]`, `[augment]`, `[train]`, `[output]`; every key
-maps onto a field below, and an unknown key is an error that names it.
+A recipe (TOML) has the sections `[model]`, `[data]`, `[augment]`, `[train]`, `[output]` and
+optionally `[distill]`; every key maps onto a field below, and an unknown key is an error that
+names it.
 """
 
 from __future__ import annotations
@@ -149,6 +150,20 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): with a `teacher` checkpoint (same classes
+    and normalisation, any model), each step adds weight x T^2 x KL(teacher || student) of
+    the temperature-T softmaxes, over every pixel (ignored ones too). flip: the teacher's
+    probabilities are the mean over the image and its mirror (a test-time-augmented teacher
+    whose gain the student learns to give in one pass)."""
+
+    teacher: str = ""  # empty: no distillation
+    weight: float = 1.0
+    temperature: float = 1.0
+    flip: bool = False
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """The best checkpoint goes to `path` (half: FP16 weights, half the size); the run's
     log.csv, curves.png, overlays/ and last.pt (for --resume) go to `logs`
@@ -174,6 +189,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainParams = field(default_factory=TrainParams)
     output: OutputConfig = field(default_factory=OutputConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def as_dict(self) -> dict:
         """Plain dict (for the checkpoint's `recipe` entry)."""

@@ -118,7 +118,10 @@ def _step(parts: RunParts, x: torch.Tensor, y: torch.Tensor, progress: Progress)
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(parts, amp):
         outputs = model.wrapped(x)
+        distilled = parts.teacher.loss(x, outputs) if parts.teacher is not None else None
     loss = o.loss_fn(outputs, y)
+    if distilled is not None:
+        loss = loss + distilled
     value = float(loss.detach())
     if not math.isfinite(value):
         raise RtsegError(_non_finite_message(

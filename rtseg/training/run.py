@@ -20,6 +20,7 @@ from rtseg.device import cpu_has_bf16
 from rtseg.errors import RtsegError
 from rtseg.models import build_model
 from rtseg.training import data as tdata
+from rtseg.training.distill import Teacher, build_teacher
 from rtseg.training.distributed import World, broadcast_buffers
 from rtseg.training.logs import CsvLog, overlay_grid, plot_curves
 from rtseg.training.losses import build_loss, with_boosters
@@ -90,7 +91,8 @@ class RunOptim:
 
 @dataclass(frozen=True)
 class RunParts:
-    """Everything a run holds that does not change; csv is the log (rank 0, else None)."""
+    """Everything a run holds that does not change; csv is the log (rank 0, else None);
+    teacher: the frozen model of `[distill]`, else None."""
 
     cfg: TrainConfig
     device: torch.device
@@ -100,6 +102,7 @@ class RunParts:
     model: RunModel
     optim: RunOptim
     csv: CsvLog | None
+    teacher: Teacher | None = None
 
 
 def build_run(cfg: TrainConfig, device: torch.device, world: World,
@@ -112,8 +115,10 @@ def build_run(cfg: TrainConfig, device: torch.device, world: World,
     data = _build_data(cfg, world)
     model = _build_model(cfg, data.info, device, world)
     optim = _build_optim(cfg, data, model.net, device)
+    teacher = build_teacher(cfg.distill, data.info, cfg.model.binary, device,
+                            cfg.train.channels_last)
     csv = CsvLog(logs / "log.csv", resume=resume) if world.main else None
-    parts = RunParts(cfg, device, world, paths, data, model, optim, csv)
+    parts = RunParts(cfg, device, world, paths, data, model, optim, csv, teacher)
     if not resume:
         return parts, Progress()
     counters = load_state(paths.last, model.net, optim.optimizer, optim.schedule, optim.scaler,
