@@ -155,12 +155,14 @@ class DistillConfig:
     and normalisation, any model), each step adds weight x T^2 x KL(teacher || student) of
     the temperature-T softmaxes, over every pixel (ignored ones too). flip: the teacher's
     probabilities are the mean over the image and its mirror (a test-time-augmented teacher
-    whose gain the student learns to give in one pass)."""
+    whose gain the student learns to give in one pass). bf16: the teacher runs under BF16
+    autocast (~1.7x faster on a CPU with AVX512-BF16; its targets need not be exact)."""
 
     teacher: str = ""  # empty: no distillation
     weight: float = 1.0
     temperature: float = 1.0
     flip: bool = False
+    bf16: bool = False
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ def test_the_mirrored_teacher_is_mirror_symmetric(tiny_checkpoint):
     torch.testing.assert_close(teacher.probs(x.flip(-1)).flip(-1), p, atol=1e-5, rtol=0)
     plain = Teacher(net, 1.0, 1.0, flip=False).probs(x)
     assert not torch.allclose(plain, p, atol=1e-4)  # the mirror view does change the target
+    fast = Teacher(net, 1.0, 1.0, flip=True, bf16=True).probs(x)
+    torch.testing.assert_close(fast.sum(1), torch.ones(2, 64, 96))
+    assert 0 < float((fast - p).abs().mean()) < 0.02  # BF16: rounded, not another answer
 
 
 def test_a_run_with_a_teacher_trains_records_it_and_weight_0_changes_nothing(
@@ -73,7 +76,7 @@ def test_a_run_with_a_teacher_trains_records_it_and_weight_0_changes_nothing(
     assert 0.0 <= taught.metrics["miou"] <= 1.0
     recipe = load_checkpoint(taught.checkpoint).meta.recipe
     assert recipe["distill"] == {"teacher": str(tiny_checkpoint), "weight": 1.0,
-                                 "temperature": 2.0, "flip": True}
+                                 "temperature": 2.0, "flip": True, "bf16": False}
     alone = load_checkpoint(train(config(tmp_path, name="a"), progress=False).checkpoint)
     zero = load_checkpoint(train(config(tmp_path, str(tiny_checkpoint), name="z", weight=0.0),
                                  progress=False).checkpoint)

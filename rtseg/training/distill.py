@@ -31,13 +31,15 @@ class Teacher:
     weight: float
     temperature: float
     flip: bool
+    bf16: bool = False
 
     @torch.no_grad()
     def probs(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) normalised -> (N, C, H, W) float32 softmax(logits / T), the mean over
         x and its mirror when `flip`."""
         views = torch.cat([x, x.flip(-1)]) if self.flip else x
-        logits = self.net(views)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.net(views)
         if isinstance(logits, (tuple, list)):
             logits = logits[0]
         p = (logits.float() / self.temperature).softmax(1)
@@ -85,9 +87,9 @@ def build_teacher(cfg: DistillConfig, info: DatasetInfo, binary: bool,
         p.requires_grad_(False)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    log.info("[distill] teacher %s (%s), weight %g, temperature %g, flip %s", cfg.teacher,
-             ckpt.short_id, cfg.weight, cfg.temperature, cfg.flip)
-    return Teacher(net, cfg.weight, cfg.temperature, cfg.flip)
+    log.info("[distill] teacher %s (%s), weight %g, temperature %g, flip %s, bf16 %s",
+             cfg.teacher, ckpt.short_id, cfg.weight, cfg.temperature, cfg.flip, cfg.bf16)
+    return Teacher(net, cfg.weight, cfg.temperature, cfg.flip, cfg.bf16)
 
 
 def _check_match(path: str, meta, info: DatasetInfo) -> None:
