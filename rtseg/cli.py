@@ -18,18 +18,26 @@ from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, OVERLAP_MODES, RUN_E
 from rtseg.errors import RtsegError
 
 
-def _stoppable(command: str, fast: bool = True, where: str = ""):
+def _stoppable(command: str, fast: bool = True, where: str = "", torch: bool = False):
     """For a long-running command: SIGINT/SIGTERM at any moment (start-up included) end it
     with exit status 0 and one summary line on stderr (rtseg.signals). `fast`: once
     stopped by a signal, with everything closed, skip the interpreter's slow teardown.
-    `where`: what the summary says when the signal came before the command's own loop."""
+    `where`: what the summary says when the signal came before the command's own loop.
+    `torch`: import torch first with stop signals held back (rtseg.signals.deferred)."""
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            from rtseg.signals import fast_exit, stop_requests, stop_signal_received, stopped_by
+            from rtseg.signals import (
+                fast_exit,
+                import_deferred,
+                stop_requests,
+                stop_signal_received,
+                stopped_by,
+            )
 
             try:
                 with stop_requests():
+                    import_deferred(*(["torch"] if torch else []))
                     result = fn(*args, **kwargs)
             except BaseException as exc:
                 stop = stopped_by(exc)
@@ -99,7 +107,7 @@ def models(classes: int) -> None:
 @click.option("--workers", type=int, help="Override [train] workers (loader processes).")
 @click.option("--resume", is_flag=True, help="Continue from the run's last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@_stoppable("train", fast=False)  # DataLoader workers end with the interpreter
+@_stoppable("train", fast=False, torch=True)  # DataLoader workers end with the interpreter
 def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet) -> None:
     """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU.
 
@@ -275,7 +283,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
-@_stoppable("run", where="during start-up")
+@_stoppable("run", where="during start-up", torch=True)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
         cuda_graphs, image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
@@ -335,7 +343,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 @_host_pipeline_options
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
-@_stoppable("bench")
+@_stoppable("bench", torch=True)
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
           overlap, mask_size, as_json) -> None:
@@ -451,7 +459,7 @@ def record(endpoint, topics, out, count, seconds, timeout, mp4, mp4_fps) -> None
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
 @click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
-@_stoppable("serve")
+@_stoppable("serve", torch=True)
 def serve(model, port, bind, allow_remote, device, max_mb) -> None:
     """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
 

@@ -48,6 +48,7 @@ class _StopState:
     depth: int = 0  # stop_requests() blocks entered
     raised: int | None = None  # the signal of a raised stop that has not got out yet
     retry_pending: bool = False  # the handler's next call is a repeat, not a new signal
+    defer: int = 0  # deferred() blocks entered: a raised stop waits for the last to end
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -81,6 +82,8 @@ def _raise(signum: int, _frame) -> None:
         return  # already on its way out: let the cleanup run
     if _stop.raised is None:
         _stop.raised = signum  # the watcher repeats it until it gets out
+    if _stop.defer:
+        return  # deferred() raises it on leaving
     raise StopRequested(signum)
 
 
@@ -179,6 +182,32 @@ def stop_requests() -> Iterator[None]:
                     watcher_done.set()
     finally:
         _stop.depth -= 1
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a stop signal back while inside (recorded, not raised) and raise it on leaving.
+
+    For native code that calls back into Python, above all `import torch`: a StopRequested
+    raised there by a signal handler passes through pybind11, which turns it into a C++
+    exception that nothing catches, and the process aborts (std::terminate) instead of
+    stopping. Held back, the stop comes out once the import is done (about a second)."""
+    _stop.defer += 1
+    try:
+        yield
+    finally:
+        _stop.defer -= 1
+    if _stop.defer == 0 and _stop.raised is not None and not _stop_in_flight():
+        raise StopRequested(_stop.raised)
+
+
+def import_deferred(*modules: str) -> None:
+    """Import `modules` (e.g. "torch") with stop signals held back (see `deferred`)."""
+    import importlib
+
+    with deferred():
+        for name in modules:
+            importlib.import_module(name)
 
 
 @contextmanager

@@ -91,8 +91,27 @@ def nothing_left_after_the_command() -> str:
     return "ok"
 
 
+def deferred_stop_waits_for_the_block() -> str:
+    """A signal inside deferred() (an import of native code) lets the block finish, the
+    watcher's repeats included, and comes out as a StopRequested when it ends."""
+    finished = False
+    try:
+        with stop_requests():
+            with signals.deferred():
+                signal.raise_signal(signal.SIGTERM)
+                threading.Event().wait(3 * signals.RETRY_S)  # repeats arrive meanwhile
+                finished = True
+            raise AssertionError("deferred() ended without raising the stop")
+    except StopRequested as stop:
+        assert finished and stop.signame == "SIGTERM", (finished, stop.signame)
+        watcher_ends()
+        return "ok raised when the block ended"
+    raise AssertionError("no stop")
+
+
 CASES = {f.__name__: f for f in (swallowed_stop_comes_back, cleanup_is_not_interrupted,
-                                  loop_gets_the_swallowed_stop, nothing_left_after_the_command)}
+                                  loop_gets_the_swallowed_stop, nothing_left_after_the_command,
+                                  deferred_stop_waits_for_the_block)}
 
 if __name__ == "__main__":
     print(CASES[sys.argv[1]]())

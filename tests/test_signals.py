@@ -1,5 +1,6 @@
 """rtseg.signals: a StopRequested that something swallows is raised again until the
-command has it; the cleanup of a stop is never interrupted by its repeats.
+command has it; the cleanup of a stop is never interrupted by its repeats; a stop inside
+deferred() (native imports) comes out when the block ends.
 
 Each case (tests/signal_cases.py) runs in a fresh interpreter and sends real signals to
 itself.
@@ -18,7 +19,8 @@ CASES = Path(__file__).with_name("signal_cases.py")
 
 @pytest.mark.parametrize("case", ["swallowed_stop_comes_back", "cleanup_is_not_interrupted",
                                   "loop_gets_the_swallowed_stop",
-                                  "nothing_left_after_the_command"])
+                                  "nothing_left_after_the_command",
+                                  "deferred_stop_waits_for_the_block"])
 def test_signal_case(case):
     done = subprocess.run([sys.executable, str(CASES), case], capture_output=True, text=True,
                           timeout=120)
