@@ -37,7 +37,8 @@ def _stoppable(command: str, fast: bool = True, where: str = "", torch: bool = F
 
             try:
                 with stop_requests():
-                    import_deferred(*(["torch"] if torch else []))
+                    if torch:
+                        import_deferred("torch")
                     result = fn(*args, **kwargs)
             except BaseException as exc:
                 stop = stopped_by(exc)

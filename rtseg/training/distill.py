@@ -39,9 +39,7 @@ class Teacher:
         x and its mirror when `flip`."""
         views = torch.cat([x, x.flip(-1)]) if self.flip else x
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.net(views)
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
+            logits = self.net(views)  # in eval mode: no booster logits
         p = (logits.float() / self.temperature).softmax(1)
         if self.flip:
             p = 0.5 * (p[: x.shape[0]] + p[x.shape[0]:].flip(-1))
