@@ -1,0 +1,133 @@
+"""What each decoder of a CamVid LR-ASPP checkpoint buys and costs, without training.
+
+    python benchmarks/decoder_ablation.py --name camvid-decoder-ablation \
+        [--checkpoint benchmarks/models/camvid.pt] [--size 512x1024] [--precision bf16]
+
+Builds the checkpoint's network with its full-resolution correction removed (`refine1 = 0`),
+then with the stride-2 one removed too (`refine2 = 0`), keeping every other weight (each
+correction is added to the logits, so dropping it leaves a working network), and writes
+each to runs/ablation/VARIANT.pt. For each variant: CamVid val mIoU and Road IoU through
+`rtseg eval --data camvid` (the node's pipeline at the checkpoint's input size), and the
+OpenVINO engine's latency at `--size` (LATENCY hint, 2 threads, the variants taking turns,
+median of rounds x per-round inferences of logits out). Writes results/NAME.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = {"as trained": {}, "without refine1": {"refine1": 0},
+            "without refine1 and refine2": {"refine1": 0, "refine2": 0}}
+
+
+def write_variants(src: str, out_dir: Path) -> dict:
+    """Variant name -> path of the checkpoint `src` rebuilt with that variant's kwargs."""
+    from rtseg.checkpoint import load_checkpoint, save_checkpoint
+    from rtseg.models import build_model
+
+    ckpt = load_checkpoint(src)
+    meta = ckpt.meta
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, change in VARIANTS.items():
+        kwargs = {**meta.model_kwargs, **change}
+        model = build_model(meta.model, meta.out_channels, **kwargs)
+        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
+        path = out_dir / (name.replace(" ", "-") + ".pt")
+        save_checkpoint(path, model.eval(), dataclasses.replace(meta, model_kwargs=kwargs),
+                        half=True)
+        paths[name] = path
+    return paths
+
+
+def latencies(paths: dict, size, precision: str, rounds: int, per_round: int) -> dict:
+    """Variant -> median ms of its OpenVINO engine (1, 3, H, W) -> logits, turns taken."""
+    import openvino as ov
+
+    from rtseg.checkpoint import load_checkpoint
+
+    class Logits(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net(x)
+            return out["out"] if isinstance(out, dict) else out
+
+    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
+              "INFERENCE_NUM_THREADS": 2}
+    core, requests = ov.Core(), {}
+    for name, path in paths.items():
+        graph = ov.convert_model(Logits(load_checkpoint(path).build("cpu")), example_input=x)
+        requests[name] = core.compile_model(graph, "CPU", config).create_infer_request()
+    feed, times = {0: x.numpy()}, {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, request in requests.items():
+            request.infer(feed)  # one untimed inference after the switch
+            for _ in range(per_round):
+                start = time.perf_counter()
+                request.infer(feed)
+                times[name].append(time.perf_counter() - start)
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+
+
+def scores(path: Path, root: str) -> dict:
+    """`rtseg eval PATH --data camvid --json`: mIoU, Road IoU, pixel accuracy in %."""
+    cmd = [sys.executable, "-m", "rtseg", "eval", str(path), "--data", "camvid", "--root",
+           root, "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"miou": 100 * result["miou"], "road": 100 * result["iou"]["Road"],
+            "pixel_accuracy": 100 * result["pixel_accuracy"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="benchmarks/models/camvid.pt")
+    parser.add_argument("--root", default="../shared/data/camvid")
+    parser.add_argument("--size", default="512x1024")
+    parser.add_argument("--precision", choices=("bf16", "f32"), default="bf16")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--per-round", type=int, default=8)
+    parser.add_argument("--out-dir", default="runs/ablation")
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    paths = write_variants(args.checkpoint, Path(args.out_dir))
+    ms = latencies(paths, size, args.precision, args.rounds, args.per_round)
+    rows = {name: {**scores(path, args.root), "ms": ms[name], "checkpoint": str(path)}
+            for name, path in paths.items()}
+    command = (f"python benchmarks/decoder_ablation.py --name {args.name} --checkpoint "
+               f"{args.checkpoint} --size {args.size} --precision {args.precision}")
+    result = {"name": args.name, "command": command, "rows": rows,
+              "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
+    lines = [f"# {args.name}: the decoders of {args.checkpoint}, removed without training", "",
+             f"`{command}`  ", f"Recorded {result['date']}; accuracy through `rtseg eval "
+             f"--data camvid` (101 val frames); engine: OpenVINO {args.precision}, "
+             f"{args.size}, 2 threads, median of {args.rounds * args.per_round}.", "",
+             "| network | val mIoU | Road IoU | pixel acc. | engine ms | vs as trained |",
+             "|---|---|---|---|---|---|"]
+    base = rows["as trained"]["ms"]
+    lines += [f"| {n} | {r['miou']:.2f} | {r['road']:.2f} | {r['pixel_accuracy']:.2f} | "
+              f"{r['ms']:.1f} | {base / r['ms']:.2f}x |" for n, r in rows.items()]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
