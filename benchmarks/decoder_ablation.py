@@ -3,19 +3,18 @@
     python benchmarks/decoder_ablation.py --name camvid-decoder-ablation \
         [--checkpoint benchmarks/models/camvid.pt] [--size 512x1024] [--precision bf16]
 
-Builds the checkpoint's network with its full-resolution correction removed (`refine1 = 0`),
-then with the stride-2 one removed too (`refine2 = 0`), keeping every other weight (each
-correction is added to the logits, so dropping it leaves a working network), and writes
-each to runs/ablation/VARIANT.pt. For each variant: CamVid val mIoU and Road IoU through
-`rtseg eval --data camvid` (the node's pipeline at the checkpoint's input size), and the
-OpenVINO engine's latency at `--size` (LATENCY hint, 2 threads, the variants taking turns,
-median of rounds x per-round inferences of logits out). Writes results/NAME.json and .md.
+Writes the checkpoint without its full-resolution correction, then without the stride-2 one
+too, to runs/ablation/ (`rtseg adjust --drop refine1 [--drop refine2]`: each correction is
+added to the logits, so the network without it works with every other weight unchanged).
+For each variant: CamVid val mIoU and Road IoU through `rtseg eval --data camvid` (the
+node's pipeline at the checkpoint's input size), and the OpenVINO engine's latency at
+`--size` (LATENCY hint, 2 threads, the variants taking turns, median of rounds x per-round
+inferences of logits out). Writes results/NAME.json and results/NAME.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -26,28 +25,21 @@ import numpy as np
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"as trained": {}, "without refine1": {"refine1": 0},
-            "without refine1 and refine2": {"refine1": 0, "refine2": 0}}
+VARIANTS = {"as trained": (), "without refine1": ("refine1",),
+            "without refine1 and refine2": ("refine1", "refine2")}
 
 
 def write_variants(src: str, out_dir: Path) -> dict:
-    """Variant name -> path of the checkpoint `src` rebuilt with that variant's kwargs."""
-    from rtseg.checkpoint import load_checkpoint, save_checkpoint
-    from rtseg.models import build_model
+    """Variant name -> path of the checkpoint `src` without that variant's corrections
+    (`rtseg adjust --drop`; the first variant is `src` itself)."""
+    from rtseg.training.adjust import adjust_checkpoint
 
-    ckpt = load_checkpoint(src)
-    meta = ckpt.meta
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, change in VARIANTS.items():
-        kwargs = {**meta.model_kwargs, **change}
-        model = build_model(meta.model, meta.out_channels, **kwargs)
-        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
-        path = out_dir / (name.replace(" ", "-") + ".pt")
-        save_checkpoint(path, model.eval(), dataclasses.replace(meta, model_kwargs=kwargs),
-                        half=True)
-        paths[name] = path
+    for name, dropped in VARIANTS.items():
+        paths[name] = path = Path(src) if not dropped else out_dir / f"{'-'.join(dropped)}.pt"
+        if dropped:
+            adjust_checkpoint(src, path, drop=dropped)
     return paths
 
 

@@ -171,8 +171,11 @@ def predict(checkpoint, source, out, device) -> None:
                    "logit (the recipe's class_weights), folded into the last layer's bias.")
 @click.option("--input-size", help="New network input size HxW (multiples of 32) for "
                                    "compile, run and eval [default: unchanged].")
-def adjust(checkpoint, out, tau, input_size) -> None:
-    """Write CHECKPOINT to --out with a logit adjustment and/or a new input size (no training).
+@click.option("--drop", multiple=True, help="Remove a decoder correction of a fine LR-ASPP "
+              "(refine, refine2, refine1 or context; repeatable): every other weight stays.")
+def adjust(checkpoint, out, tau, input_size, drop) -> None:
+    """Write CHECKPOINT to --out with a logit adjustment, a new input size and/or a decoder
+    correction dropped (no training).
 
     Choose tau on the training split (benchmarks/camvid_headroom.py --split train), not on
     the frames you report.
@@ -187,7 +190,7 @@ def adjust(checkpoint, out, tau, input_size) -> None:
             size = ()
         if len(size) != 2:
             raise RtsegError(f"--input-size {input_size!r}: expected HxW, e.g. 448x608")
-    record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size)
+    record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size, drop=drop)
     click.echo(json.dumps(record))
 
 

@@ -107,6 +107,26 @@ def test_a_model_without_such_a_bias_is_refused():
         find_output_bias(model, 4)
 
 
+def test_drop_removes_one_correction_and_keeps_every_other_weight(weighted, tmp_path):
+    """The fine LR-ASPP adds refine1's correction over the image to its logits: without it,
+    the logits are the original ones minus that correction, and the weights left are the
+    original tensors."""
+    out = tmp_path / "dropped.pt"
+    record = adjust_checkpoint(weighted, out, drop=("refine1",))
+    before, after = load_checkpoint(weighted), load_checkpoint(out)
+    assert after.meta.model_kwargs["refine1"] == 0 and before.meta.model_kwargs["refine1"] == 8
+    assert record["dropped"] == ["refine1"] and after.meta.recipe["adjust"] == record
+    gone = set(before.state_dict) - set(after.state_dict)
+    assert gone and all(".refine1." in k for k in gone)
+    assert all(torch.equal(v, before.state_dict[k]) for k, v in after.state_dict.items())
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    model = before.build("cpu")
+    with torch.no_grad():
+        fix = model.net.refine1(torch.cat([logits(after, x), x], dim=1))
+    assert fix.abs().max() > 1e-3  # trained 2 steps: the correction is not zero
+    assert torch.allclose(logits(before, x), logits(after, x) + fix, atol=1e-5)
+
+
 def fails(*args: str) -> str:
     result = CliRunner().invoke(main, ["adjust", *args])
     assert result.exit_code == 1, result.output
@@ -121,6 +141,8 @@ def test_errors_name_the_problem(tiny_checkpoint, weighted, tmp_path):
     assert "multiples of 32" in fails(str(weighted), "--out", out, "--input-size", "100x128")
     assert "HxW" in fails(str(weighted), "--out", out, "--input-size", "big")
     assert "nothing to change" in fails(str(weighted), "--out", out)
+    assert "can be dropped" in fails(str(weighted), "--out", out, "--drop", "backbone")
+    assert "has no refine1" in fails(str(tiny_checkpoint), "--out", out, "--drop", "refine1")
     assert "does not exist" in fails(str(tmp_path / "none.pt"), "--out", out, "--tau", "1")
     assert not (tmp_path / "x.pt").exists()
 

@@ -93,12 +93,12 @@ def test_decoder_ablation_drops_only_the_named_corrections(tmp_path):
         whole = model(x)
     for name, change in ablation.VARIANTS.items():
         ckpt = load_checkpoint(paths[name])
-        assert {k: ckpt.meta.model_kwargs[k] for k in change} == change
+        assert all(ckpt.meta.model_kwargs[k] == 0 for k in change)
         assert set(ckpt.state_dict) <= set(full.state_dict)
         assert all(torch.equal(v, full.state_dict[k]) for k, v in ckpt.state_dict.items())
         dropped = [k for k in full.state_dict if k not in ckpt.state_dict]
         assert bool(dropped) == bool(change)
-        assert all(any(f".{c}." in f".{k}" for c in change) for k in dropped)
+        assert all(any(f".{c}." in k for c in change) for k in dropped)
     with torch.no_grad():  # refine1 corrects the full-resolution logits over the image
         partial = load_checkpoint(paths["without refine1"]).build("cpu")(x)
         fix = model.net.refine1(torch.cat([partial, x], dim=1))

@@ -1,4 +1,5 @@
-"""Changes to a trained checkpoint that need no training: logit adjustment, input size.
+"""Changes to a trained checkpoint that need no training: logit adjustment, input size, and
+dropping one of LR-ASPP's decoder corrections.
 
 Logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021): a loss
 weighted by w_c learns logits shifted by about log w_c, which buys the rare classes recall
@@ -10,11 +11,17 @@ engine compiled from the checkpoint carries it at no cost: no new layer, no new 
 Which bias: the one whose change moves every output logit by exactly that change (a
 convolution's bias followed only by additions and bilinear resizing). It is found by
 trying, not by name, so it works for every model rtseg builds.
+
+Dropping a correction: rtseg's fine LR-ASPP adds each of its decoder blocks (`refine` at
+stride 4, `refine2` at stride 2, `refine1` at full resolution, `context` at stride 16) to
+the logits, so the network without one still works with every other weight unchanged, and
+costs less (benchmarks/decoder_ablation.py measures what each buys and costs).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,8 +30,10 @@ from torch import nn
 
 from rtseg.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rtseg.errors import RtsegError
+from rtseg.models import build_model
 
 PROBE_SIZE = (64, 96)  # a multiple of 32 every model accepts
+DROPPABLE = ("refine", "refine2", "refine1", "context")  # additive corrections (see above)
 
 
 def class_weight_offsets(ckpt: Checkpoint, tau: float) -> list[float]:
@@ -62,11 +71,31 @@ def find_output_bias(model: nn.Module, channels: int) -> str:
                      "uniformly, so logit adjustment cannot be folded into its weights")
 
 
+def drop_corrections(ckpt: Checkpoint, names: Sequence[str]) -> tuple[nn.Module, dict]:
+    """(model without the corrections `names`, eval mode, float32; its model kwargs)."""
+    where = ckpt.path or "checkpoint"
+    kwargs = dict(ckpt.meta.model_kwargs)
+    for name in names:
+        if name not in DROPPABLE:
+            raise RtsegError(f"--drop {name}: not a correction that can be dropped; those are "
+                             f"{', '.join(DROPPABLE)} (of a fine LR-ASPP)")
+        if not kwargs.get(name):
+            raise RtsegError(f"--drop {name}: {where} ({ckpt.meta.model}, kwargs {kwargs}) "
+                             f"has no {name} to drop")
+        kwargs[name] = 0
+    model = build_model(ckpt.meta.model, ckpt.meta.out_channels, **kwargs)
+    keep = model.state_dict()
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in ckpt.state_dict.items() if k in keep})
+    return model.eval(), kwargs
+
+
 def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
-                      input_size: tuple[int, int] | None = None) -> dict:
-    """Write `src` to `out` with tau's logit adjustment folded into the output bias and/or
-    a new network input size (H, W), both recorded in the recipe under "adjust".
-    Returns that record."""
+                      input_size: tuple[int, int] | None = None,
+                      drop: Sequence[str] = ()) -> dict:
+    """Write `src` to `out` with the corrections `drop` removed, tau's logit adjustment
+    folded into the output bias and/or a new network input size (H, W), all recorded in the
+    recipe under "adjust". Returns that record."""
     ckpt = load_checkpoint(src)
     meta = ckpt.meta
     if meta.binary and tau:
@@ -75,9 +104,10 @@ def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
     if input_size is not None and (min(input_size) < 32 or any(v % 32 for v in input_size)):
         raise RtsegError(f"input size {input_size[0]}x{input_size[1]}: height and width must "
                          "be positive multiples of 32")
-    if not tau and input_size is None:
-        raise RtsegError("nothing to change: give --tau and/or --input-size")
-    model = ckpt.build("cpu")
+    if not tau and input_size is None and not drop:
+        raise RtsegError("nothing to change: give --tau, --input-size and/or --drop")
+    model, kwargs = drop_corrections(ckpt, drop) if drop else (ckpt.build("cpu"),
+                                                               meta.model_kwargs)
     record = {"from": str(src), "from_sha256": ckpt.sha256,
               "input_size_before": list(meta.input_size),
               "metrics": "the training run's, before this change: rtseg eval scores it now"}
@@ -87,11 +117,13 @@ def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
         with torch.no_grad():
             dict(model.named_parameters())[name].add_(torch.tensor(offsets))
         record.update(tau=tau, offsets=offsets, bias=name)
+    if drop:
+        record.update(dropped=list(drop), model_kwargs_before=dict(meta.model_kwargs))
     if input_size is not None:
         record["input_size"] = list(input_size)
     recipe = dict(meta.recipe)
     recipe["adjust"] = record
-    new_meta = replace(meta, recipe=recipe,
+    new_meta = replace(meta, recipe=recipe, model_kwargs=kwargs,
                        input_size=tuple(input_size) if input_size else meta.input_size)
     half = any(v.dtype == torch.float16 for v in ckpt.state_dict.values())
     save_checkpoint(out, model, new_meta, half=half)
