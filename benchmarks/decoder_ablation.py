@@ -37,9 +37,9 @@ def write_variants(src: str, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, dropped in VARIANTS.items():
-        paths[name] = path = Path(src) if not dropped else out_dir / f"{'-'.join(dropped)}.pt"
+        paths[name] = out_dir / f"{'-'.join(dropped)}.pt" if dropped else Path(src)
         if dropped:
-            adjust_checkpoint(src, path, drop=dropped)
+            adjust_checkpoint(src, paths[name], drop=dropped)
     return paths
 
 
@@ -49,21 +49,13 @@ def latencies(paths: dict, size, precision: str, rounds: int, per_round: int) ->
 
     from rtseg.checkpoint import load_checkpoint
 
-    class Logits(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            out = self.net(x)
-            return out["out"] if isinstance(out, dict) else out
-
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
               "INFERENCE_NUM_THREADS": 2}
     core, requests = ov.Core(), {}
     for name, path in paths.items():
-        graph = ov.convert_model(Logits(load_checkpoint(path).build("cpu")), example_input=x)
+        net = load_checkpoint(path).build("cpu")  # (N, 3, H, W) -> logits (N, C, H, W)
+        graph = ov.convert_model(net, example_input=x)
         requests[name] = core.compile_model(graph, "CPU", config).create_infer_request()
     feed, times = {0: x.numpy()}, {name: [] for name in paths}
     for _ in range(rounds):

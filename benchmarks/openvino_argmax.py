@@ -54,23 +54,13 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=8)
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
-    net = load_checkpoint(args.checkpoint).build("cpu")
-
-    class Logits(torch.nn.Module):  # (N, 3, H, W) -> (N, C, H, W), no dict
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            out = self.net(x)
-            return out["out"] if isinstance(out, dict) else out
-
+    net = load_checkpoint(args.checkpoint).build("cpu")  # (N, 3, H, W) -> logits (N, C, H, W)
     x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": args.precision,
               "INFERENCE_NUM_THREADS": args.threads}
     core = ov.Core()
     requests = {name: core.compile_model(m, "CPU", config).create_infer_request()
-                for name, m in tails(ov.convert_model(Logits(), example_input=x)).items()}
+                for name, m in tails(ov.convert_model(net, example_input=x)).items()}
     feed = {0: x.numpy()}
     outputs = {name: r.infer(feed)[0].copy() for name, r in requests.items()}
     host = outputs.pop("logits").argmax(1).astype(np.uint8)
