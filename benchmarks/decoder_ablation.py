@@ -31,15 +31,23 @@ VARIANTS = {"as trained": (), "without refine1": ("refine1",),
 
 def write_variants(src: str, out_dir: Path) -> dict:
     """Variant name -> path of the checkpoint `src` without that variant's corrections
-    (`rtseg adjust --drop`; the first variant is `src` itself)."""
+    (`rtseg adjust --drop`; the first variant is `src` itself). Corrections `src` has
+    already lost are left out of a variant's drop, and a variant that would then drop
+    nothing new is skipped (camvid.pt has had no refine1 since 2026-12-05)."""
+    from rtseg.checkpoint import load_checkpoint
     from rtseg.training.adjust import adjust_checkpoint
 
+    kwargs = load_checkpoint(src).meta.model_kwargs
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    paths, seen = {}, set()
     for name, dropped in VARIANTS.items():
-        paths[name] = out_dir / f"{'-'.join(dropped)}.pt" if dropped else Path(src)
-        if dropped:
-            adjust_checkpoint(src, paths[name], drop=dropped)
+        present = tuple(c for c in dropped if kwargs.get(c))
+        if present in seen:
+            continue
+        seen.add(present)
+        paths[name] = out_dir / f"{'-'.join(present)}.pt" if present else Path(src)
+        if present:
+            adjust_checkpoint(src, paths[name], drop=present)
     return paths
 
 

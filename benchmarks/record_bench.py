@@ -40,7 +40,7 @@ def main() -> None:
     result = json.loads(lines[-1])
     shown = "rtseg bench " + shlex.join([*bench_args, "--json"])
     result["recorded"] = {"command": shown, "date": _now(), "versions": _versions(),
-                          "host": f"{platform.machine()}, {_cpu_count()} CPUs"}
+                          "host": f"{platform.machine()}, {_cpu_count()} CPUs, {_cpu()}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -67,6 +67,21 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _cpu() -> str:
+    """The CPU's model name and the vector extensions that decide the engines' speed (the
+    same name can hide AVX2-only and AMX machines), from /proc/cpuinfo where there is one."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "CPU unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.processor() or "CPU unknown")
+    flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines()
+                  if line.startswith("flags")), set())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+    return f"{name} ({' '.join(f for f in wanted if f in flags) or 'no AVX2'})"
 
 
 def _versions() -> str:

@@ -135,6 +135,43 @@ def fails(*args: str) -> str:
     return lines[0]
 
 
+def test_decoder_ablation_drops_only_the_named_corrections(weighted, tmp_path):
+    """benchmarks/decoder_ablation.py's variants keep every other weight unchanged, without
+    refine1 the logits are the full network's minus refine1's correction, and a checkpoint
+    that has already lost refine1 (camvid.pt) gets only the variant that still removes one."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "decoder_ablation", Path(__file__).resolve().parents[1] / "benchmarks"
+        / "decoder_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    paths = ablation.write_variants(str(weighted), tmp_path / "all")
+    assert list(paths) == list(ablation.VARIANTS)
+    full = load_checkpoint(paths["as trained"])
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    model = full.build("cpu")  # LogitsOnly(FineLRASPP): (N, 3, H, W) -> (N, C, H, W)
+    for name, change in ablation.VARIANTS.items():
+        ckpt = load_checkpoint(paths[name])
+        assert all(ckpt.meta.model_kwargs[k] == 0 for k in change)
+        assert set(ckpt.state_dict) <= set(full.state_dict)
+        assert all(torch.equal(v, full.state_dict[k]) for k, v in ckpt.state_dict.items())
+        dropped = [k for k in full.state_dict if k not in ckpt.state_dict]
+        assert bool(dropped) == bool(change)
+        assert all(any(f".{c}." in k for c in change) for k in dropped)
+    with torch.no_grad():  # refine1 corrects the full-resolution logits over the image
+        whole = model(x)
+        partial = load_checkpoint(paths["without refine1"]).build("cpu")(x)
+        fix = model.net.refine1(torch.cat([partial, x], dim=1))
+    assert not torch.allclose(fix, torch.zeros_like(fix))
+    assert torch.allclose(whole, partial + fix, atol=1e-4)
+    again = ablation.write_variants(str(paths["without refine1"]), tmp_path / "again")
+    assert list(again) == ["as trained", "without refine1 and refine2"]
+    both = load_checkpoint(again["without refine1 and refine2"]).meta.model_kwargs
+    assert both["refine1"] == 0 and both["refine2"] == 0
+
+
 def test_errors_name_the_problem(tiny_checkpoint, weighted, tmp_path):
     out = str(tmp_path / "x.pt")
     assert "class_weights" in fails(str(tiny_checkpoint), "--out", out, "--tau", "0.5")

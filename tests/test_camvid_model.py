@@ -72,35 +72,3 @@ def test_headroom_script_scores_its_own_size_like_the_node():
         plain, mirrored = (views[(own, m)].argmax(0).numpy() for m in (False, True))
         assert (plain == node).mean() > 0.999  # float rounding may flip a near tie
         assert 0.5 < (mirrored == node).mean() < 0.999
-
-
-def test_decoder_ablation_drops_only_the_named_corrections(tmp_path):
-    """benchmarks/decoder_ablation.py's variants keep every other weight unchanged, and
-    without refine1 the logits are the full network's minus refine1's correction."""
-    import importlib.util
-
-    import torch
-
-    spec = importlib.util.spec_from_file_location(
-        "decoder_ablation", REPO / "benchmarks" / "decoder_ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
-    paths = ablation.write_variants(str(MODEL), tmp_path)
-    full = load_checkpoint(paths["as trained"])
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    model = full.build("cpu")  # LogitsOnly(FineLRASPP): (N, 3, H, W) -> (N, C, H, W)
-    with torch.no_grad():
-        whole = model(x)
-    for name, change in ablation.VARIANTS.items():
-        ckpt = load_checkpoint(paths[name])
-        assert all(ckpt.meta.model_kwargs[k] == 0 for k in change)
-        assert set(ckpt.state_dict) <= set(full.state_dict)
-        assert all(torch.equal(v, full.state_dict[k]) for k, v in ckpt.state_dict.items())
-        dropped = [k for k in full.state_dict if k not in ckpt.state_dict]
-        assert bool(dropped) == bool(change)
-        assert all(any(f".{c}." in k for c in change) for k in dropped)
-    with torch.no_grad():  # refine1 corrects the full-resolution logits over the image
-        partial = load_checkpoint(paths["without refine1"]).build("cpu")(x)
-        fix = model.net.refine1(torch.cat([partial, x], dim=1))
-    assert not torch.allclose(fix, torch.zeros_like(fix))
-    assert torch.allclose(whole, partial + fix, atol=1e-4)
