@@ -69,12 +69,10 @@ def measure(reps: int, rounds: int = 5) -> list[dict]:
 
 
 def _cpu() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        return next(line.split(":", 1)[1].strip() for line in info.splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
+    from rtseg.device import cpu_info
+
+    info = cpu_info()
+    return info[0] if info and info[0] else platform.machine()
 
 
 def main() -> None:

@@ -70,18 +70,16 @@ def _cpu_count() -> int:
 
 
 def _cpu() -> str:
-    """The CPU's model name and the vector extensions that decide the engines' speed (the
-    same name can hide AVX2-only and AMX machines), from /proc/cpuinfo where there is one."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    """The CPU's model name and the vector extensions that decide the engines' speed."""
+    from rtseg.device import cpu_info
+
+    info = cpu_info()
+    if info is None:
         return platform.processor() or "CPU unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), platform.processor() or "CPU unknown")
-    flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines()
-                  if line.startswith("flags")), set())
+    name, flags = info
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return f"{name} ({' '.join(f for f in wanted if f in flags) or 'no AVX2'})"
+    return (f"{name or platform.processor() or 'CPU unknown'} "
+            f"({' '.join(f for f in wanted if f in flags) or 'no AVX2'})")
 
 
 def _versions() -> str:

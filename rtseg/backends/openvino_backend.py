@@ -242,12 +242,10 @@ def _precision_name(value) -> str:
 
 def _has_vnni() -> bool | None:
     """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo (None where there is no such file)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni"))
+    from rtseg.device import cpu_info
+
+    info = cpu_info()
+    return None if info is None else bool(info[1] & {"avx512_vnni", "avx_vnni"})
 
 
 def _first_line(exc: Exception) -> str:
