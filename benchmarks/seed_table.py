@@ -82,10 +82,12 @@ def run_model(name: str, seconds: float, base, args) -> dict:
         train=replace(base.train, steps=steps, epochs=0, eval_every=-(-steps // args.rounds),
                       patience=0, warmup_steps=min(base.train.warmup_steps, steps // 10)),
         output=replace(base.output, path=str(out / "best.pt"), logs=str(out)))
-    print(f"{name}: {seconds:.2f} s/step -> {steps} steps", flush=True)
+    resume = (out / "last.pt").is_file()  # a run cut off (a session's end) goes on
+    print(f"{name}: {seconds:.2f} s/step -> {steps} steps"
+          + (" (resumed from last.pt)" if resume else ""), flush=True)
     from rtseg.training.loop import train
 
-    result = train(cfg, progress=False)
+    result = train(cfg, progress=False, resume=resume)
     score = json.loads(subprocess.run(
         [sys.executable, "-m", "rtseg", "eval", str(out / "best.pt"), "--data", "camvid",
          "--root", base.data.root, "--json"],
@@ -94,9 +96,26 @@ def run_model(name: str, seconds: float, base, args) -> dict:
     return {"model": name, "kwargs": kwargs, "params_m": round(params / 1e6, 2),
             "step_s": round(seconds, 3), "steps": steps,
             "images_seen": steps * base.train.batch_size, "best_step": result.best_step,
-            "wall_s": round(result.seconds), "miou": score["miou"],
+            "wall_s": None if resume else round(result.seconds),
+            "loop_s": round(loop_seconds(out / "log.csv", base.train.batch_size)),
+            "miou": score["miou"],
             "road": score["iou"]["Road"], "pixel_accuracy": score["pixel_accuracy"],
             "iou": score["iou"]}
+
+
+def loop_seconds(log: Path, batch: int) -> float:
+    """Seconds of optimizer steps and waits for data over all rounds of a run's log.csv,
+    resumed parts included (evaluation excluded): images / rate, per round, both rates."""
+    import csv
+
+    total, last = 0.0, 0
+    with log.open() as f:
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            images = (step - last) * batch
+            total += images / float(row["loader_img_s"]) + images / float(row["step_img_s"])
+            last = step
+    return total
 
 
 def add_speed(result: dict, args) -> None:
@@ -123,14 +142,18 @@ def to_markdown(result: dict) -> str:
              "steps each, CamVid val", "", f"`{result['command']}`  ",
              f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}, "
              f"BF16 autocast: {result['bf16']}; recipe {result['recipe']} with [model] "
-             "changed; scored by `rtseg eval --data camvid` (101 val frames).", "",
-             "| model | params (M) | s/step | steps (images) | wall s | val mIoU | Road IoU "
-             "| pixel acc. |" + (" FPS engine / node |" if speed else ""),
+             "changed; scored by `rtseg eval --data camvid` (101 val frames). Loop s: "
+             "optimizer steps plus waits for data over all rounds (log.csv, resumed parts "
+             "included); wall s: the whole run, evaluations included, where it ran in one "
+             "go.", "",
+             "| model | params (M) | s/step | steps (images) | loop s / wall s | val mIoU "
+             "| Road IoU | pixel acc. |" + (" FPS engine / node |" if speed else ""),
              "|---|---|---|---|---|---|---|---|" + ("---|" if speed else "")]
     for r in rows:
         fps = speed and f" {r['speed']['engine_fps']:.1f} / {r['speed']['pipeline_fps']:.1f} |"
         lines.append(f"| {r['model']} | {r['params_m']} | {r['step_s']} | {r['steps']} "
-                     f"({r['images_seen']}) | {r['wall_s']} | {100 * r['miou']:.2f} "
+                     f"({r['images_seen']}) | {r.get('loop_s', '-')} / {r['wall_s'] or 'resumed'} "
+                     f"| {100 * r['miou']:.2f} "
                      f"| {100 * r['road']:.2f} | {100 * r['pixel_accuracy']:.2f} |"
                      + (fps or ""))
     if speed:

@@ -222,6 +222,26 @@ def test_the_engine_takes_the_argmax_itself_for_the_node(engines, precision):
     assert (fused.classes == host.classes).mean() >= 0.95  # nearest vs bilinear edges
 
 
+def test_the_fused_argmax_takes_the_first_class_on_ties_at_any_shape():
+    """`with_argmax` on a bare IR whose logits are its input (batch and size dynamic): the
+    class map is (N, H, W) u8, ties go to the first class as torch's argmax sends them."""
+    import openvino as ov
+    from openvino import opset11 as ops
+
+    from rtseg.backends.openvino_backend import with_argmax
+
+    x = ops.parameter(ov.PartialShape([-1, 5, -1, -1]), ov.Type.f32)
+    model = ov.Model([ops.result(ops.add(x, ops.constant(np.float32(0))))], [x])
+    compiled = ov.Core().compile_model(with_argmax(model), "CPU")
+    rng = np.random.default_rng(0)
+    for shape in ((1, 5, 4, 6), (3, 5, 7, 2)):
+        logits = rng.integers(0, 3, shape).astype(np.float32)  # many exact ties
+        classes = compiled({0: logits})[0]
+        assert classes.shape == (shape[0], *shape[2:]) and classes.dtype == np.uint8
+        want = torch.from_numpy(logits).argmax(1).numpy()
+        assert (classes == want).all()
+
+
 def test_engine_cache_builds_openvino_once(engines):
     from rtseg.export.cache import cached_engine
 
