@@ -1,12 +1,14 @@
 """Command line: parse flags -> a frozen config -> one call into the package. No logic here.
 
+This module holds the group and the model commands (models, train, eval, predict, adjust,
+compile, run, bench); the tools around a running node are in rtseg.cli_tools.
+
 Heavy modules (torch, OpenCV, ONNX Runtime) are imported inside the commands that use them,
 so `rtseg --help` and `rtseg echo` start fast.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
@@ -14,43 +16,10 @@ import sys
 import click
 
 from rtseg import __version__
+from rtseg.cli_support import Group, stoppable
+from rtseg.cli_tools import TOOLS
 from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, OVERLAP_MODES, RUN_ENGINES
 from rtseg.errors import RtsegError
-
-
-def _stoppable(command: str, fast: bool = True, where: str = "", torch: bool = False):
-    """For a long-running command: SIGINT/SIGTERM at any moment (start-up included) end it
-    with exit status 0 and one summary line on stderr (rtseg.signals). `fast`: once
-    stopped by a signal, with everything closed, skip the interpreter's slow teardown.
-    `where`: what the summary says when the signal came before the command's own loop.
-    `torch`: import torch first with stop signals held back (rtseg.signals.deferred)."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def inner(*args, **kwargs):
-            from rtseg.signals import (
-                fast_exit,
-                import_deferred,
-                stop_requests,
-                stop_signal_received,
-                stopped_by,
-            )
-
-            try:
-                with stop_requests():
-                    if torch:
-                        import_deferred("torch")
-                    result = fn(*args, **kwargs)
-            except BaseException as exc:
-                stop = stopped_by(exc)
-                if stop is None:
-                    raise
-                click.echo(stop.summary(command, where), err=True)
-                fast_exit(0) if fast else sys.exit(0)
-            if fast and stop_signal_received():
-                fast_exit(0)
-            return result
-        return inner
-    return wrap
 
 
 def _host_pipeline_options(fn):
@@ -64,18 +33,7 @@ def _host_pipeline_options(fn):
                              "(off: one batch at a time).")(fn)
 
 
-class _Group(click.Group):
-    """Turns RtsegError into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except RtsegError as exc:
-            click.echo(f"rtseg: error: {exc}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rtseg")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -108,7 +66,7 @@ def models(classes: int) -> None:
 @click.option("--workers", type=int, help="Override [train] workers (loader processes).")
 @click.option("--resume", is_flag=True, help="Continue from the run's last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@_stoppable("train", fast=False, torch=True)  # DataLoader workers end with the interpreter
+@stoppable("train", fast=False, torch=True)  # DataLoader workers end with the interpreter
 def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet) -> None:
     """Train a model from a TOML RECIPE (see train/README.md); keeps the best by val mIoU.
 
@@ -287,7 +245,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
-@_stoppable("run", where="during start-up", torch=True)
+@stoppable("run", where="during start-up", torch=True)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
         cuda_graphs, image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
@@ -347,7 +305,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 @_host_pipeline_options
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
-@_stoppable("bench", torch=True)
+@stoppable("bench", torch=True)
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
           overlap, mask_size, as_json) -> None:
@@ -369,120 +327,5 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
         click.echo(json.dumps(result))
 
 
-@main.command()
-@click.argument("endpoint")
-@click.argument("topics", nargs=-1, required=True)
-@click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
-@click.option("--count", type=int, help="Stop after this many messages.")
-@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
-@click.option("--curve-server-key", type=click.Path(dir_okay=False),
-              help="The node's public key file (NAME.key) for a node run with --curve-secret.")
-@click.option("--curve-secret", type=click.Path(dir_okay=False),
-              help="This client's key pair file, for a node that admits listed clients only.")
-@_stoppable("echo")
-def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
-    """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
-
-    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable demo/status
-    """
-    from rtseg.echo import echo as run_echo
-
-    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout,
-                        curve_server_key=curve_server_key, curve_secret=curve_secret)
-    if received == 0:
-        raise RtsegError(f"no message arrived on {', '.join(topics)} at {endpoint}: is a node "
-                         "running there (`rtseg run`), with this --name?")
-
-
-@main.command(name="launch")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--check", is_flag=True, help="Only read FILE and list its processes.")
-@_stoppable("launch")
-def launch_(file, check) -> None:
-    """Start the processes of a launch FILE.toml and supervise them, like `ros2 launch`:
-    output prefixed [name], respawn, ready topics; Ctrl-C / SIGTERM stops them all
-    (see launch/README.md). Example: rtseg launch launch/demo.toml
-    """
-    from rtseg.launch import load_launch_file, run_launch
-
-    spec = load_launch_file(file)
-    click.echo(spec.describe() if check else run_launch(spec), err=not check)
-
-
-@main.command()
-@click.argument("endpoint")
-@click.argument("names", nargs=-1)
-@click.option("--port", default=8080, show_default=True, help="HTTP port of the page.")
-@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
-@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
-@_stoppable("view")
-def view(endpoint, names, port, bind, allow_remote) -> None:
-    """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
-
-    Open http://127.0.0.1:PORT/ for the overlays (run the node with --image-topic to see
-    the camera frames under the masks); /NAME/overlay.mjpg streams one camera.
-    """
-    from rtseg.view import ViewConfig, run_view
-
-    run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
-                        bind=bind, allow_remote=allow_remote))
-
-
-@main.command()
-@click.argument("endpoint")
-@click.argument("topics", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="The MCAP file to write (ROS 2 messages, opens in Foxglove / ros2 bag).")
-@click.option("--count", type=int, help="Stop after this many messages.")
-@click.option("--seconds", type=float, help="Stop after this many seconds.")
-@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
-@click.option("--mp4", type=click.Path(dir_okay=False),
-              help="Also write the overlay video of the first camera to this file.")
-@click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
-@_stoppable("record")
-def record(endpoint, topics, out, count, seconds, timeout, mp4, mp4_fps) -> None:
-    """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
-
-    Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
-    on ROS-style topics (/NAME/drivable). Ctrl-C / SIGTERM finish the file and exit 0.
-    """
-    from rtseg.record import RecordConfig
-    from rtseg.record import record as run_record
-
-    report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
-                                     count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
-                                     mp4_fps=mp4_fps))
-    click.echo(report.summary(), err=True)
-
-
-@main.command()
-@click.option("--model", default="demo", show_default=True,
-              help="Checkpoint, demo, engine manifest NAME.json or engine file.")
-@click.option("--port", default=8000, show_default=True, help="HTTP port.")
-@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
-@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
-@click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
-@_stoppable("serve", torch=True)
-def serve(model, port, bind, allow_remote, device, max_mb) -> None:
-    """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
-
-    ?format=json gives the drivable fraction, class histogram and timings instead;
-    GET /model describes the model, GET /healthz answers ok.
-    """
-    from rtseg.serve import ServeConfig, run_serve
-
-    run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
-                          device=device, max_bytes=int(max_mb * 1e6)))
-
-
-@main.command()
-@click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--name", default="node", show_default=True, help="Stem of the two key files.")
-def keys(folder, name) -> None:
-    """Write a ZeroMQ CURVE key pair: FOLDER/NAME.key (public: give it to subscribers,
-    --curve-server-key) and FOLDER/NAME.key_secret (keep it with the node, --curve-secret)."""
-    from rtseg.curve import write_keys
-
-    public, secret = write_keys(folder, name)
-    click.echo(f"public key {public}\nsecret key {secret}")
+for _tool in TOOLS:
+    main.add_command(_tool)

@@ -2,10 +2,9 @@
 
 `open_split(cfg, "train" | "val" | "test")` dispatches on `cfg.kind` through `READERS`.
 Every sample loads as (image (H, W, 3) uint8 RGB, mask (H, W) uint8 class index), with
-unlabelled pixels = `info.ignore_index`. Images are read with OpenCV (BGR -> RGB), masks with
-Pillow, so palette PNGs (VOC) give their indices, not their colours. Loaders are module-level
-functions bound with `functools.partial`, so sample sets pickle into DataLoader workers and
-spawned DDP processes. Samples are sorted by name (the image file's stem).
+unlabelled pixels = `info.ignore_index`, through the loaders of `rtseg.data.loading` bound
+with `functools.partial` (so sample sets pickle into DataLoader workers and spawned DDP
+processes). Samples are sorted by name (the image file's stem).
 
 `[data] classes / drivable / palette / ignore_index` override what a reader knows; for the
 fixed data sets (Cityscapes, VOC, CamVid) `classes` renames and must keep the count.
@@ -22,9 +21,7 @@ import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image
 
 from rtseg.config import DataConfig
 from rtseg.data import IMAGE_SUFFIXES, coco
@@ -37,6 +34,14 @@ from rtseg.data.classmaps import (
     CITYSCAPES_PALETTE,
     VOC_CLASSES,
     voc_palette,
+)
+from rtseg.data.loading import (
+    index_lut,
+    load_coco,
+    load_colour,
+    load_folder,
+    load_mapped,
+    open_pil,
 )
 from rtseg.errors import RtsegError
 
@@ -54,108 +59,6 @@ def open_split(cfg: DataConfig, split: str) -> SampleSet:
         raise RtsegError(f"unknown data kind {cfg.kind!r}: readers exist for {sorted(READERS)} "
                          "(and `synthetic`, generated in rtseg.data.datasets, not read here)")
     return reader(cfg, split)
-
-
-# ----------------------------------------------------------------------------- loading
-
-def read_image(path: str) -> np.ndarray:
-    """An image file -> (H, W, 3) uint8 RGB (read with OpenCV)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise RtsegError(f"cannot read image {path}: it is missing, truncated or not an image;"
-                         " replace it or remove it from the data set")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path: str) -> np.ndarray:
-    """A label image -> (H, W) uint8 values as stored (palette PNG: its indices; grey: its
-    values; RGB with three equal channels: that grey)."""
-    img = _open_pil(path)
-    if img.mode in ("P", "L", "1"):
-        return np.array(img, dtype=np.uint8)
-    if img.mode.startswith("I"):
-        values = np.array(img)
-        if values.max(initial=0) > 255:
-            raise RtsegError(f"mask {path} holds values above 255; store class indices 0..254")
-        return values.astype(np.uint8)
-    rgb = np.array(img.convert("RGB"))
-    if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 0] != rgb[..., 2]).any():
-        raise RtsegError(f"mask {path} is a colour image: set [data] palette = [[r, g, b], ...]"
-                         " (one colour per class) to read colour masks")
-    return rgb[..., 0].copy()
-
-
-def read_colour_label(path: str) -> np.ndarray:
-    """A colour mask -> (H, W, 3) uint8 RGB."""
-    return np.array(_open_pil(path).convert("RGB"))
-
-
-def _open_pil(path: str) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
-        raise RtsegError(f"cannot read mask {path} ({exc}); replace it or remove it from the "
-                         "data set") from exc
-    return img
-
-
-def load_mapped(lut: np.ndarray, pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """(image path, label path) -> image (H, W, 3) uint8 RGB, mask (H, W) uint8 = lut[label]."""
-    image = read_image(pair[0])
-    mask = lut[read_label(pair[1])]
-    _check_size(image, mask, pair[0], f"mask {pair[1]}")
-    return image, mask
-
-
-def load_folder(lut: np.ndarray, binary_lut: np.ndarray | None,
-                pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """As `load_mapped`; a mask of only 0 and 255 goes through `binary_lut` when given."""
-    image = read_image(pair[0])
-    label = read_label(pair[1])
-    if binary_lut is not None and np.isin(label, (0, 255)).all():
-        lut = binary_lut
-    mask = lut[label]
-    _check_size(image, mask, pair[0], f"mask {pair[1]}")
-    return image, mask
-
-
-def load_colour(keys: np.ndarray, values: np.ndarray, ignore: int,
-                pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """Colour mask -> class index: the class whose packed RGB is in sorted `keys` (K,), at
-    the same position in `values` (K,); any other colour -> `ignore`."""
-    image = read_image(pair[0])
-    rgb = read_colour_label(pair[1]).astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
-    mask = np.where(keys[pos] == packed, values[pos], ignore).astype(np.uint8)
-    _check_size(image, mask, pair[0], f"mask {pair[1]}")
-    return image, mask
-
-
-def load_coco(sample: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """(image path, H, W, shapes) -> image (H, W, 3) uint8 RGB, rasterised mask (H, W) uint8."""
-    path, height, width, shapes = sample
-    image = read_image(path)
-    mask = coco.rasterise(height, width, shapes)
-    _check_size(image, mask, path, "its size in the COCO JSON image entry")
-    return image, mask
-
-
-def _check_size(image: np.ndarray, mask: np.ndarray, image_path: str, what: str) -> None:
-    if image.shape[:2] != mask.shape:
-        raise RtsegError(
-            f"{what} is {mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} is "
-            f"{image.shape[0]}x{image.shape[1]}: masks must match their images pixel for "
-            "pixel; fix or remove this pair")
-
-
-def _lut(mapping: dict[int, int], ignore: int) -> np.ndarray:
-    """(256,) uint8 lookup table: stored value -> class index, unmapped values -> ignore."""
-    lut = np.full(256, ignore, dtype=np.uint8)
-    for stored, index in mapping.items():
-        lut[stored] = index
-    return lut
 
 
 # ----------------------------------------------------------------------------- shared parts
@@ -313,8 +216,8 @@ def _folder_loader(cfg: DataConfig, info: DatasetInfo) -> Callable:
         order = np.argsort(packed)
         return functools.partial(load_colour, np.asarray(packed, np.int64)[order],
                                  order.astype(np.uint8), ignore)
-    lut = _lut({i: i for i in range(count)}, ignore)
-    binary = _lut({0: 0, 255: 1}, ignore) if count == 2 else None
+    lut = index_lut({i: i for i in range(count)}, ignore)
+    binary = index_lut({0: 0, 255: 1}, ignore) if count == 2 else None
     return functools.partial(load_folder, lut, binary)
 
 
@@ -333,7 +236,8 @@ def open_cityscapes(cfg: DataConfig, split: str) -> SampleSet:
               for p in images]
     _missing(labels, "Cityscapes label file(s) (gtFine *_labelIds.png)")
     info = _info(cfg, _renamed(cfg, CITYSCAPES_CLASSES), (0,), CITYSCAPES_PALETTE)
-    lut = _lut({label: i for i, label in enumerate(CITYSCAPES_LABEL_IDS)}, info.ignore_index)
+    lut = index_lut({label: i for i, label in enumerate(CITYSCAPES_LABEL_IDS)},
+                    info.ignore_index)
     pairs = [(str(i), str(m)) for i, m in zip(images, labels)]
     return _sample_set(info, pairs, functools.partial(load_mapped, lut), str(images_dir))
 
@@ -347,7 +251,7 @@ def open_voc(cfg: DataConfig, split: str) -> SampleSet:
     labels = [root / "SegmentationClass" / f"{i}.png" for i in ids]
     _missing(images + labels, f"VOC file(s) listed in ImageSets/Segmentation/{split}.txt")
     info = _info(cfg, _renamed(cfg, VOC_CLASSES), (), voc_palette(len(VOC_CLASSES)))
-    lut = _lut({i: i for i in range(len(VOC_CLASSES))}, info.ignore_index)
+    lut = index_lut({i: i for i in range(len(VOC_CLASSES))}, info.ignore_index)
     pairs = [(str(i), str(m)) for i, m in zip(images, labels)]
     return _sample_set(info, pairs, functools.partial(load_mapped, lut), f"VOC {split}")
 
@@ -366,7 +270,7 @@ def open_camvid(cfg: DataConfig, split: str) -> SampleSet:
     _missing([Path(p) for pair in pairs for p in pair], f"CamVid file(s) listed in {listing}")
     info = _info(cfg, _renamed(cfg, CAMVID_CLASSES), (CAMVID_CLASSES.index("Road"),),
                  _camvid_palette(root))
-    lut = _lut({i: i for i in range(len(CAMVID_CLASSES))}, info.ignore_index)
+    lut = index_lut({i: i for i in range(len(CAMVID_CLASSES))}, info.ignore_index)
     return _sample_set(info, pairs, functools.partial(load_mapped, lut), str(listing))
 
 
@@ -383,7 +287,7 @@ def _camvid_palette(root: Path) -> tuple[tuple[int, int, int], ...]:
     path = root / "palette.png"
     if not path.is_file():
         return CAMVID_PALETTE
-    colours = np.array(_open_pil(str(path)).convert("RGB")).reshape(-1, 3)
+    colours = np.array(open_pil(str(path)).convert("RGB")).reshape(-1, 3)
     if len(colours) < len(CAMVID_CLASSES):
         raise RtsegError(f"{path} has {len(colours)} colours, fewer than the "
                          f"{len(CAMVID_CLASSES)} CamVid classes; fix or remove it")

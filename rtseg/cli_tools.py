@@ -1,0 +1,132 @@
+"""Command line, the tools around a running node: echo, launch, view, record, serve, keys
+(registered on the `rtseg` group in rtseg.cli). Flags -> one call into the package; no logic.
+"""
+
+from __future__ import annotations
+
+import click
+
+from rtseg.cli_support import stoppable
+from rtseg.errors import RtsegError
+
+
+@click.command()
+@click.argument("endpoint")
+@click.argument("topics", nargs=-1, required=True)
+@click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
+@click.option("--count", type=int, help="Stop after this many messages.")
+@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
+@click.option("--curve-server-key", type=click.Path(dir_okay=False),
+              help="The node's public key file (NAME.key) for a node run with --curve-secret.")
+@click.option("--curve-secret", type=click.Path(dir_okay=False),
+              help="This client's key pair file, for a node that admits listed clients only.")
+@stoppable("echo")
+def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
+    """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
+
+    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable demo/status
+    """
+    from rtseg.echo import echo as run_echo
+
+    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout,
+                        curve_server_key=curve_server_key, curve_secret=curve_secret)
+    if received == 0:
+        raise RtsegError(f"no message arrived on {', '.join(topics)} at {endpoint}: is a node "
+                         "running there (`rtseg run`), with this --name?")
+
+
+@click.command(name="launch")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Only read FILE and list its processes.")
+@stoppable("launch")
+def launch_(file, check) -> None:
+    """Start the processes of a launch FILE.toml and supervise them, like `ros2 launch`:
+    output prefixed [name], respawn, ready topics; Ctrl-C / SIGTERM stops them all
+    (see launch/README.md). Example: rtseg launch launch/demo.toml
+    """
+    from rtseg.launch import load_launch_file, run_launch
+
+    spec = load_launch_file(file)
+    click.echo(spec.describe() if check else run_launch(spec), err=not check)
+
+
+@click.command()
+@click.argument("endpoint")
+@click.argument("names", nargs=-1)
+@click.option("--port", default=8080, show_default=True, help="HTTP port of the page.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@stoppable("view")
+def view(endpoint, names, port, bind, allow_remote) -> None:
+    """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
+
+    Open http://127.0.0.1:PORT/ for the overlays (run the node with --image-topic to see
+    the camera frames under the masks); /NAME/overlay.mjpg streams one camera.
+    """
+    from rtseg.view import ViewConfig, run_view
+
+    run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
+                        bind=bind, allow_remote=allow_remote))
+
+
+@click.command()
+@click.argument("endpoint")
+@click.argument("topics", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The MCAP file to write (ROS 2 messages, opens in Foxglove / ros2 bag).")
+@click.option("--count", type=int, help="Stop after this many messages.")
+@click.option("--seconds", type=float, help="Stop after this many seconds.")
+@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
+@click.option("--mp4", type=click.Path(dir_okay=False),
+              help="Also write the overlay video of the first camera to this file.")
+@click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
+@stoppable("record")
+def record(endpoint, topics, out, count, seconds, timeout, mp4, mp4_fps) -> None:
+    """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
+
+    Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
+    on ROS-style topics (/NAME/drivable). Ctrl-C / SIGTERM finish the file and exit 0.
+    """
+    from rtseg.record import RecordConfig
+    from rtseg.record import record as run_record
+
+    report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
+                                     count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
+                                     mp4_fps=mp4_fps))
+    click.echo(report.summary(), err=True)
+
+
+@click.command()
+@click.option("--model", default="demo", show_default=True,
+              help="Checkpoint, demo, engine manifest NAME.json or engine file.")
+@click.option("--port", default=8000, show_default=True, help="HTTP port.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
+@stoppable("serve", torch=True)
+def serve(model, port, bind, allow_remote, device, max_mb) -> None:
+    """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
+
+    ?format=json gives the drivable fraction, class histogram and timings instead;
+    GET /model describes the model, GET /healthz answers ok.
+    """
+    from rtseg.serve import ServeConfig, run_serve
+
+    run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
+                          device=device, max_bytes=int(max_mb * 1e6)))
+
+
+@click.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--name", default="node", show_default=True, help="Stem of the two key files.")
+def keys(folder, name) -> None:
+    """Write a ZeroMQ CURVE key pair: FOLDER/NAME.key (public: give it to subscribers,
+    --curve-server-key) and FOLDER/NAME.key_secret (keep it with the node, --curve-secret)."""
+    from rtseg.curve import write_keys
+
+    public, secret = write_keys(folder, name)
+    click.echo(f"public key {public}\nsecret key {secret}")
+
+
+TOOLS = (echo, launch_, view, record, serve, keys)
