@@ -157,6 +157,7 @@ def main() -> None:
             h, w = (int(v) for v in args.size.split("x"))
             x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
             model, precision = ov.convert_model(net, example_input=x), args.precision
+            model.reshape([1, 3, h, w])  # traced with dynamic sizes: fix them
         shape = tuple(model.get_parameters()[0].get_partial_shape().to_shape())
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision,
