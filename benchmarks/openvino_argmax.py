@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,6 @@ def topk_ms(core, model, config: dict, feed: dict, calls: int) -> float:
 
 def measure(model, config: dict, inputs: list[np.ndarray], args) -> dict:
     """Per tail: median / min ms over the turns, TopK node ms, % = host argmax."""
-    import time
-
     import openvino as ov
 
     core = ov.Core()
@@ -135,7 +134,7 @@ def main() -> None:
     import openvino as ov
 
     from rtseg.checkpoint import load_checkpoint
-    from rtseg.device import cpu_info
+    from rtseg.device import describe_cpu
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="benchmarks/models/camvid.pt")
@@ -166,14 +165,11 @@ def main() -> None:
         runs.append({"graph": Path(source).name, "size": f"{shape[2]}x{shape[3]}",
                      "precision": precision, "inputs": len(inputs),
                      "tails": measure(model, config, inputs, args)})
-    info = cpu_info()
-    marks = sorted(info[1] & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"}
-                   ) if info else []
     result = {"name": args.name or "openvino-argmax", "command": "python " + " ".join(sys.argv),
-              "host": f"CPU: {info[0] if info else 'unknown'} ({' '.join(marks)}), "
-                      f"{args.threads} threads; median / min of {args.rounds * args.per_round} "
-                      f"calls per tail, the tails taking turns; host argmax compared on a "
-                      f"random input and {len(inputs) - 1} real frames", "runs": runs}
+              "host": f"CPU: {describe_cpu()}, {args.threads} threads; median / min of "
+                      f"{args.rounds * args.per_round} calls per tail, the tails taking turns; "
+                      f"host argmax compared on a random input and {len(inputs) - 1} real "
+                      "frames", "runs": runs}
     print(report(result))
     if args.name:
         (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -38,9 +38,11 @@ def main() -> None:
         sys.exit(f"rtseg bench failed (exit {proc.returncode}); its messages are above")
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
+    from rtseg.device import describe_cpu
+
     shown = "rtseg bench " + shlex.join([*bench_args, "--json"])
     result["recorded"] = {"command": shown, "date": _now(), "versions": _versions(),
-                          "host": f"{platform.machine()}, {_cpu_count()} CPUs, {_cpu()}"}
+                          "host": f"{platform.machine()}, {_cpu_count()} CPUs, {describe_cpu()}"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -67,19 +69,6 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _cpu() -> str:
-    """The CPU's model name and the vector extensions that decide the engines' speed."""
-    from rtseg.device import cpu_info
-
-    info = cpu_info()
-    if info is None:
-        return platform.processor() or "CPU unknown"
-    name, flags = info
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return (f"{name or platform.processor() or 'CPU unknown'} "
-            f"({' '.join(f for f in wanted if f in flags) or 'no AVX2'})")
 
 
 def _versions() -> str:

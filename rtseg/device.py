@@ -41,3 +41,17 @@ def cpu_info() -> tuple[str, frozenset[str]] | None:
     name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
     flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
     return name, frozenset(flags)
+
+
+def describe_cpu() -> str:
+    """The CPU's model name and the vector extensions that decide the engines' speed, for
+    benchmark records: "NAME (avx2 avx512f ... amx_int8)"."""
+    import platform
+
+    info = cpu_info()
+    if info is None:
+        return platform.processor() or "CPU unknown"
+    name, flags = info
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+    return (f"{name or platform.processor() or 'CPU unknown'} "
+            f"({' '.join(f for f in wanted if f in flags) or 'no AVX2'})")

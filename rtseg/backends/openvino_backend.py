@@ -160,8 +160,8 @@ def with_argmax(model):
     logit > 0 for a single-channel (binary) model.
 
     The TopK runs on the logits reshaped to (N, C, H*W): on the 4-D tensor the CPU plugin
-    keeps its blocked channel layout (16 channels a block) and its TopK over C took a
-    quarter of the frame at 512x1024 (23 of ~95 ms, 11 classes); the reshape makes it one
+    keeps a blocked or channels-last layout and its TopK over C took a quarter of the
+    frame at 512x1024 (12-24 ms, 11 classes, AMX Xeon); the reshape makes it one
     plain reorder and a TopK of under a millisecond, with the same result
     (benchmarks/results/cpu-openvino-argmax-amx.md)."""
     import openvino as ov
