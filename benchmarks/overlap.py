@@ -12,14 +12,9 @@ then touches every column alike. Writes results/NAME.json and results/NAME.md.
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-from record_bench import RESULTS, _cpu_count, _now, _versions  # noqa: I001 (benchmarks/ is sys.path[0])
+from record_bench import node_config, node_parser, save_result  # noqa: I001 (benchmarks/ is sys.path[0])
 
 from rtseg.bench import (
     bench_engine,
@@ -30,7 +25,7 @@ from rtseg.bench import (
     summarise_calls,
     summarise_pipeline,
 )
-from rtseg.config import BenchConfig, parse_size
+from rtseg.config import BenchConfig
 from rtseg.device import pick_device
 from rtseg.stream.memory import memory_frames
 
@@ -85,38 +80,12 @@ def table(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="file stem under results/ (or --out)")
-    parser.add_argument("--model", required=True, help="engine manifest, IR or checkpoint")
-    parser.add_argument("--engine", default="auto", help="how a checkpoint runs (rtseg bench)")
-    parser.add_argument("--height", type=int, default=512)
-    parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--frame-size", default=None, help="HxW of the in-memory frames "
-                        "(default: the network's input size)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="per phase, all rounds")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=2.0)
+    parser = node_parser(__doc__.splitlines()[0], engine="auto", seconds=30.0, rounds=3)
     parser.add_argument("--calib", default=None, help="real frames for a cache-compiled "
                         "engine's parity gate")
-    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
-    cfg = BenchConfig(model=args.model, engine=args.engine, height=args.height,
-                      width=args.width, seconds=args.seconds, rounds=args.rounds,
-                      warmup_s=args.warmup, calib=args.calib, device="cpu",
-                      frame_size=parse_size(args.frame_size) if args.frame_size else None)
-    result = measure(cfg)
-    shown = "python benchmarks/overlap.py " + shlex.join(sys.argv[1:])
-    result["recorded"] = {"command": shown, "date": _now(), "versions": _versions(),
-                          "host": f"{_cpu_count()} CPUs"}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    text = table(result)
-    (out / f"{args.name}.md").write_text(
-        f"# {args.name}\n\nCommand (repository root): `{shown}`  \n"
-        f"Recorded {result['recorded']['date']} ({result['recorded']['host']}); "
-        f"{result['recorded']['versions']}\n\n```\n{text}\n```\n")
-    print(text)
+    result = measure(node_config(args, calib=args.calib))
+    save_result(args.out, args.name, result, "overlap.py", table(result))
 
 
 if __name__ == "__main__":

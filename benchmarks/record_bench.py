@@ -55,6 +55,50 @@ def main() -> None:
     print(table)
 
 
+def node_parser(description: str, engine: str, seconds: float, rounds: int):
+    """The options every same-run node comparison takes (overlap.py, frame_input.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("name", help="file stem under results/ (or --out)")
+    parser.add_argument("--model", required=True, help="engine manifest, IR or checkpoint")
+    parser.add_argument("--engine", default=engine, help="how a checkpoint runs (rtseg bench)")
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--frame-size", default=None, help="HxW of the in-memory frames "
+                        "(default: the network's input size)")
+    parser.add_argument("--seconds", type=float, default=seconds, help="per phase, all rounds")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--out", default=str(RESULTS))
+    return parser
+
+
+def node_config(args, **extra):
+    """The BenchConfig (CPU) of `node_parser`'s parsed `args`; `extra` fields win."""
+    from rtseg.config import BenchConfig, parse_size
+
+    fields = {"model": args.model, "engine": args.engine, "height": args.height,
+              "width": args.width, "seconds": args.seconds, "rounds": args.rounds,
+              "warmup_s": args.warmup, "device": "cpu",
+              "frame_size": parse_size(args.frame_size) if args.frame_size else None}
+    return BenchConfig(**{**fields, **extra})
+
+
+def save_result(out: str, name: str, result: dict, script: str, text: str) -> None:
+    """Add `recorded` (the command as run from the repository root, date, versions, host) to
+    `result`; write OUT/NAME.json and OUT/NAME.md (the command, then `text`); print `text`."""
+    shown = f"python benchmarks/{script} " + shlex.join(sys.argv[1:])
+    result["recorded"] = {"command": shown, "date": _now(), "versions": _versions(),
+                          "host": f"{_cpu_count()} CPUs"}
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / f"{name}.md").write_text(
+        f"# {name}\n\nCommand (repository root): `{shown}`  \n"
+        f"Recorded {result['recorded']['date']} ({result['recorded']['host']}); "
+        f"{result['recorded']['versions']}\n\n```\n{text}\n```\n")
+    print(text)
+
+
 def _table_start(lines: list[str]) -> int:
     """Index of the bench's own header line: what an engine compiled on the way printed
     (torch.onnx's progress lines) stays out of the table."""

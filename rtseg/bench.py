@@ -88,14 +88,20 @@ def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backen
 def bench_engine(backend: Backend, batch: int, seconds: float, warmup_s: float,
                  graphs: bool = False, report: dict | None = None
                  ) -> tuple[list[float], float]:
-    """Calls on one ready (batch, 3, H, W) input for `seconds`: (per-call ms, wall s).
-    The engine is called as the node calls it (`engine_output`): class maps from a fused
-    argmax engine, else logits; on CUDA with `graphs`, a graph-capturable engine as one
-    CUDA graph replay, as the node runs it (`report["cuda_graph"]` says what became of it)."""
+    """Calls on one ready input batch for `seconds`: (per-call ms, wall s). The engine is
+    called as the node calls it (`engine_input`, `engine_output`): (batch, H, W, 3) uint8
+    frames to a fused-preprocess engine, else a (batch, 3, H, W) normalised batch; class
+    maps from a fused-argmax engine, else logits; on CUDA with `graphs`, a
+    graph-capturable engine as one CUDA graph replay, as the node runs it
+    (`report["cuda_graph"]` says what became of it)."""
     h, w = backend.spec.input_size
-    x = torch.randn(batch, 3, h, w).to(backend.device, backend.dtype)
     cuda = backend.device.type == "cuda"
-    run = backend.classes if engine_output(backend, cuda) == "classes" else backend
+    if engine_input(backend, cuda) == "frames":  # uint8 BGR frames, normalised in the engine
+        x = torch.randint(0, 256, (batch, h, w, 3), dtype=torch.uint8)
+        run = backend.frames_to_classes
+    else:
+        x = torch.randn(batch, 3, h, w).to(backend.device, backend.dtype)
+        run = backend.classes if engine_output(backend, cuda) == "classes" else backend
 
     def call():
         return run(x)
@@ -116,6 +122,13 @@ def engine_output(backend: Backend, cuda: bool) -> str:
     """What the node asks the engine for: "classes" from a fused-argmax engine on the host
     path (the CPU node's upsample mode), else "logits"."""
     return "classes" if backend.fused_argmax and not cuda else "logits"
+
+
+def engine_input(backend: Backend, cuda: bool) -> str:
+    """What the node gives the engine: "frames" (uint8 BGR at the input size) to a
+    fused-preprocess engine on the host path, else a "normalised" float batch."""
+    fused = engine_output(backend, cuda) == "classes" and backend.fused_preprocess
+    return "frames" if fused else "normalised"
 
 
 def summarise_calls(*runs: tuple[list[float], float], batch: int = 1) -> dict:
@@ -139,6 +152,7 @@ def interleaved(cfg: BenchConfig, backend: Backend, dev: torch.device, frames: l
         if naive is not None:
             runs["baseline"].append(naive.run(share, warmup))
     out = {"engine": {**summarise_calls(*runs["engine"], batch=batch),
+                      "input": engine_input(backend, dev.type == "cuda"),
                       "output": engine_output(backend, dev.type == "cuda"), **report},
            "pipeline": summarise_pipeline(runs["pipeline"])}
     if naive is not None:

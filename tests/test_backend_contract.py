@@ -83,6 +83,14 @@ class BackendContract:
         same = (classes.long() == logits.argmax(1)).float().mean().item()
         assert same >= 0.99, same
 
+    def test_frames_in_only_where_declared(self, backend):
+        assert isinstance(type(backend).fused_preprocess, bool)
+        if type(backend).fused_preprocess:
+            return  # OpenVINO: tests/test_openvino.py compares them with host normalisation
+        h, w = backend.spec.input_size
+        with pytest.raises(NotImplementedError, match="normalised batches only"):
+            backend.frames_to_classes(torch.zeros(1, h, w, 3, dtype=torch.uint8))
+
 
 class TestTorch(BackendContract):
     def make(self, tmp_path_factory, checkpoint):

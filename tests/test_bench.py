@@ -39,6 +39,8 @@ def test_bench_prints_a_table_and_json_on_the_last_line(bench_json):
         assert result[phase]["fps"] > 0
         assert 0 < result[phase]["p50_ms"] <= result[phase]["p99_ms"]
     assert result["engine_file"].endswith(".json")  # a compiled engine, not the checkpoint
+    if "openvino" in result["model"]:  # auto on the CPU: fed as the node feeds it
+        assert (result["engine"]["input"], result["engine"]["output"]) == ("frames", "classes")
     assert result["input_size"] == [64, 96]
     stages = result["pipeline"]["stages_ms"]
     assert {"capture", "pre", "infer", "post", "publish"} <= set(stages)
@@ -124,3 +126,33 @@ def test_record_bench_writes_where_out_says_and_passes_the_rest_to_the_bench(
     assert result["pipeline"]["cuda_graph"] is None  # the CPU pipeline has none
     table = (tmp_path / "tiny-cpu.md").read_text()
     assert "rtseg bench:" in table and "pipeline" in table
+
+
+def test_frame_input_compares_host_and_engine_normalisation(tiny_checkpoint, tmp_path,
+                                                            cli_env):
+    """benchmarks/frame_input.py: both ways of feeding an OpenVINO engine, engine alone and
+    node, in one run, and their class maps on a folder of real image files."""
+    pytest.importorskip("openvino")
+    from pathlib import Path
+
+    import cv2
+
+    from rtseg.export.parity import parity_frames
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(parity_frames(3)):
+        assert cv2.imwrite(str(frames / f"{i}.png"), frame)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "frame_input.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "tiny", "--out", str(tmp_path), "--model",
+         str(tiny_checkpoint), "--height", "64", "--width", "96", "--frame-size", "120x200",
+         "--seconds", "1", "--rounds", "1", "--warmup", "0.5", "--frames", str(frames)],
+        env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert result["frame_size"] == [120, 200] and result["input_size"] == [64, 96]
+    for side in ("host", "engine"):
+        assert result[f"engine_{side}"]["fps"] > 0 and result[f"node_{side}"]["frames"] > 0
+    assert result["agreement"]["images"] == 3 and result["agreement"]["equal_min"] >= 0.99
+    assert "node FPS, engine / host" in (tmp_path / "tiny.md").read_text()

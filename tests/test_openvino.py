@@ -17,6 +17,7 @@ pytest.importorskip("openvino")
 
 from rtseg.backends import load_backend  # noqa: E402
 from rtseg.backends.openvino_backend import openvino_machine, openvino_version  # noqa: E402
+from rtseg.backends.preprocess import Preprocessor, frames_batch  # noqa: E402
 from rtseg.config import CompileConfig  # noqa: E402
 from rtseg.errors import RtsegError  # noqa: E402
 from rtseg.export import compile_checkpoint, resolve_format, resolve_precision  # noqa: E402
@@ -216,10 +217,44 @@ def test_the_engine_takes_the_argmax_itself_for_the_node(engines, precision):
         same = (classes.long() == logits_to_classes(logits)).float().mean()
         assert same >= (0.999 if precision == "fp32" else 0.99)
         frame = parity_frames(1)[0]
-        fused = Pipeline(backend, upsample="classes")(frame)  # uses classes()
+        fused = Pipeline(backend, upsample="classes")(frame)  # uses frames_to_classes()
         host = Pipeline(backend, upsample="logits")(frame)
     assert fused.classes.shape == host.classes.shape == (360, 640)
     assert (fused.classes == host.classes).mean() >= 0.95  # nearest vs bilinear edges
+
+
+@pytest.mark.parametrize("precision", sorted({"fp32", BEST}))
+def test_the_engine_normalises_uint8_frames_itself_with_the_hosts_masks(engines, precision):
+    frames = parity_frames(2)  # 360x640 BGR; the engine takes them at its input size
+    with load_backend(str(engines[precision]), "cpu") as backend:
+        assert backend.fused_preprocess
+        prepare = Preprocessor(SIZE, backend.spec.mean, backend.spec.std)
+        host = torch.cat([backend.classes(prepare(f)) for f in frames])
+        inside = torch.cat([backend.frames_to_classes(frames_batch([f], SIZE)) for f in frames])
+        assert inside.shape == host.shape == (2, *SIZE) and inside.dtype == torch.uint8
+        # the same maths in another order: float rounding, then BF16's, may flip near-ties
+        same = (inside == host).float().mean()
+        assert same >= (0.999 if precision == "fp32" else 0.99)
+        masks = Pipeline(backend, upsample="classes")(frames[0])  # resize here, rest inside
+        want = cv2.resize(inside[0].numpy(), (640, 360), interpolation=cv2.INTER_NEAREST)
+        assert (masks.classes == want).all()
+        with pytest.raises(RtsegError, match="uint8"):
+            backend.frames_to_classes(frames_batch(frames[:1], SIZE).float())
+        with pytest.raises(RtsegError, match=r"does not fit the engine's \(1, 128, 224, 3\)"):
+            backend.frames_to_classes(frames_batch(frames[:1], (64, 96)))
+
+
+def test_a_static_batch_takes_frames_over_its_infer_requests(tmp_path):
+    path = compile_demo(tmp_path, "fp32", size=(64, 96), batch=2)
+    frames = parity_frames(2)
+    with load_backend(str(path), "cpu") as backend:
+        prepare = Preprocessor((64, 96), backend.spec.mean, backend.spec.std)
+        host = backend.classes(torch.cat([prepare(f) for f in frames]))
+        inside = backend.frames_to_classes(frames_batch(frames, (64, 96)))
+        assert inside.shape == (2, 64, 96)
+        assert (inside == host).float().mean() >= 0.999
+        flipped = backend.frames_to_classes(frames_batch(frames[::-1], (64, 96)))
+        assert (flipped[1] == inside[0]).all()  # frame order kept
 
 
 def test_the_fused_argmax_takes_the_first_class_on_ties_at_any_shape():

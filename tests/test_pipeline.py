@@ -9,7 +9,8 @@ import torch
 from rtseg.backends import load_backend
 from rtseg.backends.preprocess import Preprocessor
 from rtseg.data.synthetic import SceneStream
-from rtseg.stream.pipeline import Pipeline, argmax_channels
+from rtseg.metrics import drivable_lut
+from rtseg.stream.pipeline import Pipeline, argmax_channels, drivable_mask
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -37,6 +38,15 @@ def test_argmax_channels_equals_numpy_argmax(channels):
     want = (logits[0] > 0) if channels == 1 else logits.argmax(0)
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, want.astype(np.uint8))
+
+
+@pytest.mark.parametrize("ids", [(), (3,), (0, 255), (1, 2, 5), (1, 2, 3, 4, 6), tuple(range(9))])
+def test_drivable_mask_equals_the_lookup_table(ids):
+    classes = np.random.default_rng(len(ids)).integers(0, 12, (37, 53), dtype=np.uint8)
+    classes[0, :4] = 255  # no prediction
+    got = drivable_mask(classes, ids, drivable_lut(ids))
+    assert got.dtype == np.uint8 and got.shape == classes.shape
+    np.testing.assert_array_equal(got, drivable_lut(ids)[classes])
 
 
 def test_a_batch_gives_the_masks_of_single_frames():

@@ -33,7 +33,10 @@ class Backend(ABC):
     - `runtime_info`: what the runtime chose at load time (empty where nothing to say);
     - `fused_argmax` (class-level): `classes(batch)` runs the argmax inside the engine, so
       a caller that wants class maps should ask for them rather than for logits (the
-      engine then never writes C channels of logits, and the host never reads them).
+      engine then never writes C channels of logits, and the host never reads them);
+    - `fused_preprocess` (class-level): `frames_to_classes(frames)` takes the frames
+      themselves, (N, H, W, 3) uint8 BGR at the input size, and runs the colour swap, the
+      normalisation and the argmax inside the engine (the host only resizes).
     """
 
     spec: ModelSpec
@@ -42,6 +45,7 @@ class Backend(ABC):
     static_batch: int | None = None
     graph_capturable: ClassVar[bool] = False
     fused_argmax: ClassVar[bool] = False
+    fused_preprocess: ClassVar[bool] = False
 
     @property
     def runtime_info(self) -> dict:
@@ -62,6 +66,11 @@ class Backend(ABC):
         from rtseg.models import logits_to_classes
 
         return logits_to_classes(self(batch)).to(torch.uint8)
+
+    def frames_to_classes(self, frames):
+        """frames (N, H, W, 3) uint8 BGR at the input size -> (N, H, W) uint8 class maps;
+        only `fused_preprocess` backends have it."""
+        raise NotImplementedError(f"{type(self).__name__} takes normalised batches only")
 
     def close(self) -> None:
         """Release the runtime's resources."""

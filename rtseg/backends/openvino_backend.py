@@ -8,7 +8,9 @@ several infer requests (one per CPU stream) that run at once. The inference prec
 choice. OpenVINO releases the GIL while it infers, so the node's other threads overlap.
 `classes()` compiles the same IR once more with the argmax in the graph, for callers that
 want class maps (the CPU node): the engine writes N x H x W bytes instead of N x C x H x W
-floats, and nobody takes the argmax on the host.
+floats, and nobody takes the argmax on the host. `frames_to_classes()` compiles it once more
+taking the frames themselves, (N, H, W, 3) uint8 BGR: the colour swap and the normalisation
+run in the engine too (OpenVINO's PrePostProcessor), so the node's thread only resizes.
 """
 
 from __future__ import annotations
@@ -74,10 +76,12 @@ def check_openvino_fits(manifest: Manifest) -> None:
 class OpenVinoBackend(Backend):
     """Runs an IR; batch (N,3,H,W) float32 CPU tensors in, logits (N,C,H,W) float32 out, or
     with `classes()` (N,H,W) uint8 class maps from the same IR with the argmax appended as a
-    TopK in the graph (compiled on first use)."""
+    TopK in the graph, or with `frames_to_classes()` the same from (N,H,W,3) uint8 BGR
+    frames (each graph compiled on first use)."""
 
     graph_capturable = False
     fused_argmax = True
+    fused_preprocess = True
 
     def __init__(self, manifest: Manifest, engine: Path, device: torch.device,
                  threads: int | None = None):
@@ -92,13 +96,20 @@ class OpenVinoBackend(Backend):
         self._runtime = self._runtime_info(self._graphs["logits"])
 
     def _load(self, kind: str) -> _Graph:
-        """Compile the IR for `kind` (logits, or classes: argmax appended)."""
+        """Compile the IR for `kind`: logits; classes (argmax appended); frames (argmax
+        appended, uint8 BGR frames in)."""
         out = self.manifest.outputs[0].shape
-        compiled = self._compile(with_argmax if kind == "classes" else None)
-        if kind == "classes":
-            return _Graph(compiled, self.static_batch, (out[0], *out[2:]), np.uint8,
+        if kind == "logits":
+            return _Graph(self._compile(), self.static_batch, out, np.float32,
                           self.manifest.dynamic)
-        return _Graph(compiled, self.static_batch, out, np.float32, self.manifest.dynamic)
+        spec = self.spec
+
+        def frames(model):
+            return with_frame_input(with_argmax(model), spec.mean, spec.std)
+
+        compiled = self._compile(with_argmax if kind == "classes" else frames)
+        return _Graph(compiled, self.static_batch, (out[0], *out[2:]), np.uint8,
+                      self.manifest.dynamic)
 
     def _compile(self, edit=None):
         core, engine = ov_core(), self._engine
@@ -143,9 +154,20 @@ class OpenVinoBackend(Backend):
         """batch (N, 3, H, W) float32 -> (N, H, W) uint8 class maps, argmax in the engine."""
         return torch.from_numpy(self._run("classes", batch))
 
-    def _run(self, kind: str, batch: torch.Tensor) -> np.ndarray:
-        check_input_shape(self.manifest.inputs[0].shape, batch.shape)
-        x = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
+    def frames_to_classes(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (N, H, W, 3) uint8 BGR at the input size -> (N, H, W) uint8 class maps:
+        BGR->RGB, (v / 255 - mean) / std and the argmax all in the engine."""
+        if frames.dtype != torch.uint8:
+            raise RtsegError(f"frames_to_classes takes uint8 frames, got {frames.dtype}")
+        n, _, h, w = self.manifest.inputs[0].shape
+        check_input_shape((n, h, w, 3), frames.shape)
+        return torch.from_numpy(self._run("frames", frames, checked=True))
+
+    def _run(self, kind: str, batch: torch.Tensor, checked: bool = False) -> np.ndarray:
+        if not checked:
+            check_input_shape(self.manifest.inputs[0].shape, batch.shape)
+            batch = batch.detach().to("cpu", torch.float32)
+        x = np.ascontiguousarray(batch.numpy())
         if kind not in self._graphs:
             self._graphs[kind] = self._load(kind)
         return self._graphs[kind].run(x)
@@ -182,6 +204,25 @@ def with_argmax(model):
         classes = ops.reshape(index, size, special_zero=False)
     classes = ops.convert(classes, ov.Type.u8)
     return ov.Model([ops.result(classes)], model.get_parameters(), "rtseg-classes")
+
+
+def with_frame_input(model, mean, std):
+    """The IR `model`, whose input is (N, 3, H, W) float32 normalised RGB, taking
+    (N, H, W, 3) uint8 BGR frames instead: OpenVINO's PrePostProcessor puts the conversion
+    to float, the BGR->RGB swap and (v - 255 mean) / (255 std) in front of it, so they run
+    on the engine's threads (the same masks as the host's Preprocessor at the input size:
+    benchmarks/results/cpu-frame-input-amx-agreement.md)."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    frame = ppp.input()
+    frame.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+        .set_color_format(ColorFormat.BGR)
+    frame.model().set_layout(ov.Layout("NCHW"))
+    frame.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB) \
+        .mean([255.0 * float(m) for m in mean]).scale([255.0 * float(s) for s in std])
+    return ppp.build()
 
 
 class _Graph:

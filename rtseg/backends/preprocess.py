@@ -7,6 +7,23 @@ import numpy as np
 import torch
 
 
+def fit_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 at `size` (h, w): bilinear resize, or the image
+    itself where it already has that size."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def frames_batch(images, size: tuple[int, int]) -> torch.Tensor:
+    """N frames (H_i, W_i, 3) uint8 BGR -> (N, h, w, 3) uint8 BGR at `size`, for an engine
+    that normalises frames itself (one frame of the right size is not copied)."""
+    if len(images) == 1:
+        return torch.from_numpy(np.ascontiguousarray(fit_frame(images[0], size))[None])
+    return torch.from_numpy(np.stack([fit_frame(image, size) for image in images]))
+
+
 class Preprocessor:
     """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB (CPU tensor).
 
@@ -23,8 +40,7 @@ class Preprocessor:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         h, w = self.input_size
-        if image.shape[:2] != (h, w):
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        image = fit_frame(image, (h, w))
         planes = cv2.split(image)
         out = np.empty((1, 3, h, w), dtype=np.float32)
         for c in range(3):  # RGB plane c from BGR channel 2 - c

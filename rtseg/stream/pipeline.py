@@ -9,11 +9,12 @@ Post-processing, `upsample`:
 - "logits" (default; eval and predict): logits are resized bilinearly to the frame size,
   then the argmax is taken, so edges are as good as the network allows at frame size.
 - "classes" (the CPU node): the argmax at the network's resolution, then a nearest resize
-  of the class map to the frame size and the drivable lookup (`cv2.LUT`): far cheaper than
+  of the class map to the frame size and the drivable mask (`drivable_mask`): far cheaper than
   resizing C channels of logits, with masks that differ only along class edges (timings:
   benchmarks/results/cpu-design-timings.md). A backend with `fused_argmax` (OpenVINO)
   returns the class map from the engine itself; otherwise OpenCV takes the argmax on the
-  posting thread (one thread).
+  posting thread (one thread). A backend with `fused_preprocess` too (OpenVINO) takes the
+  uint8 frames and normalises them itself: the node's thread only resizes them.
 Overlap: by default (`slots` 2) the node posts and publishes a batch on its publishing
 thread while the next one is inferred; with `overlap=False` (`slots` 1) it runs pre, infer,
 post and publish one after the other (the node's `--overlap on | off`). Beside an engine
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from rtseg.backends.base import Backend
-from rtseg.backends.preprocess import Preprocessor
+from rtseg.backends.preprocess import Preprocessor, frames_batch
 from rtseg.metrics import drivable_lut
 from rtseg.models import logits_to_classes, resize_logits
 
@@ -71,6 +72,18 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
         cv2.bitwise_and(mask, c, dst=mask)
         cv2.max(index, mask, dst=index)
     return index
+
+
+def drivable_mask(classes: np.ndarray, ids: Sequence[int], lut: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 class map -> (H, W) uint8 mask, 1 where the class is drivable: one SIMD
+    compare per drivable id for up to four ids (cv2.LUT is a scalar gather, ~5x slower on
+    a 1080p map), else `lut` (`rtseg.metrics.drivable_lut(ids)`)."""
+    if not ids or len(ids) > 4:
+        return cv2.LUT(classes, lut)
+    mask = classes == ids[0]
+    for i in ids[1:]:
+        mask |= classes == i
+    return mask.view(np.uint8)
 
 
 def infer_in_chunks(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -132,10 +145,13 @@ class Pipeline:
         self.spec = backend.spec
         self.upsample = upsample
         self._prepare = Preprocessor(self.spec.input_size, self.spec.mean, self.spec.std)
-        self._drivable_lut = drivable_lut(self.spec.drivable_ids)
+        self._drivable_ids = tuple(int(i) for i in self.spec.drivable_ids)
+        self._drivable_lut = drivable_lut(self._drivable_ids)
         self._static_batch = backend.static_batch
         fused = upsample == "classes" and backend.fused_argmax
-        self._run = backend.classes if fused else backend
+        self._frames_in = fused and backend.fused_preprocess
+        self._run = (backend.frames_to_classes if self._frames_in
+                     else backend.classes if fused else backend)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 BGR -> (1, 3, h, w) float32 normalised RGB on the backend's device."""
@@ -161,12 +177,15 @@ class Pipeline:
             classes = classes.cpu().numpy()
         if classes.shape != size:
             classes = cv2.resize(classes, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        return classes, cv2.LUT(classes, self._drivable_lut)
+        return classes, drivable_mask(classes, self._drivable_ids, self._drivable_lut)
 
     def submit(self, images: Sequence[np.ndarray]) -> InFlight:
         """Preprocess N frames and run the engine now; masks come from `.result()`."""
         t0 = time.perf_counter()
-        x = self.preprocess_batch(images)
+        if self._frames_in:  # the engine normalises; here they are only resized
+            x = frames_batch(images, self.spec.input_size)
+        else:
+            x = self.preprocess_batch(images)
         t1 = time.perf_counter()
         output = infer_in_chunks(self._run, x, self._static_batch)
         if output.device.type == "cuda":
