@@ -148,11 +148,11 @@ class OpenVinoBackend(Backend):
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """batch (N, 3, H, W) float32 -> logits (N, C, H, W) float32 CPU tensor (fresh)."""
-        return torch.from_numpy(self._run("logits", batch))
+        return torch.from_numpy(self._run("logits", self._floats(batch)))
 
     def classes(self, batch: torch.Tensor) -> torch.Tensor:
         """batch (N, 3, H, W) float32 -> (N, H, W) uint8 class maps, argmax in the engine."""
-        return torch.from_numpy(self._run("classes", batch))
+        return torch.from_numpy(self._run("classes", self._floats(batch)))
 
     def frames_to_classes(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (N, H, W, 3) uint8 BGR at the input size -> (N, H, W) uint8 class maps:
@@ -161,13 +161,15 @@ class OpenVinoBackend(Backend):
             raise RtsegError(f"frames_to_classes takes uint8 frames, got {frames.dtype}")
         n, _, h, w = self.manifest.inputs[0].shape
         check_input_shape((n, h, w, 3), frames.shape)
-        return torch.from_numpy(self._run("frames", frames, checked=True))
+        return torch.from_numpy(self._run("frames", np.ascontiguousarray(frames.numpy())))
 
-    def _run(self, kind: str, batch: torch.Tensor, checked: bool = False) -> np.ndarray:
-        if not checked:
-            check_input_shape(self.manifest.inputs[0].shape, batch.shape)
-            batch = batch.detach().to("cpu", torch.float32)
-        x = np.ascontiguousarray(batch.numpy())
+    def _floats(self, batch: torch.Tensor) -> np.ndarray:
+        """batch (N, 3, H, W) -> a contiguous float32 array, once its shape fits the IR."""
+        check_input_shape(self.manifest.inputs[0].shape, batch.shape)
+        return np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
+
+    def _run(self, kind: str, x: np.ndarray) -> np.ndarray:
+        """The graph of `kind` (compiled on first use) on the ready input `x`."""
         if kind not in self._graphs:
             self._graphs[kind] = self._load(kind)
         return self._graphs[kind].run(x)

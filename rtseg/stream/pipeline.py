@@ -74,12 +74,12 @@ def argmax_channels(logits: np.ndarray) -> np.ndarray:
     return index
 
 
-def drivable_mask(classes: np.ndarray, ids: Sequence[int], lut: np.ndarray) -> np.ndarray:
+def drivable_mask(classes: np.ndarray, ids: Sequence[int]) -> np.ndarray:
     """(H, W) uint8 class map -> (H, W) uint8 mask, 1 where the class is drivable: one SIMD
     compare per drivable id for up to four ids (cv2.LUT is a scalar gather, ~5x slower on
-    a 1080p map), else `lut` (`rtseg.metrics.drivable_lut(ids)`)."""
+    a 1080p map), else the lookup table `rtseg.metrics.drivable_lut(ids)`."""
     if not ids or len(ids) > 4:
-        return cv2.LUT(classes, lut)
+        return cv2.LUT(classes, drivable_lut(ids))
     mask = classes == ids[0]
     for i in ids[1:]:
         mask |= classes == i
@@ -146,7 +146,6 @@ class Pipeline:
         self.upsample = upsample
         self._prepare = Preprocessor(self.spec.input_size, self.spec.mean, self.spec.std)
         self._drivable_ids = tuple(int(i) for i in self.spec.drivable_ids)
-        self._drivable_lut = drivable_lut(self._drivable_ids)
         self._static_batch = backend.static_batch
         fused = upsample == "classes" and backend.fused_argmax
         self._frames_in = fused and backend.fused_preprocess
@@ -177,7 +176,7 @@ class Pipeline:
             classes = classes.cpu().numpy()
         if classes.shape != size:
             classes = cv2.resize(classes, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        return classes, drivable_mask(classes, self._drivable_ids, self._drivable_lut)
+        return classes, drivable_mask(classes, self._drivable_ids)
 
     def submit(self, images: Sequence[np.ndarray]) -> InFlight:
         """Preprocess N frames and run the engine now; masks come from `.result()`."""
