@@ -68,11 +68,21 @@ def measure(reps: int, rounds: int = 5) -> list[dict]:
     return rows
 
 
-def _cpu() -> str:
+def cpu_name() -> str:
+    """This machine's CPU model name (or its architecture where that is unknown)."""
     from rtseg.device import cpu_info
 
     info = cpu_info()
     return info[0] if info and info[0] else platform.machine()
+
+
+def save(out: str, stem: str, result: dict, lines: list[str]) -> None:
+    """`result` as OUT/STEM.json and the table `lines` as OUT/STEM.md; print the table."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> None:
@@ -83,19 +93,15 @@ def main() -> None:
     rows = measure(args.reps)
     command = f"python benchmarks/encode_speed.py --reps {args.reps}"
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
-    result = {"command": command, "date": date, "cpu": _cpu(),
+    result = {"command": command, "date": date, "cpu": cpu_name(),
               "msgpack": ".".join(map(str, msgpack.version)), "rows": rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cpu-encode-speed.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Encoding one mono8 classes mask\n\nCommand: `{command}`  \nRecorded {date}; "
              f"{result['cpu']}; msgpack {result['msgpack']}; best of 5 rounds, the two "
              "taking turns.\n",
              "| mask | rtseg encode ms | topic + packb ms | x |", "|---|---|---|---|"]
     lines += [f"| {r['size']} | {r['encode_ms']:.3f} | {r['packb_ms']:.3f} | "
               f"{r['speedup']:.1f} |" for r in rows]
-    (out / "cpu-encode-speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save(args.out, "cpu-encode-speed", result, lines)
 
 
 if __name__ == "__main__":

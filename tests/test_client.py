@@ -17,7 +17,7 @@ from rtseg.client import MaskSubscriber
 from rtseg.echo import echo
 from rtseg.errors import RtsegError
 from rtseg.protocol import DRIVABLE_CLASSES, ProtocolError
-from rtseg.stream.publisher import MaskPublisher
+from rtseg.stream.publisher import ZERO_COPY_BYTES, MaskPublisher
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -81,6 +81,27 @@ def test_subscriber_receives_masks(pub):
     assert (header.topic, header.seq, header.stamp_ns, header.encoding) == (
         "cam0/drivable", 41, 123, "bits")
     assert (header.width, header.height, header.latency_ms) == (8, 4, {"total": 12.5})
+
+
+def test_large_masks_sent_zero_copy_arrive_intact(roomy_pub):
+    """1080p masks (over ZERO_COPY_BYTES: ZeroMQ holds each frame's bytes, no copy), each
+    different, published back to back while their source array is rewritten."""
+    rng = np.random.default_rng(3)
+    mask = np.empty((1080, 1920), np.uint8)
+    assert mask.nbytes >= ZERO_COPY_BYTES
+    sent = []
+    with MaskSubscriber(roomy_pub.endpoint, ["cam0/classes"], timeout_ms=5000) as sub:
+        warm_up(roomy_pub, sub, ("cam0/classes",))
+        for seq in range(1, 6):
+            mask[:] = rng.integers(0, len(CLASSES), mask.shape, dtype=np.uint8)
+            sent.append(mask.copy())
+            assert roomy_pub.publish("cam0/classes", "classes", mask, seq=seq, stamp_ns=seq,
+                                     frame_id="camera0", classes=CLASSES, model="test@0000")
+            mask[:] = 0
+        received = [sub.recv() for _ in sent]
+    assert [header.seq for header, _ in received] == [1, 2, 3, 4, 5]
+    for (_, got), want in zip(received, sent):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_iteration_stops_after_timeout(pub):

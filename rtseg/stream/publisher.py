@@ -23,6 +23,10 @@ from rtseg.errors import RtsegError
 from rtseg.protocol import DRIVABLE_CLASSES, SourceStatus, encode, encode_image, encode_status
 
 _LOCAL_TRANSPORTS = ("ipc://", "inproc://")
+# Frames from this size on go to ZeroMQ zero-copy (benchmarks/send_speed.py): a copy costs a
+# fresh buffer's page faults (~0.5 ms for a 1080p mask); below it, zero-copy's hand-back
+# through pyzmq's garbage thread costs more than the copy.
+ZERO_COPY_BYTES = 1024 * 1024
 _EXAMPLE = "tcp://127.0.0.1:PORT"
 
 
@@ -109,6 +113,7 @@ class MaskPublisher:
         self._sock: zmq.Socket | None = zmq.Context.instance().socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.copy_threshold = ZERO_COPY_BYTES
         if endpoint.startswith("tcp://["):
             self._sock.setsockopt(zmq.IPV6, 1)
         try:
@@ -200,12 +205,15 @@ class MaskPublisher:
                                              stamp_ns=time.time_ns(), sources=sources))
 
     def send_frame(self, frame: bytes) -> bool:
-        """Send an already encoded frame without blocking; False (and counted) if dropped."""
+        """Send an already encoded frame without blocking; False (and counted) if dropped.
+
+        A frame of `ZERO_COPY_BYTES` or more is not copied: ZeroMQ holds the (immutable)
+        bytes object until it has gone out."""
         with self._lock:
             if self._sock is None:
                 raise RuntimeError("MaskPublisher is closed")
             try:
-                self._sock.send(frame, zmq.NOBLOCK)
+                self._sock.send(frame, zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 self.dropped += 1
                 return False
