@@ -11,8 +11,8 @@ bilinearly to the 360x480 label, argmax; at the checkpoint's own size this is `r
 
 - the network at each of `--sizes` (it is fully convolutional; the engine's cost grows with
   the pixels);
-- test-time augmentation: mirrored + plain at the checkpoint's size, all sizes (softmax
-  mean), all sizes mirrored and plain: what an ensemble of views of this one network reaches;
+- test-time augmentation: mirrored + plain at each size, all sizes (softmax mean), all
+  sizes mirrored and plain: what an ensemble of views of this one network reaches;
 - logit adjustment at the checkpoint's size: logits - tau * log(w), w the recipe's
   `class_weights` (a loss weighted by w shifts the learnt logits by about log w; tau = 1
   takes that shift back out): how much of the frequent classes' shortfall is the weighting;
@@ -61,7 +61,7 @@ def views(model, image: np.ndarray, sizes, mean, std, out_hw) -> dict:
 def combos(sizes, own) -> dict:
     """Name -> the views it averages (softmax mean; one view: its logits' argmax)."""
     named = {f"{h}x{w}": [((h, w), False)] for h, w in sizes}
-    named[f"{own[0]}x{own[1]} + mirrored"] = [(own, False), (own, True)]
+    named |= {f"{h}x{w} + mirrored": [((h, w), False), ((h, w), True)] for h, w in sizes}
     named["all sizes"] = [(s, False) for s in sizes]
     named["all sizes + mirrored"] = [(s, m) for s in sizes for m in (False, True)]
     return named

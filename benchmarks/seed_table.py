@@ -128,7 +128,8 @@ def add_speed(result: dict, args) -> None:
              "--seconds", str(args.seconds), "--no-baseline", "--json"],
             check=True, capture_output=True, text=True)
         bench = json.loads(proc.stdout.strip().splitlines()[-1])
-        row["speed"] = {"engine": args.speed, "engine_file": bench["engine_file"],
+        row["speed"] = {"engine": args.speed, "checkpoint": str(ckpt),
+                        "engine_file": bench["engine_file"],
                         "engine_fps": bench["engine"]["fps"],
                         "pipeline_fps": bench["pipeline"]["fps"]}
         print(row["model"], row["speed"], flush=True)
@@ -157,7 +158,8 @@ def to_markdown(result: dict) -> str:
                      f"| {100 * r['road']:.2f} | {100 * r['pixel_accuracy']:.2f} |"
                      + (fps or ""))
     if speed:
-        lines += ["", f"FPS: `rtseg bench --model runs/seed-table/MODEL/best.pt --engine "
+        runs = Path(rows[0]["speed"]["checkpoint"]).parent.parent
+        lines += ["", f"FPS: `rtseg bench --model {runs}/MODEL/best.pt --engine "
                   f"{rows[0]['speed']['engine']} --height 352 --width 480 --frame-size 360x480 "
                   "--no-baseline`, one model at a time on the quiet machine."]
     return "\n".join(lines) + "\n"
