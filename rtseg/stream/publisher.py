@@ -24,10 +24,10 @@ from rtseg.protocol import DRIVABLE_CLASSES, SourceStatus, encode, encode_image,
 
 _LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 # Frames from this size on go to ZeroMQ zero-copy: a copy costs a fresh buffer's page faults
-# (benchmarks/send_speed.py, both masks of a 1080p frame: 1.29 ms copied, 1.05 zero-copy);
-# smaller frames are copied: zero-copy's hand-back through pyzmq's garbage thread costs as
-# much or more there (360x640: 0.055 ms copied, 0.074 zero-copy).
-ZERO_COPY_BYTES = 1024 * 1024
+# (benchmarks/send_speed.py, both masks of a frame, quiet machine, four runs: 1080p 1.00-1.73x,
+# 512x1024 1.20-1.41x faster zero-copy); smaller frames are copied: zero-copy's hand-back
+# through pyzmq's garbage thread costs more there (360x640: 0.78-0.88x).
+ZERO_COPY_BYTES = 512 * 1024
 _EXAMPLE = "tcp://127.0.0.1:PORT"
 
 
