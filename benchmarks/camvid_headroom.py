@@ -58,7 +58,7 @@ def views(model, image: np.ndarray, sizes, mean, std, out_hw) -> dict:
     return result
 
 
-def combos(sizes, own) -> dict:
+def combos(sizes) -> dict:
     """Name -> the views it averages (softmax mean; one view: its logits' argmax)."""
     named = {f"{h}x{w}": [((h, w), False)] for h, w in sizes}
     named |= {f"{h}x{w} + mirrored": [((h, w), False), ((h, w), True)] for h, w in sizes}
@@ -75,7 +75,7 @@ def score(ckpt, samples, sizes, taus) -> dict:
     weights = meta.recipe.get("train", {}).get("class_weights") or [1.0] * len(meta.classes)
     log_w = torch.tensor(weights, dtype=torch.float32).log()[:, None, None]
     n, ignore = len(meta.classes), meta.ignore_index
-    named = combos(sizes, own)
+    named = combos(sizes)
     cms = {k: ConfusionMatrix(n, ignore) for k in named}
     adjusted = {t: ConfusionMatrix(n, ignore) for t in taus}
     with torch.inference_mode():

@@ -236,9 +236,11 @@ def main(argv=None) -> int:
         path.with_suffix(".md").write_text(to_markdown(result))
         return 0
     if args.retime:
-        print(f"{args.retime}: {retime(args.retime, result, base, 3):.2f} s/step in the "
-              f"table's units, was {result['retimed'][args.retime]['was_s']:.2f}", flush=True)
+        was = result["step_s"][args.retime]
+        now = retime(args.retime, result, base, 3)
         result["retimed"][args.retime]["command"] = "python " + " ".join(sys.argv)
+        print(f"{args.retime}: {now:.2f} s/step in the table's units, was {was:.2f}",
+              flush=True)
         result["rows"] = [r for r in result["rows"] if r["model"] != args.retime]
         path.write_text(json.dumps(result, indent=1) + "\n")
     done = {r["model"] for r in result["rows"]}
