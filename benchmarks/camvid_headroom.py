@@ -58,10 +58,17 @@ def views(model, image: np.ndarray, sizes, mean, std, out_hw) -> dict:
     return result
 
 
-def combos(sizes) -> dict:
-    """Name -> the views it averages (softmax mean; one view: its logits' argmax)."""
+def combos(sizes, own) -> dict:
+    """Name -> the views it averages (softmax mean; one view: its logits' argmax).
+
+    Besides each size alone and mirrored at that size: the checkpoint's own size plus a
+    mirrored view at each other size (a second view that costs less than the first).
+    """
     named = {f"{h}x{w}": [((h, w), False)] for h, w in sizes}
     named |= {f"{h}x{w} + mirrored": [((h, w), False), ((h, w), True)] for h, w in sizes}
+    if own in sizes:
+        named |= {f"{own[0]}x{own[1]} + {h}x{w} mirrored": [(own, False), ((h, w), True)]
+                  for h, w in sizes if (h, w) != own}
     named["all sizes"] = [(s, False) for s in sizes]
     named["all sizes + mirrored"] = [(s, m) for s in sizes for m in (False, True)]
     return named
@@ -75,7 +82,7 @@ def score(ckpt, samples, sizes, taus) -> dict:
     weights = meta.recipe.get("train", {}).get("class_weights") or [1.0] * len(meta.classes)
     log_w = torch.tensor(weights, dtype=torch.float32).log()[:, None, None]
     n, ignore = len(meta.classes), meta.ignore_index
-    named = combos(sizes)
+    named = combos(sizes, own)
     cms = {k: ConfusionMatrix(n, ignore) for k in named}
     adjusted = {t: ConfusionMatrix(n, ignore) for t in taus}
     with torch.inference_mode():
