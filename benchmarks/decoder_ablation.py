@@ -5,7 +5,9 @@
 
 Writes the checkpoint without its full-resolution correction, then without the stride-2 one
 too, to runs/ablation/ (`rtseg adjust --drop refine1 [--drop refine2]`: each correction is
-added to the logits, so the network without it works with every other weight unchanged).
+added to the logits, so the network without it works with every other weight unchanged),
+and with every decoder but its logits upsampled to full resolution once (`rtseg adjust
+--upsample-once`: the stride-2 correction summed before the upsampling, not after).
 For each variant: CamVid val mIoU and Road IoU through `rtseg eval --data camvid` (the
 node's pipeline at the checkpoint's input size), and the OpenVINO engine's latency at
 `--size` (LATENCY hint, 2 threads, the variants taking turns, median of rounds x per-round
@@ -25,29 +27,32 @@ import numpy as np
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-VARIANTS = {"as trained": (), "without refine1": ("refine1",),
-            "without refine1 and refine2": ("refine1", "refine2")}
+VARIANTS = {"as trained": ((), False), "without refine1": (("refine1",), False),
+            "without refine1 and refine2": (("refine1", "refine2"), False),
+            "upsampled once": ((), True)}
 
 
 def write_variants(src: str, out_dir: Path) -> dict:
     """Variant name -> path of the checkpoint `src` without that variant's corrections
-    (`rtseg adjust --drop`; the first variant is `src` itself). Corrections `src` has
-    already lost are left out of a variant's drop, and a variant that would then drop
-    nothing new is skipped (camvid.pt has had no refine1 since 2026-12-05)."""
+    (`rtseg adjust --drop`, and `--upsample-once` for "upsampled once"; the first variant
+    is `src` itself). Corrections `src` has already lost are left out of a variant's drop,
+    and a variant that would then change nothing new is skipped (camvid.pt has had no
+    refine1 since 2026-12-05), as is "upsampled once" without a stride-2 decoder."""
     from rtseg.checkpoint import load_checkpoint
     from rtseg.training.adjust import adjust_checkpoint
 
     kwargs = load_checkpoint(src).meta.model_kwargs
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, seen = {}, set()
-    for name, dropped in VARIANTS.items():
+    for name, (dropped, once) in VARIANTS.items():
         present = tuple(c for c in dropped if kwargs.get(c))
-        if present in seen:
+        if (present, once) in seen or (once and not kwargs.get("refine2")):
             continue
-        seen.add(present)
-        paths[name] = out_dir / f"{'-'.join(present)}.pt" if present else Path(src)
-        if present:
-            adjust_checkpoint(src, paths[name], drop=present)
+        seen.add((present, once))
+        stem = "-".join(present + (("once",) if once else ()))
+        paths[name] = out_dir / f"{stem}.pt" if stem else Path(src)
+        if stem:
+            adjust_checkpoint(src, paths[name], drop=present, upsample_once=once)
     return paths
 
 

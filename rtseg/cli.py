@@ -131,9 +131,12 @@ def predict(checkpoint, source, out, device) -> None:
                                    "compile, run and eval [default: unchanged].")
 @click.option("--drop", multiple=True, help="Remove a decoder correction of a fine LR-ASPP "
               "(refine, refine2, refine1 or context; repeatable): every other weight stays.")
-def adjust(checkpoint, out, tau, input_size, drop) -> None:
-    """Write CHECKPOINT to --out with a logit adjustment, a new input size and/or a decoder
-    correction dropped (no training).
+@click.option("--upsample-once", is_flag=True, help="A fine LR-ASPP with refine2: sum its "
+              "stride-2 correction before one full-resolution upsampling (a faster engine, "
+              "a slightly different function: score it again).")
+def adjust(checkpoint, out, tau, input_size, drop, upsample_once) -> None:
+    """Write CHECKPOINT to --out with a logit adjustment, a new input size, a decoder
+    correction dropped and/or its logits upsampled once (no training).
 
     Choose tau on the training split (benchmarks/camvid_headroom.py --split train), not on
     the frames you report.
@@ -148,7 +151,8 @@ def adjust(checkpoint, out, tau, input_size, drop) -> None:
             size = ()
         if len(size) != 2:
             raise RtsegError(f"--input-size {input_size!r}: expected HxW, e.g. 448x608")
-    record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size, drop=drop)
+    record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size, drop=drop,
+                               upsample_once=upsample_once)
     click.echo(json.dumps(record))
 
 

@@ -152,9 +152,10 @@ def test_decoder_ablation_drops_only_the_named_corrections(weighted, tmp_path):
     full = load_checkpoint(paths["as trained"])
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     model = full.build("cpu")  # LogitsOnly(FineLRASPP): (N, 3, H, W) -> (N, C, H, W)
-    for name, change in ablation.VARIANTS.items():
+    for name, (change, once) in ablation.VARIANTS.items():
         ckpt = load_checkpoint(paths[name])
         assert all(ckpt.meta.model_kwargs[k] == 0 for k in change)
+        assert bool(ckpt.meta.model_kwargs.get("upsample_once")) == once
         assert set(ckpt.state_dict) <= set(full.state_dict)
         assert all(torch.equal(v, full.state_dict[k]) for k, v in ckpt.state_dict.items())
         dropped = [k for k in full.state_dict if k not in ckpt.state_dict]
@@ -167,9 +168,28 @@ def test_decoder_ablation_drops_only_the_named_corrections(weighted, tmp_path):
     assert not torch.allclose(fix, torch.zeros_like(fix))
     assert torch.allclose(whole, partial + fix, atol=1e-4)
     again = ablation.write_variants(str(paths["without refine1"]), tmp_path / "again")
-    assert list(again) == ["as trained", "without refine1 and refine2"]
+    assert list(again) == ["as trained", "without refine1 and refine2", "upsampled once"]
     both = load_checkpoint(again["without refine1 and refine2"]).meta.model_kwargs
     assert both["refine1"] == 0 and both["refine2"] == 0
+
+
+def test_upsample_once_keeps_every_weight_and_changes_only_the_upsampling(weighted, tmp_path):
+    """`--upsample-once`: the same tensors, the kwarg and the record say so, and the logits
+    are the bilinear upsampling of the stride-2 sum (tests/test_models.py checks the
+    formula): close to the original's, not equal."""
+    out = tmp_path / "once.pt"
+    record = adjust_checkpoint(weighted, out, drop=("refine1",), upsample_once=True)
+    before, after = load_checkpoint(weighted), load_checkpoint(out)
+    assert record["upsample_once"] is True and after.meta.recipe["adjust"] == record
+    assert after.meta.model_kwargs["upsample_once"] is True
+    assert after.meta.model_kwargs["refine1"] == 0
+    assert all(torch.equal(v, before.state_dict[k]) for k, v in after.state_dict.items())
+    dropped = tmp_path / "dropped.pt"
+    adjust_checkpoint(weighted, dropped, drop=("refine1",))
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    a, b = logits(load_checkpoint(dropped), x), logits(after, x)
+    assert not torch.equal(a, b)
+    assert (a - b).abs().max() < 0.5 * a.abs().max()
 
 
 def test_errors_name_the_problem(tiny_checkpoint, weighted, tmp_path):
@@ -180,6 +200,9 @@ def test_errors_name_the_problem(tiny_checkpoint, weighted, tmp_path):
     assert "nothing to change" in fails(str(weighted), "--out", out)
     assert "can be dropped" in fails(str(weighted), "--out", out, "--drop", "backbone")
     assert "has no refine1" in fails(str(tiny_checkpoint), "--out", out, "--drop", "refine1")
+    assert "no stride-2 decoder" in fails(str(tiny_checkpoint), "--out", out, "--upsample-once")
+    assert "no stride-2 decoder" in fails(str(weighted), "--out", out, "--drop", "refine2",
+                                          "--upsample-once")
     assert "does not exist" in fails(str(tmp_path / "none.pt"), "--out", out, "--tau", "1")
     assert not (tmp_path / "x.pt").exists()
 

@@ -149,6 +149,38 @@ def test_lraspp_refine2_and_refine1_add_decoders_that_start_at_zero(name, featur
         build_model("lraspp_mobilenet_v3", 5, **{name: 4})
 
 
+def test_lraspp_upsample_once_sums_at_stride_2_then_upsamples_once():
+    """`upsample_once` adds no weights (a checkpoint loads strictly either way); with it
+    the output is the bilinear full-resolution upsampling of (stride-4 logits upsampled to
+    stride 2 + the stride-2 correction), where by default each is upsampled on its own;
+    without a stride-2 decoder it changes nothing."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    kwargs = {"fine": True, "refine": 8, "refine2": 4}
+    plain = build_model("lraspp_mobilenet_v3", 5, **kwargs).eval()
+    with torch.no_grad():
+        plain.net.refine2[-1].weight.normal_()  # a trained-looking stride-2 decoder
+        plain.net.fine_classifier.weight.normal_()  # and stride-4 logits with detail
+    once = build_model("lraspp_mobilenet_v3", 5, **kwargs, upsample_once=True).eval()
+    once.load_state_dict(plain.state_dict())  # strict: the same tensors
+    seen = {}
+    once.net.refine2.register_forward_hook(
+        lambda mod, args, out: seen.update(at_half=args[0][:, :5], fix=out))
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        got = once(x)
+        expected = F.interpolate(seen["at_half"] + seen["fix"], size=(96, 160),
+                                 mode="bilinear", align_corners=False)
+        assert torch.allclose(got, expected, atol=1e-5)
+        assert (got - plain(x)).abs().amax() > 1e-3  # not the default function
+        no_half = {"fine": True, "refine": 8}
+        a = build_model("lraspp_mobilenet_v3", 5, **no_half).eval()
+        b = build_model("lraspp_mobilenet_v3", 5, **no_half, upsample_once=True).eval()
+        b.load_state_dict(a.state_dict())
+        assert torch.equal(a(x), b(x))
+
+
 @pytest.mark.parametrize("base", [{}, {"fine": True, "refine": 8, "refine2": 4}])
 def test_lraspp_context_block_grows_a_plain_or_refined_lraspp_from_zero(base):
     """`context=K` adds a dilated block on the stride-16 features whose correction is added

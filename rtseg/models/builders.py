@@ -60,17 +60,18 @@ def _smp(arch: str, default_encoder: str) -> Callable[..., tuple[nn.Module, nn.M
 
 
 def _lraspp(num_classes: int, fine: bool = False, refine: int = 0,
-            refine2: int = 0, refine1: int = 0,
-            context: int = 0) -> tuple[nn.Module, nn.Module]:
+            refine2: int = 0, refine1: int = 0, context: int = 0,
+            upsample_once: bool = False) -> tuple[nn.Module, nn.Module]:
     """torchvision's LR-ASPP MobileNetV3-Large; `fine` adds rtseg's stride-4 skip,
     `refine` a stride-4 decoder, `refine2` a stride-2 and `refine1` a full-resolution one
-    of that width, `context` a dilated block on the stride-16 features (see
+    of that width, `context` a dilated block on the stride-16 features, `upsample_once`
+    sums the stride-2 correction before one full-resolution upsampling (see
     rtseg.models.lraspp) -> (model, backbone)."""
     from rtseg.models.lraspp import build_lraspp
 
     net, backbone = build_lraspp(num_classes, fine=bool(fine), refine=int(refine),
                                  refine2=int(refine2), refine1=int(refine1),
-                                 context=int(context))
+                                 context=int(context), upsample_once=bool(upsample_once))
     return LogitsOnly(net), backbone
 
 
@@ -101,7 +102,8 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("lraspp_mobilenet_v3", "torchvision",
                   "LR-ASPP, MobileNetV3-Large; real time; fine=true adds a stride-4 skip, "
                   "refine=K / refine2=K / refine1=K a stride-4 / stride-2 / full-resolution "
-                  "decoder, context=K a dilated context block at stride 16",
+                  "decoder, context=K a dilated context block at stride 16, upsample_once=true "
+                  "one full-resolution upsampling (after the stride-2 decoder)",
                   _lraspp),
         ModelInfo("deeplabv3_mobilenet_v3", "torchvision", "DeepLabV3, MobileNetV3-Large",
                   _tv("deeplabv3_mobilenet_v3_large")),

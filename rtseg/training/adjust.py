@@ -1,5 +1,5 @@
-"""Changes to a trained checkpoint that need no training: logit adjustment, input size, and
-dropping one of LR-ASPP's decoder corrections.
+"""Changes to a trained checkpoint that need no training: logit adjustment, input size,
+dropping one of LR-ASPP's decoder corrections, and upsampling its logits once.
 
 Logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021): a loss
 weighted by w_c learns logits shifted by about log w_c, which buys the rare classes recall
@@ -16,6 +16,12 @@ Dropping a correction: rtseg's fine LR-ASPP adds each of its decoder blocks (`re
 stride 4, `refine2` at stride 2, `refine1` at full resolution, `context` at stride 16) to
 the logits, so the network without one still works with every other weight unchanged, and
 costs less (benchmarks/decoder_ablation.py measures what each buys and costs).
+
+Upsampling once (`upsample_once`): a fine LR-ASPP with a stride-2 decoder sums the stride-4
+logits (upsampled to stride 2) and the stride-2 correction at stride 2 and upsamples that
+once to full resolution, instead of upsampling each to full resolution: the same weights,
+one full-resolution interpolation fewer, a slightly different function (bilinear x2 twice
+is not x4), so it is scored again like every other change here.
 """
 
 from __future__ import annotations
@@ -90,12 +96,24 @@ def drop_corrections(ckpt: Checkpoint, names: Sequence[str]) -> tuple[nn.Module,
     return model.eval(), kwargs
 
 
+def upsampling_once(model: nn.Module, ckpt: Checkpoint, kwargs: dict) -> tuple[nn.Module, dict]:
+    """(`model` rebuilt with `upsample_once`, its weights unchanged; the new kwargs)."""
+    if ckpt.meta.model != "lraspp_mobilenet_v3" or not kwargs.get("refine2"):
+        raise RtsegError(f"--upsample-once: {ckpt.path or 'checkpoint'} ({ckpt.meta.model}, "
+                         f"kwargs {kwargs}) has no stride-2 decoder; upsampling once is for "
+                         "a fine LR-ASPP with refine2")
+    kwargs = {**kwargs, "upsample_once": True}
+    once = build_model(ckpt.meta.model, ckpt.meta.out_channels, **kwargs)
+    once.load_state_dict(model.state_dict())
+    return once.eval(), kwargs
+
+
 def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
                       input_size: tuple[int, int] | None = None,
-                      drop: Sequence[str] = ()) -> dict:
+                      drop: Sequence[str] = (), upsample_once: bool = False) -> dict:
     """Write `src` to `out` with the corrections `drop` removed, tau's logit adjustment
-    folded into the output bias and/or a new network input size (H, W), all recorded in the
-    recipe under "adjust". Returns that record."""
+    folded into the output bias, a new network input size (H, W) and/or its logits
+    upsampled once, all recorded in the recipe under "adjust". Returns that record."""
     ckpt = load_checkpoint(src)
     meta = ckpt.meta
     if meta.binary and tau:
@@ -104,10 +122,13 @@ def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
     if input_size is not None and (min(input_size) < 32 or any(v % 32 for v in input_size)):
         raise RtsegError(f"input size {input_size[0]}x{input_size[1]}: height and width must "
                          "be positive multiples of 32")
-    if not tau and input_size is None and not drop:
-        raise RtsegError("nothing to change: give --tau, --input-size and/or --drop")
+    if not tau and input_size is None and not drop and not upsample_once:
+        raise RtsegError("nothing to change: give --tau, --input-size, --drop and/or "
+                         "--upsample-once")
     model, kwargs = drop_corrections(ckpt, drop) if drop else (ckpt.build("cpu"),
                                                                meta.model_kwargs)
+    if upsample_once:
+        model, kwargs = upsampling_once(model, ckpt, dict(kwargs))
     record = {"from": str(src), "from_sha256": ckpt.sha256,
               "input_size_before": list(meta.input_size),
               "metrics": "the training run's, before this change: rtseg eval scores it now"}
@@ -119,6 +140,8 @@ def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
         record.update(tau=tau, offsets=offsets, bias=name)
     if drop:
         record.update(dropped=list(drop), model_kwargs_before=dict(meta.model_kwargs))
+    if upsample_once:
+        record["upsample_once"] = True
     if input_size is not None:
         record["input_size"] = list(input_size)
     recipe = dict(meta.recipe)
