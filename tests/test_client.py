@@ -272,6 +272,31 @@ def test_publisher_ipc_endpoint(tmp_path):
         assert sub.recv(timeout_ms=1000)[0].seq == 3
 
 
+def test_publisher_bound_late_removes_only_its_own_socket_file(tmp_path):
+    """`bind=False` (how the node enters it on its exit stack before binding): no socket
+    file until `bind()`, one bind only; closing an unbound publisher leaves a file at that
+    path alone (another node's), closing a bound one removes it."""
+    path = tmp_path / "masks.sock"
+    endpoint = f"ipc://{path}"
+    other = MaskPublisher(endpoint)  # another node, already there
+    late = MaskPublisher(endpoint, bind=False)
+    late.close()
+    assert path.exists()  # not late's to remove
+    other.close()
+    assert not path.exists()
+    with MaskPublisher(endpoint, bind=False) as publisher:
+        assert not path.exists()
+        publisher.bind()
+        assert path.exists() and publisher.endpoint == endpoint
+        with pytest.raises(RtsegError, match="already bound"):
+            publisher.bind()
+        with MaskSubscriber(endpoint, ["cam0/drivable"]) as sub:
+            warm_up(publisher, sub)
+            send_drivable(publisher, 5)
+            assert sub.recv(timeout_ms=1000)[0].seq == 5
+    assert not path.exists()
+
+
 def test_publisher_never_blocks(pub):
     mask = np.ones((480, 640), np.uint8)
     slow = zmq.Context.instance().socket(zmq.SUB)  # connected, subscribed, never reads

@@ -143,7 +143,8 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
     with ExitStack() as stack:
         publisher = stack.enter_context(MaskPublisher(
             cfg.bind, hwm=cfg.hwm, allow_remote=cfg.allow_remote,
-            curve_secret=cfg.curve_secret, curve_clients=cfg.curve_clients))
+            curve_secret=cfg.curve_secret, curve_clients=cfg.curve_clients, bind=False))
+        publisher.bind()  # on the stack first: a stop at any moment closes it
         names, sources, heartbeat = _start_sources(stack, publisher, _open_sources(cfg),
                                                    cfg.names, cfg.heartbeat_s)
         if backend is None:

@@ -91,14 +91,17 @@ class MaskPublisher:
 
     def __init__(
         self, endpoint: str = DEFAULT_ENDPOINT, *, hwm: int = 4, allow_remote: bool = False,
-        curve_secret: str | None = None, curve_clients: str | None = None,
+        curve_secret: str | None = None, curve_clients: str | None = None, bind: bool = True,
     ) -> None:
         """Bind a PUB socket (SNDHWM=`hwm`, linger 0) to `endpoint`.
 
         ``tcp://127.0.0.1:*`` binds a free port; `endpoint` then tells which.
         `curve_secret`: a key pair file (``rtseg keys``): the socket is a CURVE server and
         only subscribers with its public key get anything; `curve_clients`: a folder of
-        client public keys, the only ones admitted.
+        client public keys, the only ones admitted. `bind=False`: checked, not yet bound;
+        `bind()` binds it. A node enters the publisher on its exit stack first and binds
+        it then, so that a stop signal raised at any moment in between still finds the
+        publisher there to close (and its ipc:// socket file removed).
 
         Raises:
             RtsegError: the port is in use, the endpoint is malformed or cannot be bound, it
@@ -111,16 +114,29 @@ class MaskPublisher:
         self.dropped = 0
         self._lock = threading.Lock()
         self._auth = None
+        self._requested, self._curve = endpoint, (curve_secret, curve_clients)
+        self._endpoint = ""  # what close() removes if it is an ipc:// socket file
         self._sock: zmq.Socket | None = zmq.Context.instance().socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.copy_threshold = ZERO_COPY_BYTES
         if endpoint.startswith("tcp://["):
             self._sock.setsockopt(zmq.IPV6, 1)
+        if bind:
+            self.bind()
+
+    def bind(self) -> None:
+        """Bind the socket to the endpoint given to the constructor (once)."""
+        if self._sock is None or self._endpoint:
+            raise RtsegError("this publisher is closed or already bound")
+        endpoint = self._requested
+        if "*" not in endpoint:  # known before binding: a stop mid-bind still removes it
+            self._endpoint = endpoint
         try:
-            self._secure(curve_secret, curve_clients)
+            self._secure(*self._curve)
             self._sock.bind(endpoint)
         except zmq.ZMQError as exc:
+            self._endpoint = ""  # not bound: a socket file there is another node's
             self.close()
             raise _bind_error(endpoint, exc) from None
         except BaseException:
@@ -226,9 +242,9 @@ class MaskPublisher:
         file of an ``ipc://`` endpoint it bound. Safe to call twice."""
         with self._lock:
             if self._sock is not None:
-                self._sock.close(linger=0)
-                self._sock = None
-                _remove_ipc_file(getattr(self, "_endpoint", ""))
+                sock, self._sock = self._sock, None
+                _remove_ipc_file(self._endpoint)  # first: nothing can come between
+                sock.close(linger=0)
             if self._auth is not None:
                 self._auth.stop()
                 self._auth = None
