@@ -153,7 +153,7 @@ def test_lraspp_upsample_once_sums_at_stride_2_then_upsamples_once():
     """`upsample_once` adds no weights (a checkpoint loads strictly either way); with it
     the output is the bilinear full-resolution upsampling of (stride-4 logits upsampled to
     stride 2 + the stride-2 correction), where by default each is upsampled on its own;
-    without a stride-2 decoder it changes nothing."""
+    without a stride-2 decoder it is refused."""
     from torch.nn import functional as F
 
     torch.manual_seed(0)
@@ -174,11 +174,8 @@ def test_lraspp_upsample_once_sums_at_stride_2_then_upsamples_once():
                                  mode="bilinear", align_corners=False)
         assert torch.allclose(got, expected, atol=1e-5)
         assert (got - plain(x)).abs().amax() > 1e-3  # not the default function
-        no_half = {"fine": True, "refine": 8}
-        a = build_model("lraspp_mobilenet_v3", 5, **no_half).eval()
-        b = build_model("lraspp_mobilenet_v3", 5, **no_half, upsample_once=True).eval()
-        b.load_state_dict(a.state_dict())
-        assert torch.equal(a(x), b(x))
+    with pytest.raises(RtsegError, match="upsample_once .*set refine2 too"):
+        build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8, upsample_once=True)
 
 
 @pytest.mark.parametrize("base", [{}, {"fine": True, "refine": 8, "refine2": 4}])

@@ -89,7 +89,7 @@ class FineLRASPP(nn.Module):
         self.refine1 = _refine_block(num_classes + 3, refine1, num_classes)
         if context:  # absent otherwise, so checkpoints without it keep their names
             self.context = _context_block(high_channels, context, num_classes)
-        self.upsample_once = bool(upsample_once) and self.refine2 is not None
+        self.upsample_once = bool(upsample_once)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (N, 3, H, W) -> {"out": (N, C, H, W)}; H, W multiples of 32."""
@@ -179,6 +179,9 @@ def build_lraspp(num_classes: int, fine: bool = False, refine: int = 0,
     for name, width in (("refine", refine), ("refine2", refine2), ("refine1", refine1)):
         if width and not fine:
             raise ValueError(f"{name} works on the stride-4 skip's logits: set fine = true too")
+    if upsample_once and not refine2:
+        raise ValueError("upsample_once sums the stride-2 decoder's correction before the "
+                         "one full-resolution upsampling: set refine2 too")
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                     num_classes=num_classes)
     high = net.classifier.cbr[0].in_channels  # 960: the stride-16 features
