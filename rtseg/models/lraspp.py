@@ -112,7 +112,7 @@ class FineLRASPP(nn.Module):
         upsampled to full resolution and summed; with `upsample_once` they are summed at
         stride 2 and the sum upsampled once: one full-resolution interpolation instead of
         two, 1.3x faster as an OpenVINO BF16 engine at 512x1024 (not the same function:
-        bilinear x2 twice is not x4, so a checkpoint is fine-tuned with it)."""
+        bilinear x2 twice is not x4, so a checkpoint switched to it is scored again)."""
         def up(t: torch.Tensor, hw) -> torch.Tensor:
             return F.interpolate(t, size=hw, mode="bilinear", align_corners=False)
 
