@@ -127,6 +127,48 @@ def test_drop_removes_one_correction_and_keeps_every_other_weight(weighted, tmp_
     assert torch.allclose(logits(before, x), logits(after, x) + fix, atol=1e-5)
 
 
+def test_the_decoder_of_camvid_pt_compiles_to_a_pixel_shuffle_the_engine_argmaxes_under(
+        weighted, tmp_path):
+    """camvid.pt's form (refine2, no refine1) through `rtseg compile --format openvino`:
+    its full-resolution upsampling is exported as a grouped convolution and a
+    DepthToSpace (rtseg.models.upsample), the FP32 engine's logits are eager's, and the
+    node's graph takes the argmax before the shuffle with eager's classes."""
+    pytest.importorskip("openvino")
+    import openvino as ov
+
+    from rtseg.backends import load_backend
+    from rtseg.backends.openvino_backend import with_argmax
+    from rtseg.config import CompileConfig
+    from rtseg.export import compile_checkpoint
+    from rtseg.models import logits_to_classes
+
+    form = tmp_path / "camvid-form.pt"
+    adjust_checkpoint(weighted, form, drop=("refine1",))
+    built = compile_checkpoint(CompileConfig(
+        checkpoint=str(form), format="openvino", precision="fp32", height=64, width=96,
+        out=str(tmp_path), device="cpu", frames=4)).path
+    ir = ov.Core().read_model(built.with_suffix(".xml"))
+    assert ir.get_results()[0].input_value(0).get_node().get_type_name() == "DepthToSpace"
+    fused = [op for op in with_argmax(ir).get_ordered_ops()
+             if op.get_type_name() == "DepthToSpace"]
+    assert [op.get_input_element_type(0) for op in fused] == [ov.Type.u8]
+    backend = load_backend(str(built), "cpu")
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    want = logits(load_checkpoint(form), x)
+    got = backend(x)
+    assert torch.allclose(got, want, atol=1e-3, rtol=0)
+    same = (backend.classes(x) == logits_to_classes(want)).float().mean()
+    assert same >= 0.999  # FP32: only exact near-ties may go the other way
+    # ONNX Runtime's export keeps the two interpolations (its Resize is the faster there)
+    import onnx
+
+    onnx_engine = compile_checkpoint(CompileConfig(
+        checkpoint=str(form), format="onnx", height=64, width=96, out=str(tmp_path),
+        device="cpu", frames=4)).path
+    kinds = {node.op_type for node in onnx.load(str(onnx_engine.with_suffix(".onnx"))).graph.node}
+    assert "Resize" in kinds and "DepthToSpace" not in kinds
+
+
 def fails(*args: str) -> str:
     result = CliRunner().invoke(main, ["adjust", *args])
     assert result.exit_code == 1, result.output

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn import functional as F
 
 from rtseg.errors import RtsegError
 from rtseg.models import MODELS, build_model, count_parameters, describe_models
@@ -140,7 +141,9 @@ def test_lraspp_refine2_and_refine1_add_decoders_that_start_at_zero(name, featur
     x = torch.randn(1, 3, 96, 160)
     block = getattr(grown.net, name)
     with torch.no_grad():
-        assert torch.equal(grown(x), refined(x))
+        # refine2's correction is upsampled with the stride-4 logits as one convolution
+        # (rtseg.models.upsample): the same sum, up to float rounding
+        assert torch.allclose(grown(x), refined(x), atol=1e-4, rtol=0)
         block[-1].weight.normal_()
         delta = grown(x) - refined(x)
     assert delta.abs().amax() > 1e-3  # wired in
@@ -197,3 +200,39 @@ def test_lraspp_context_block_grows_a_plain_or_refined_lraspp_from_zero(base):
     assert grown.net.context[0].in_channels == 960  # MobileNetV3-Large's stride-16 width
     assert [m.dilation for m in grown.net.context if isinstance(m, torch.nn.Conv2d)] == [
         (1, 1), (2, 2), (4, 4), (1, 1)]
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 3, 7), (1, 11, 8, 4)])
+def test_upsample_sum_is_the_sum_of_the_two_bilinear_upsamplings(shape):
+    """rtseg.models.upsample: bilinear x4 of the stride-4 logits plus x2 of the stride-2
+    correction, as one grouped convolution and a pixel shuffle, equals F.interpolate's
+    (align_corners=False, borders clamped) to float64 rounding."""
+    from rtseg.models.upsample import can_upsample_sum, upsample_sum
+
+    n, c, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
+    b = torch.randn(n, c, 2 * h, 2 * w, generator=gen, dtype=torch.float64)
+    size = (4 * h, 4 * w)
+    want = (F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+            + F.interpolate(b, size=size, mode="bilinear", align_corners=False))
+    assert can_upsample_sum(a, b, size)
+    assert torch.allclose(upsample_sum(a, b), want, atol=1e-12, rtol=0)
+    assert not can_upsample_sum(a, b, (4 * h + 1, 4 * w))  # other sizes: F.interpolate
+    assert not can_upsample_sum(a, b[..., :-1], size)
+
+
+def test_the_fine_lraspp_computes_the_same_logits_with_either_upsampling():
+    """`use_phase_upsampling(model, False)` (what the ONNX Runtime export does) gives the
+    interpolations back: the same logits to float rounding, another graph."""
+    from rtseg.models.upsample import use_phase_upsampling
+
+    torch.manual_seed(0)
+    model = build_model("lraspp_mobilenet_v3", 5, fine=True, refine=8, refine2=4).eval()
+    with torch.no_grad():
+        model.net.refine2[-1].weight.normal_()  # a correction that is not zero
+        x = torch.randn(1, 3, 64, 96)
+        phase = model(x)
+        plain = use_phase_upsampling(model, False)(x)
+    assert model.net.phase_upsample is False
+    assert torch.allclose(phase, plain, atol=1e-4, rtol=0) and not torch.equal(phase, plain)

@@ -288,3 +288,28 @@ def test_engine_cache_builds_openvino_once(engines):
     stamp = first.stat().st_mtime_ns
     assert cached_engine("demo", "auto", "cpu", first.parent, input_size=SIZE) == first
     assert first.stat().st_mtime_ns == stamp  # auto on a CPU: the same engine, reused
+
+
+@pytest.mark.parametrize("mode", ["depth_first", "blocks_first"])
+def test_the_fused_argmax_goes_before_a_pixel_shuffle_with_the_same_classes(mode):
+    """Logits made by a DepthToSpace (the fine LR-ASPP's upsampling, rtseg.models.upsample):
+    `with_argmax` takes the argmax on the coarse phases and shuffles the u8 class map only,
+    with the classes (ties included) of an argmax over the shuffled logits."""
+    import openvino as ov
+    from openvino import opset11 as ops
+
+    from rtseg.backends.openvino_backend import with_argmax
+
+    x = ops.parameter(ov.PartialShape([-1, 5 * 16, -1, -1]), ov.Type.f32)
+    model = ov.Model([ops.result(ops.depth_to_space(x, mode, 4))], [x])
+    fused = with_argmax(model)
+    shuffles = [op for op in fused.get_ordered_ops() if op.get_type_name() == "DepthToSpace"]
+    assert [op.get_input_element_type(0) for op in shuffles] == [ov.Type.u8]
+    core, rng = ov.Core(), np.random.default_rng(1)
+    plain, classes = core.compile_model(model, "CPU"), core.compile_model(fused, "CPU")
+    for shape in ((1, 80, 3, 5), (2, 80, 4, 1)):
+        coarse = rng.integers(0, 3, shape).astype(np.float32)  # many exact ties
+        logits = plain({0: coarse})[0]  # (N, 5, 4h, 4w)
+        got = classes({0: coarse})[0]
+        assert got.shape == (shape[0], 4 * shape[2], 4 * shape[3]) and got.dtype == np.uint8
+        assert (got == torch.from_numpy(logits).argmax(1).numpy()).all()

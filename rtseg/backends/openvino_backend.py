@@ -187,14 +187,19 @@ def with_argmax(model):
     keeps a blocked or channels-last layout and its TopK over C took a quarter of the
     frame at 512x1024 (12-24 ms, 11 classes, AMX Xeon); the reshape makes it one
     plain reorder and a TopK of under a millisecond, with the same result
-    (benchmarks/results/cpu-openvino-argmax-amx.md)."""
+    (benchmarks/results/cpu-openvino-argmax-amx.md). Logits made by a DepthToSpace (a
+    pixel shuffle: rtseg.models.upsample) get the argmax before it, on the coarse phases,
+    and only the class map is shuffled."""
     import openvino as ov
     from openvino import opset11 as ops
 
     (result,) = model.get_results()
     logits = result.input_value(0)
     channels = logits.get_partial_shape()[1]
-    if channels.is_static and channels.get_length() == 1:
+    shuffled = _argmax_before_shuffle(logits)
+    if shuffled is not None:
+        classes = shuffled
+    elif channels.is_static and channels.get_length() == 1:
         index = ops.greater(logits, ops.constant(np.float32(0))).output(0)
         classes = ops.squeeze(index, np.array([1], np.int64))
     else:
@@ -206,6 +211,36 @@ def with_argmax(model):
         classes = ops.reshape(index, size, special_zero=False)
     classes = ops.convert(classes, ov.Type.u8)
     return ov.Model([ops.result(classes)], model.get_parameters(), "rtseg-classes")
+
+
+def _argmax_before_shuffle(logits):
+    """The class map (N, H, W) u8 of `logits` when they are DepthToSpace(x) of x
+    (N, C * r * r, h, w) with C > 1 known: TopK over C on x's coarse phases (the same
+    classes, the same first-class tie rule), then the index map alone is shuffled;
+    None for any other producer."""
+    import openvino as ov
+    from openvino import opset11 as ops
+
+    node, channels = logits.get_node(), logits.get_partial_shape()[1]
+    if node.get_type_name() != "DepthToSpace" or not channels.is_static \
+            or channels.get_length() < 2:
+        return None
+    attrs, coarse = node.get_attributes(), node.input_value(0)
+    r, c = int(attrs["block_size"]), channels.get_length()
+    # depth_first: channel c * r * r + k; blocks_first: channel k * C + c
+    by_class = attrs["mode"] == "depth_first"
+    flat = ops.reshape(coarse, np.array([0, c, -1] if by_class else [0, r * r, c, -1],
+                                        np.int64), special_zero=True)
+    index = ops.topk(flat, np.int64(1), 1 if by_class else 2, "max", "value", ov.Type.i32,
+                     stable=True).output(1)
+    hw = ops.gather(ops.shape_of(coarse, ov.Type.i64), np.array([0, 2, 3], np.int64),
+                    np.int64(0))
+    size = ops.concat([ops.gather(hw, np.array([0], np.int64), np.int64(0)),
+                       ops.constant(np.array([r * r], np.int64)),
+                       ops.gather(hw, np.array([1, 2], np.int64), np.int64(0))], 0)
+    index = ops.reshape(index, size, special_zero=False)  # (N, r * r, h, w)
+    shuffled = ops.depth_to_space(ops.convert(index, ov.Type.u8), attrs["mode"], r)
+    return ops.squeeze(shuffled, np.array([1], np.int64))
 
 
 def with_frame_input(model, mean, std):

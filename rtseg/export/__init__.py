@@ -138,6 +138,7 @@ def _build(cfg, ckpt, device, fmt: str, precision: str, size, engine: Path) -> M
 def _export(cfg, ckpt, device, fmt, precision, size, path: Path):
     """Run the exporter of `fmt` on the checkpoint's model; (inputs, outputs) specs."""
     from rtseg.export.target import ExportTarget
+    from rtseg.models.upsample import use_phase_upsampling
 
     module, function = EXPORTERS[fmt]
     exporter = getattr(importlib.import_module(f"rtseg.export.{module}"), function)
@@ -148,7 +149,11 @@ def _export(cfg, ckpt, device, fmt, precision, size, path: Path):
                           calib=cfg.calib, mean=meta.mean, std=meta.std,
                           calib_labels=cfg.calib_labels, calib_skip=max(cfg.frames, cfg.batch),
                           ignore_index=meta.ignore_index)
-    return exporter(ckpt.build("cpu"), target)
+    model = ckpt.build("cpu")
+    # ONNX Runtime runs bilinear Resize faster than the grouped convolution + pixel shuffle
+    # that OpenVINO prefers for the same upsampling (rtseg.models.upsample)
+    use_phase_upsampling(model, fmt != "onnx")
+    return exporter(model, target)
 
 
 def _parity_samples(cfg) -> tuple[list, list | None]:

@@ -2,11 +2,12 @@
 
 An engine is compiled once per key: checkpoint sha256, format, precision (the format's
 default: fp16 on CUDA, OpenVINO's auto, else fp32), input shape, device name and compute
-capability (for OpenVINO the CPU's name and capabilities), and the versions of the
-libraries it was built with. An OpenVINO engine is built in BF16 where the CPU has it; when
-BF16 fails the parity gate (a model whose classes are close calls), in FP32 instead. The gate
-runs on generated road scenes unless `calib` names a folder of real frames (then that folder,
-as given, is part of the key).
+capability (for OpenVINO the CPU's name and capabilities), the versions of the libraries
+it was built with and rtseg's graph revision (what a model exports to). An OpenVINO
+engine is built in BF16 where the CPU has it; when BF16 fails the parity gate (a model
+whose classes are close calls), in FP32 instead. The gate runs on generated road scenes
+unless `calib` names a folder of real frames (then that folder, as given, is part of the
+key).
 A cached engine whose key no longer fits (new torch, another GPU, ...) is rebuilt, and the
 log says which part of the key changed.
 """
@@ -23,6 +24,11 @@ from rtseg.config import CompileConfig
 from rtseg.manifest import read_manifest
 
 log = logging.getLogger(__name__)
+
+# Bumped when the same checkpoint exports to another graph, so that cached engines of the
+# old one are rebuilt: 2 = the fine LR-ASPP's full-resolution upsampling as a grouped
+# convolution and a pixel shuffle (rtseg.models.upsample).
+GRAPH_REVISION = 2
 
 
 def resolve_model(model: str | None, engine: str, device: str, cache_dir: str | Path,
@@ -62,7 +68,8 @@ def cached_engine(checkpoint: str, engine: str, device: str,
     precision = resolve_precision(fmt, dev, None)
     size = tuple(input_size or ckpt.meta.input_size)
     key = {"checkpoint_sha256": ckpt.sha256, "format": fmt, "precision": precision,
-           "input_size": list(size), "batch": batch, **build_metadata(fmt, dev, precision)}
+           "input_size": list(size), "batch": batch, "graph_revision": GRAPH_REVISION,
+           **build_metadata(fmt, dev, precision)}
     if calib:
         key["calib"] = str(calib)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
