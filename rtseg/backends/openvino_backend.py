@@ -233,11 +233,10 @@ def _argmax_before_shuffle(logits):
                                         np.int64), special_zero=True)
     index = ops.topk(flat, np.int64(1), 1 if by_class else 2, "max", "value", ov.Type.i32,
                      stable=True).output(1)
-    hw = ops.gather(ops.shape_of(coarse, ov.Type.i64), np.array([0, 2, 3], np.int64),
-                    np.int64(0))
-    size = ops.concat([ops.gather(hw, np.array([0], np.int64), np.int64(0)),
+    shape = ops.shape_of(coarse, ov.Type.i64)
+    size = ops.concat([ops.gather(shape, np.array([0], np.int64), np.int64(0)),
                        ops.constant(np.array([r * r], np.int64)),
-                       ops.gather(hw, np.array([1, 2], np.int64), np.int64(0))], 0)
+                       ops.gather(shape, np.array([2, 3], np.int64), np.int64(0))], 0)
     index = ops.reshape(index, size, special_zero=False)  # (N, r * r, h, w)
     shuffled = ops.depth_to_space(ops.convert(index, ov.Type.u8), attrs["mode"], r)
     return ops.squeeze(shuffled, np.array([1], np.int64))

@@ -69,7 +69,7 @@ def upsample_sum_phases(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = F.pad(a, (1, 1, 1, 1), mode="replicate")
     b = F.pixel_unshuffle(F.pad(b, (2, 2, 2, 2), mode="replicate"), 2)  # (N, 4C, h+2, w+2)
     x = torch.cat([a.reshape(n, c, 1, h + 2, w + 2), b.reshape(n, c, 4, h + 2, w + 2)], 2)
-    weight = torch.from_numpy(phase_weight(c).copy()).to(dtype=a.dtype, device=a.device)
+    weight = torch.tensor(phase_weight(c), dtype=a.dtype, device=a.device)  # a copy
     return F.conv2d(x.reshape(n, c * 5, h + 2, w + 2), weight, groups=c)
 
 
