@@ -159,7 +159,7 @@ class MaskSubscriber:
                      ) -> tuple[MaskHeader, np.ndarray] | NodeStatus:
         """The next message of any kind: ``(header, data)`` as `recv` gives, or a
         NodeStatus. Raises like `recv`."""
-        return decode_message(self.recv_frame(timeout_ms), **self._limits)
+        return decode_message(self._recv_view(timeout_ms), **self._limits)
 
     def statuses(self, timeout_ms: int | None = None) -> Iterator[NodeStatus]:
         """Yield the status messages of subscribed ``NODE/status`` topics, skipping other
@@ -177,6 +177,11 @@ class MaskSubscriber:
 
     def recv_frame(self, timeout_ms: int | None = None) -> bytes:
         """Like `recv` but return the raw frame (topic + ``\\x00`` + payload) undecoded."""
+        return bytes(self._recv_view(timeout_ms))
+
+    def _recv_view(self, timeout_ms: int | None) -> memoryview:
+        """The next frame as a view of ZeroMQ's own message (received without a copy: the
+        decoders copy what they keep, once)."""
         if not self._sockets:
             raise RuntimeError("MaskSubscriber is closed")
         timeout = self.timeout_ms if timeout_ms is None else timeout_ms
@@ -188,7 +193,7 @@ class MaskSubscriber:
             index = (self._next + offset) % count
             if self._sockets[index] in ready:
                 self._next = (index + 1) % count
-                return self._sockets[index].recv()
+                return self._sockets[index].recv(copy=False).buffer
         raise AssertionError("poll reported a socket that is not ours")  # pragma: no cover
 
     def _timeout(self, timeout_ms: int | None) -> TimeoutError:

@@ -13,6 +13,10 @@ that:
   their values (C-level `skip`, whose own stack refuses absurd nesting), as unknown keys
   must be ignored. A first pass finds `kind`, skipping every value but that one.
 
+A mask's bytes are never fed to msgpack (which copies all it is fed): `set_aside_bins`
+swaps each large top-level bin for an empty one and keeps the bytes as a view, so a frame
+received without a copy is copied once, into the mask the caller keeps.
+
 Every failure is a `ProtocolError` naming the problem. No numpy, no torch here.
 """
 
@@ -25,6 +29,8 @@ from typing import Any
 import msgpack
 
 from rtseg.errors import type_name
+from rtseg.msgpack_walk import BIN_HEADER as _BIN_HEADER
+from rtseg.msgpack_walk import set_aside_bins
 
 VERSION = 1
 MAX_SIDE = 8192
@@ -42,7 +48,6 @@ STATUS_KEYS = frozenset({"v", "kind", "stamp_ns", "node", "state", "sources"})
 _ARRAY_TAGS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
 _MAP_TAGS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
 _STR_TAGS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
-_BIN_HEADER = {0xC4: 2, 0xC5: 3, 0xC6: 5}  # bin 8/16/32: type byte + length bytes
 _NEVER_USED = 0xC1
 
 
@@ -80,17 +85,18 @@ def read_payload(payload: bytes | memoryview, limits: Limits) -> dict[str, Any]:
         ProtocolError: not a map, not valid MessagePack, trailing bytes, a value too
             deep, too long or too many, or a non-str key among the known ones.
     """
+    stream, big = set_aside_bins(memoryview(payload), limits.max_data)
     try:
-        kind = _Reader(payload, limits).top_map(frozenset({"kind"})).get("kind")
-        reader = _Reader(payload, limits)
+        kind = _Reader(stream, limits, big).top_map(frozenset({"kind"})).get("kind")
+        reader = _Reader(stream, limits, big)
         fields = reader.top_map(STATUS_KEYS if kind == "status" else MASK_KEYS)
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"payload is not valid MessagePack ({type_name(exc)}"
                             f"{': ' + str(exc) if str(exc) else ''})") from None
-    if reader.offset != len(payload):
-        raise ProtocolError(f"payload is not valid MessagePack ({len(payload) - reader.offset} "
+    if not reader.at_end:
+        raise ProtocolError(f"payload is not valid MessagePack ({len(stream) - reader.offset} "
                             "extra bytes after its map)")
     return fields
 
@@ -98,14 +104,20 @@ def read_payload(payload: bytes | memoryview, limits: Limits) -> dict[str, Any]:
 class _Reader:
     """One pass over one payload; counts what it builds."""
 
-    def __init__(self, payload: bytes, limits: Limits) -> None:
-        self._payload = memoryview(payload)
+    def __init__(self, stream: bytes | memoryview, limits: Limits,
+                 big: dict[int, memoryview] | None = None) -> None:
+        self._payload = memoryview(stream)
+        self._big = big or {}
         self._built = 0
         self._unpacker = msgpack.Unpacker(
-            raw=False, strict_map_key=False, max_buffer_size=max(len(payload), 1),
+            raw=False, strict_map_key=False, max_buffer_size=max(len(stream), 1),
             max_bin_len=limits.max_data, max_str_len=MAX_STR, max_array_len=MAX_ITEMS,
             max_map_len=MAX_ITEMS, max_ext_len=MAX_ITEMS)
-        self._unpacker.feed(payload)
+        self._unpacker.feed(stream)
+
+    @property
+    def at_end(self) -> bool:
+        return self.offset == len(self._payload)
 
     @property
     def offset(self) -> int:
@@ -140,6 +152,10 @@ class _Reader:
 
     def _bin(self) -> memoryview:
         """The next value, a bin, as a view into the payload (skipped, not copied)."""
+        if self.offset in self._big:  # set aside by `set_aside_bins`
+            big = self._big[self.offset]
+            self._unpacker.skip()
+            return big
         start = self.offset + _BIN_HEADER[self._tag()]
         self._unpacker.skip()
         return self._payload[start:self.offset]
@@ -162,6 +178,8 @@ class _Reader:
                 out[name] = self._value(depth + 1, key)
             return out
         self._built += 1
+        if self.offset in self._big:  # a large bin where a scalar belongs: built as it was
+            return bytes(self._bin())
         return self._unpacker.unpack()
 
     def _count(self, n: int, what: str) -> int:
@@ -183,17 +201,30 @@ def split_frame(frame: bytes) -> tuple[str, memoryview]:
     """``topic + b"\\x00" + payload`` -> (topic, payload); ProtocolError if malformed."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise ProtocolError(f"a frame must be bytes, got {type_name(frame)}")
-    frame = bytes(frame)
-    sep = frame.find(_SEP)
+    view = memoryview(frame)
+    view = view.cast("B") if view.contiguous else memoryview(bytes(view))
+    sep = _find_separator(view)
     if sep < 0:
         raise ProtocolError("frame has no b'\\x00' between topic and payload")
     try:
-        topic = frame[:sep].decode("utf-8")
+        topic = bytes(view[:sep]).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"topic is not valid UTF-8: {exc}") from None
     if not topic:
         raise ProtocolError("<empty topic>: topic must be a non-empty str")
-    return topic, memoryview(frame)[sep + 1:]
+    return topic, view[sep + 1:]
+
+
+def _find_separator(view: memoryview) -> int:
+    """Index of the first NUL byte in `view`, or -1; reads growing chunks, not a copy of
+    the whole frame (topics are short, masks are not)."""
+    start, step = 0, 256
+    while start < len(view):
+        found = bytes(view[start:start + step]).find(_SEP)
+        if found >= 0:
+            return start + found
+        start, step = start + step, step * 4
+    return -1
 
 
 def pack_frame(topic: str, payload: dict[str, Any]) -> bytes:

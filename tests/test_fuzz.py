@@ -12,11 +12,13 @@ import itertools
 import tracemalloc
 
 import msgpack
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_fuzz import KEYS, cases, valid_frames
 
+from rtseg import msgpack_walk
 from rtseg.client import MaskSubscriber
 from rtseg.protocol import NodeStatus, ProtocolError, decode_message
 from rtseg.stream.publisher import MaskPublisher
@@ -55,6 +57,46 @@ def test_any_value_under_any_key_is_handled(base, key, value):
 def test_any_bytes_are_handled(data):
     outcome(data)
     outcome(b"cam/drivable\x00" + data)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(value=VALUES | st.binary(min_size=250, max_size=70_000) | st.text(min_size=30))
+def test_walk_finds_where_msgpack_ends_an_object(value):
+    packed = msgpack.packb(value, use_bin_type=True)
+    view = memoryview(packed + b"\x01")  # something after it, not to be taken in
+    assert msgpack_walk._object_end(view, 0, 4096)[0] == len(packed)
+
+
+@pytest.mark.parametrize("value", [msgpack.ExtType(1, b"a" * n) for n in (1, 2, 4, 8, 16, 3, 300,
+                                                                          70_000)]
+                         + [[None, True, False, 1.5, -(2**63), 2**64 - 1, {"k": [1] * 20}]])
+def test_walk_handles_ext_and_fixed_types(value):
+    packed = msgpack.packb(value, use_bin_type=True)
+    assert msgpack_walk._object_end(memoryview(packed), 0, 4096)[0] == len(packed)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, ProtocolError) or isinstance(b, ProtocolError):
+        return type(a) is type(b) and str(a) == str(b)
+    if isinstance(a, NodeStatus):
+        return a == b
+    return a[0] == b[0] and a[1].dtype == b[1].dtype and np.array_equal(a[1], b[1])
+
+
+def test_set_aside_bins_reads_every_frame_as_the_plain_reader(monkeypatch):
+    """Large frames (a 300x400 mask: the mono8 payloads are over SET_ASIDE_BYTES) from the
+    hostile corpus: the reader that keeps a mask's bytes out of msgpack's buffer gives the
+    same header, mask or error message as the reader that feeds msgpack everything."""
+    frames = list(itertools.islice(cases(seed=21, size=(300, 400)), 1500))
+    large = [f for f in frames if len(f) >= msgpack_walk.SET_ASIDE_BYTES]
+    assert len(large) > 200  # the path under test is taken
+    fast = [outcome(frame) for frame in frames]
+    monkeypatch.setattr(msgpack_walk, "SET_ASIDE_BYTES", 1 << 62)  # the plain reader
+    plain = [outcome(frame) for frame in frames]
+    differ = [i for i, (a, b) in enumerate(zip(fast, plain, strict=True)) if not _same(a, b)]
+    assert not differ, f"{len(differ)} frames read differently, first: {fast[differ[0]]!r} " \
+                       f"vs {plain[differ[0]]!r}"
+    assert sum(not isinstance(r, ProtocolError) for r in fast) > 100  # valid ones among them
 
 
 def test_hostile_corpus_stays_within_memory():

@@ -31,11 +31,11 @@ def _jpeg() -> bytes:
     return buf.tobytes()
 
 
-def valid_frames() -> list[bytes]:
-    """One valid frame of each kind and encoding (small masks)."""
+def valid_frames(size: tuple[int, int] = (12, 20)) -> list[bytes]:
+    """One valid frame of each kind and encoding, masks of `size` (small by default)."""
     rng = np.random.default_rng(0)
-    drivable = (rng.random((12, 20)) > 0.5).astype(np.uint8)
-    classes = rng.integers(0, 4, (12, 20), dtype=np.uint8)
+    drivable = (rng.random(size) > 0.5).astype(np.uint8)
+    classes = rng.integers(0, 4, size, dtype=np.uint8)
     meta = {"seq": 7, "stamp_ns": 1_700_000_000_000_000_000, "frame_id": "camera0",
             "model": "lraspp@1a2b3c4d", "latency_ms": {"total": 12.5, "infer": 4.0}}
     out = [encode("cam/drivable", "drivable", drivable, classes=DRIVABLE_CLASSES,
@@ -129,10 +129,10 @@ def _oversize(frame: bytes, rng: random.Random) -> bytes:
     return topic + b"\x00" + msgpack.packb(fields, use_bin_type=True)
 
 
-def cases(seed: int) -> Iterator[bytes]:
-    """An endless seeded stream of frames (about 9 in 10 malformed)."""
+def cases(seed: int, size: tuple[int, int] = (12, 20)) -> Iterator[bytes]:
+    """An endless seeded stream of frames (about 9 in 10 malformed), masks of `size`."""
     rng = random.Random(seed)
-    valid = valid_frames()
+    valid = valid_frames(size)
     while True:
         family = rng.randrange(10)
         base = rng.choice(valid)
