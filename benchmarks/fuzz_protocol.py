@@ -1,13 +1,15 @@
 """Fuzz the wire readers: N hostile frames over a real PUB/SUB pair into MaskSubscriber.
 
-    python benchmarks/fuzz_protocol.py --cases 100000 [--seed 1] [--out benchmarks/results]
+    python benchmarks/fuzz_protocol.py --cases 100000 [--seed 1] [--size 12x20] \
+        [--name cpu-fuzz-protocol] [--out benchmarks/results]
 
 Frames come from `tests/wire_fuzz.py` (seeded: random bytes, mutated valid frames of every
 kind, hostile values under every key: nesting to 20,000 deep, length prefixes claiming
-gigabytes, 2M-element arrays, wrong types). Each is sent, received and decoded in
+gigabytes, 2M-element arrays, wrong types; masks of `--size`, small by default, 300x400
+for frames whose mask bytes the reader sets aside). Each is sent, received and decoded in
 lockstep; the outcome is counted: accepted, ProtocolError, or any other exception (the
 target: none). Records peak RSS of this process, the worst and p99 time per case, and the
-command, in results/cpu-fuzz-protocol.{json,md}.
+command, in results/NAME.{json,md}.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def join(pub: MaskPublisher, sub: MaskSubscriber) -> None:
             continue
 
 
-def fuzz(n: int, seed: int) -> dict:
+def fuzz(n: int, seed: int, size: tuple[int, int]) -> dict:
     counts: Counter = Counter()
     examples: dict[str, str] = {}
     times: list[float] = []
@@ -63,7 +65,7 @@ def fuzz(n: int, seed: int) -> dict:
         join(pub, sub)
         rss_start = rss_mb()
         prefixes = tuple(t.encode() + b"\x00" for t in TOPICS)
-        frames = (f for f in cases(seed) if f.startswith(prefixes))  # what ZeroMQ delivers
+        frames = (f for f in cases(seed, size) if f.startswith(prefixes))  # what ZeroMQ delivers
         for frame in itertools.islice(frames, n):
             pub.send_frame(frame)
             start = time.perf_counter()
@@ -85,11 +87,11 @@ def fuzz(n: int, seed: int) -> dict:
                                  "max": float(max(times))}}
 
 
-def write(result: dict, out: Path, command: str) -> None:
+def write(result: dict, out: Path, name: str, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     result = {"command": command, "date": time.strftime("%Y-%m-%d"),
               "machine": f"{platform.machine()}, {platform.python_version()}", **result}
-    (out / "cpu-fuzz-protocol.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     t = result["time_per_case_ms"]
     lines = [
         "# Protocol fuzzing (CPU)", "", f"`{command}` ({result['date']})", "",
@@ -103,17 +105,21 @@ def write(result: dict, out: Path, command: str) -> None:
         "and decoded by `MaskSubscriber.recv_message` in lockstep. Time per case includes "
         "the loopback transfer.",
     ]
-    (out / "cpu-fuzz-protocol.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--size", default="12x20", help="mask size HxW of the valid frames")
+    parser.add_argument("--name", default="cpu-fuzz-protocol")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
-    result = fuzz(args.cases, args.seed)
-    write(result, Path(args.out), "python benchmarks/fuzz_protocol.py " + " ".join(sys.argv[1:]))
+    size = tuple(int(v) for v in args.size.split("x"))
+    result = fuzz(args.cases, args.seed, size)
+    write(result, Path(args.out), args.name,
+          "python benchmarks/fuzz_protocol.py " + " ".join(sys.argv[1:]))
     print(json.dumps({k: result[k] for k in ("cases", "outcomes", "other_exceptions",
                                              "peak_rss_mb", "time_per_case_ms")}))
     sys.exit(1 if result["other_exceptions"] else 0)
