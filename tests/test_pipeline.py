@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,7 @@ from rtseg.backends import load_backend
 from rtseg.backends.preprocess import Preprocessor
 from rtseg.data.synthetic import SceneStream
 from rtseg.metrics import drivable_lut
-from rtseg.stream.pipeline import Pipeline, argmax_channels, drivable_mask
+from rtseg.stream.pipeline import Pipeline, argmax_channels, drivable_mask, resize_classes
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -47,6 +48,19 @@ def test_drivable_mask_equals_the_lookup_table(ids):
     got = drivable_mask(classes, ids)
     assert got.dtype == np.uint8 and got.shape == classes.shape
     np.testing.assert_array_equal(got, drivable_lut(ids)[classes])
+
+
+@pytest.mark.parametrize("src, dst", [((512, 1024), (1080, 1920)), ((352, 480), (360, 480)),
+                                      ((448, 608), (360, 480)), ((64, 96), (64, 200)),
+                                      ((37, 53), (101, 29)), ((90, 160), (45, 320)),
+                                      ((1, 7), (13, 5))])
+def test_resize_classes_equals_opencv_nearest(src, dst):
+    """Upsampled, downsampled, one side kept, odd sizes: the pixels of cv2.INTER_NEAREST."""
+    classes = np.random.default_rng(sum(src)).integers(0, 255, src, dtype=np.uint8)
+    want = cv2.resize(classes, (dst[1], dst[0]), interpolation=cv2.INTER_NEAREST)
+    got = resize_classes(classes, dst)
+    assert got.shape == dst and got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
 
 
 def test_a_batch_gives_the_masks_of_single_frames():
