@@ -80,12 +80,15 @@ def consumer_cost(encoded: list[bytes], count: int, hz: float) -> dict:
         if not ready.wait(60):
             raise RuntimeError("the consumer process did not start within 60 s")
         next_send = time.monotonic()
-        while results.empty():
+        while results.empty() and child.is_alive():
             for frame in encoded:
                 sock.send(frame, copy=False)
             next_send += 1.0 / hz
             time.sleep(max(0.0, next_send - time.monotonic()))
-        return results.get()
+        if results.empty() and not child.is_alive():
+            raise RuntimeError(f"the consumer process ended (exit code {child.exitcode}) "
+                               "before it had measured")
+        return results.get(timeout=10)
     finally:
         child.join(10)
         sock.close(linger=0)

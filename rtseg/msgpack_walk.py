@@ -7,7 +7,6 @@ spec); values are built, and limited, by msgpack's Unpacker in `rtseg.wire`.
 
 from __future__ import annotations
 
-BIN_HEADER = {0xC4: 2, 0xC5: 3, 0xC6: 5}  # bin 8/16/32: type byte + length bytes
 SET_ASIDE_BYTES = 64 * 1024  # payloads from this size on have their large bins set aside
 _SET_ASIDE_MIN = 4096  # bytes of a top-level bin worth setting aside
 _EMPTY_BIN = b"\xc4\x00"
@@ -17,6 +16,7 @@ _FIXED_SIZE = {
     0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9, 0xD4: 3, 0xD5: 4, 0xD6: 6, 0xD7: 10, 0xD8: 18,
 }  # fmt: skip  (nil, bools, floats, ints, fixext: type byte included)
 _SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin / str: length bytes
+BIN_HEADER = {tag: 1 + _SIZED[tag] for tag in (0xC4, 0xC5, 0xC6)}  # bin: type + length bytes
 _EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext 8/16/32: length bytes, then a type byte
 _COUNTED = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # array/map 16/32
 
