@@ -97,6 +97,32 @@ def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
     assert reader_gone.returncode == 0 and b"Traceback" not in gone_err, gone_err
 
 
+def test_a_node_that_ends_sends_its_last_masks_and_status_before_it_exits(
+        tmp_path, endpoint, tiny_checkpoint):
+    """The process exits once its queue has gone out (for a few seconds at most): a consumer
+    gets the last frame's masks and the ``stopping`` status, which used to be dropped."""
+    from rtseg.client import MaskSubscriber
+    from rtseg.protocol import NodeStatus
+    from tests.test_node import write_video
+
+    video = tmp_path / "clip.avi"
+    write_video(video, 12)
+    topics = ["clip/drivable", "clip/classes", "clip/status"]
+    with MaskSubscriber(endpoint, topics, timeout_ms=60000) as sub:  # before the node binds
+        node = start_node("--source", str(video), "--model", str(tiny_checkpoint), "--bind",
+                          endpoint, "--device", "cpu", "--hwm", "1000")
+        try:
+            messages = [sub.recv_message()]
+            while not (isinstance(messages[-1], NodeStatus) and messages[-1].state == "stopping"):
+                messages.append(sub.recv_message())
+        finally:
+            _, err = node.communicate(timeout=120)
+    assert node.returncode == 0, err
+    masks = [(header.topic, header.seq) for header, _ in
+             (m for m in messages if not isinstance(m, NodeStatus))]
+    assert masks[-2:] == [("clip/drivable", 11), ("clip/classes", 11)], masks[-4:]
+
+
 def stop_and_wait(proc: subprocess.Popen, sig: int) -> tuple[float, str]:
     """Send `sig`; (seconds until the process exited, its stderr)."""
     sent = time.monotonic()

@@ -318,6 +318,98 @@ def test_publisher_never_blocks(pub):
     assert results.count(True) == pub.sent
 
 
+def test_closing_sends_what_is_queued_first():
+    """A stopping node's last messages reach a subscriber: close() waits for the queue
+    (with linger 0 ZeroMQ dropped the last of such a burst 20 times in 20)."""
+    mask = np.ones((360, 640), np.uint8)
+    publisher = MaskPublisher(LOCAL, hwm=200)
+    with MaskSubscriber(publisher.endpoint, ["cam0/drivable", "big/drivable"],
+                        timeout_ms=10000) as sub:
+        warm_up(publisher, sub)
+        for seq in range(80):
+            publisher.publish("big/drivable", "drivable", mask, seq=seq, stamp_ns=0,
+                              frame_id="f", classes=DRIVABLE_CLASSES, model="m")
+        send_drivable(publisher, 999)
+        publisher.close()
+        seqs = [sub.recv()[0].seq for _ in range(81)]
+    assert seqs == [*range(80), 999]
+
+
+BURST_THEN_EXIT = """
+import sys, time
+import numpy as np
+from rtseg.protocol import DRIVABLE_CLASSES
+from rtseg.stream.publisher import MaskPublisher
+
+publisher = MaskPublisher("tcp://127.0.0.1:*", hwm=200)
+print(publisher.endpoint, flush=True)
+mask, small = np.ones((360, 640), np.uint8), np.ones((4, 8), np.uint8)
+send = lambda topic, m, seq: publisher.publish(
+    topic, "drivable", m, seq=seq, stamp_ns=0, frame_id="f", classes=DRIVABLE_CLASSES,
+    model="m")
+while not sys.stdin.readline().startswith("joined"):  # one line per hello received
+    send("hello/drivable", small, 0)
+for seq in range(80):
+    send("big/drivable", mask, seq)
+send("last/drivable", small, 999)
+publisher.close()
+"""
+
+
+def test_a_publisher_process_that_exits_at_once_has_sent_its_queue():
+    """close() waits for the queue before the process exits (its own context, terminated)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", BURST_THEN_EXIT], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = proc.stdout.readline().strip()
+        topics = ["hello/drivable", "big/drivable", "last/drivable"]
+        with MaskSubscriber(endpoint, topics, timeout_ms=10000) as sub:
+            while True:  # tell the publisher each hello we did not get: it sends another
+                proc.stdin.write("again\n")
+                proc.stdin.flush()
+                try:
+                    sub.recv(timeout_ms=100)
+                    break
+                except TimeoutError:
+                    continue
+            proc.stdin.write("joined\n")
+            proc.stdin.flush()
+            seqs = []
+            while not seqs or seqs[-1] != 999:
+                header, _ = sub.recv()
+                if header.topic != "hello/drivable":
+                    seqs.append(header.seq)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert seqs == [*range(80), 999]
+
+
+def test_closing_waits_for_a_stuck_subscriber_no_longer_than_the_linger():
+    mask = np.ones((1080, 1920), np.uint8)
+    publisher = MaskPublisher(LOCAL, hwm=1000, linger_ms=200)
+    stuck = zmq.Context.instance().socket(zmq.SUB)  # connected, subscribed, never reads
+    stuck.setsockopt(zmq.RCVHWM, 1)
+    stuck.setsockopt(zmq.SUBSCRIBE, b"")
+    stuck.connect(publisher.endpoint)
+    try:
+        with MaskSubscriber(publisher.endpoint, ["cam0/drivable"]) as sub:
+            warm_up(publisher, sub)  # the stuck socket has joined too (it connected first)
+        for seq in range(100):  # 200 MB: far more than the socket buffers hold
+            publisher.publish("big/drivable", "drivable", mask, seq=seq, stamp_ns=0,
+                              frame_id="f", classes=DRIVABLE_CLASSES, model="m")
+        closing = threading.Thread(target=publisher.close, daemon=True)
+        closing.start()
+        closing.join(timeout=15)
+        assert not closing.is_alive(), "close() waited past its linger for a stuck subscriber"
+    finally:
+        stuck.close(linger=0)
+
+
 def test_publisher_closed():
     publisher = MaskPublisher(LOCAL)
     publisher.close()

@@ -38,7 +38,11 @@ def run_and_collect(cfg: RunConfig, topics: list[str], backend=None):
     received: dict[str, list] = {t: [] for t in topics}
     with running_node(cfg, topics, backend=backend) as node:
         while True:
-            message = node.sub.recv_message(timeout_ms=60000)
+            try:
+                message = node.sub.recv_message(timeout_ms=60000)
+            except TimeoutError as exc:  # say what became of the node
+                raise AssertionError(f"{exc} (node thread alive: {node.thread.is_alive()}, "
+                                     f"errors: {node.errors})") from None
             if isinstance(message, NodeStatus):
                 if message.state == "stopping":
                     break
