@@ -31,6 +31,7 @@ from rtseg.stream.memory import MemorySource, memory_frames
 from rtseg.stream.node import LoopSettings, node_report, serve, stop_on_signals, wire
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
+from rtseg.stream.publishing import queue_messages
 from rtseg.stream.sources import SourceSpec, open_source
 from rtseg.stream.stats import stage_summary, summarise
 
@@ -176,7 +177,7 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
                          daemon=True).start()
 
     try:
-        with (MaskPublisher("tcp://127.0.0.1:*") as publisher,
+        with (MaskPublisher("tcp://127.0.0.1:*", hwm=queue_messages(4, batch)) as publisher,
               wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs,
                    overlap=cfg.overlap, mask_size=cfg.mask_size) as wiring,
               stop_on_signals(stop) as signalled):

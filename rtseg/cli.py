@@ -210,8 +210,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
               help="ZeroMQ endpoint to publish on (tcp://HOST:PORT or ipc://PATH).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address.")
 @click.option("--hwm", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Messages queued per subscriber; beyond them the node drops new ones for it "
-                   "(small: live masks, never stale; large: a slow consumer misses nothing).")
+              help="Frames queued per subscriber (a frame: every source's masks, image and "
+                   "status); beyond them the node drops new ones for it (small: live masks, "
+                   "never stale; large: a slow consumer misses nothing).")
 @click.option("--encoding", type=click.Choice(["mono8", "bits", "png"]), default="mono8",
               show_default=True, help="Mask encoding; bits applies to drivable (classes: mono8).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")

@@ -48,7 +48,7 @@ class RunConfig:
     source_fps: float = 30.0
     demo_size: tuple[int, int] = (360, 640)
     status_every: float = 5.0
-    hwm: int = 4
+    hwm: int = 4  # frames queued per subscriber (rtseg.stream.publishing.queue_messages)
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine

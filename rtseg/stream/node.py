@@ -30,7 +30,7 @@ from rtseg.stream.feed import FrameFeed
 from rtseg.stream.heartbeat import Heartbeat
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
-from rtseg.stream.publishing import publish_loop
+from rtseg.stream.publishing import publish_loop, queue_messages
 from rtseg.stream.sources import Source, SourceSpec, open_source
 from rtseg.stream.stats import NodeStats
 
@@ -142,8 +142,9 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
     `backend` given: used instead of cfg.model, and left open for its owner."""
     with ExitStack() as stack:
         publisher = stack.enter_context(MaskPublisher(
-            cfg.bind, hwm=cfg.hwm, allow_remote=cfg.allow_remote,
-            curve_secret=cfg.curve_secret, curve_clients=cfg.curve_clients, bind=False))
+            cfg.bind, hwm=queue_messages(cfg.hwm, len(cfg.sources), cfg.image_topic),
+            allow_remote=cfg.allow_remote, curve_secret=cfg.curve_secret,
+            curve_clients=cfg.curve_clients, bind=False))
         publisher.bind()  # on the stack first: a stop at any moment closes it
         names, sources, heartbeat = _start_sources(stack, publisher, _open_sources(cfg),
                                                    cfg.names, cfg.heartbeat_s)
