@@ -56,7 +56,7 @@ def running_node(cfg, topics: list[str], backend=None, stop=None,
     once a subscriber to `topics` has provably joined (it received the node's status, sent
     after its subscriptions), before the node reads its first frame.
 
-    The node queues up to `LOSSLESS_HWM` messages for the subscriber (at least): tests read
+    The node queues up to `LOSSLESS_HWM` frames for the subscriber (at least): tests read
     every message, and the real default (4) drops them, by design, whenever a loaded
     machine delays ZeroMQ's I/O thread (a lost mask failed CI once)."""
     from live_node import serve_node  # tests/ is on sys.path
