@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from rtseg.backends import ENGINE_SUFFIXES, Backend, load_backend
-from rtseg.config import BenchConfig
+from rtseg.config import BenchConfig, RunConfig
 from rtseg.device import pick_device
 from rtseg.signals import StopRequested
 from rtseg.stream.memory import MemorySource, memory_frames
@@ -177,7 +177,8 @@ def bench_pipeline(cfg: BenchConfig, backend: Backend, dev: torch.device, frames
                          daemon=True).start()
 
     try:
-        with (MaskPublisher("tcp://127.0.0.1:*", hwm=queue_messages(4, batch)) as publisher,
+        hwm = queue_messages(RunConfig.hwm, batch)  # the node's default, in messages
+        with (MaskPublisher("tcp://127.0.0.1:*", hwm=hwm) as publisher,
               wire(sources, backend, publisher, cuda_graphs=cfg.cuda_graphs,
                    overlap=cfg.overlap, mask_size=cfg.mask_size) as wiring,
               stop_on_signals(stop) as signalled):

@@ -49,6 +49,20 @@ class RunningNode:
 LOSSLESS_HWM = 10_000
 
 
+def until_stopping(sub, timeout_ms: int = 60000) -> list:
+    """Every mask or image message `sub` (a MaskSubscriber) receives until a status says
+    ``stopping``, the node's last message; TimeoutError if nothing comes for `timeout_ms`."""
+    from rtseg.protocol import NodeStatus
+
+    received = []
+    while True:
+        message = sub.recv_message(timeout_ms=timeout_ms)
+        if not isinstance(message, NodeStatus):
+            received.append(message)
+        elif message.state == "stopping":
+            return received
+
+
 @contextmanager
 def running_node(cfg, topics: list[str], backend=None, stop=None,
                  join_timeout_s: float = 120) -> Iterator[RunningNode]:

@@ -101,8 +101,9 @@ def test_a_node_that_ends_sends_its_last_masks_and_status_before_it_exits(
         tmp_path, endpoint, tiny_checkpoint):
     """The process exits once its queue has gone out (for a few seconds at most): a consumer
     gets the last frame's masks and the ``stopping`` status, which used to be dropped."""
+    from conftest import until_stopping
+
     from rtseg.client import MaskSubscriber
-    from rtseg.protocol import NodeStatus
     from tests.test_node import write_video
 
     video = tmp_path / "clip.avi"
@@ -112,14 +113,11 @@ def test_a_node_that_ends_sends_its_last_masks_and_status_before_it_exits(
         node = start_node("--source", str(video), "--model", str(tiny_checkpoint), "--bind",
                           endpoint, "--device", "cpu", "--hwm", "1000")
         try:
-            messages = [sub.recv_message()]
-            while not (isinstance(messages[-1], NodeStatus) and messages[-1].state == "stopping"):
-                messages.append(sub.recv_message())
+            messages = until_stopping(sub)
         finally:
             _, err = node.communicate(timeout=120)
     assert node.returncode == 0, err
-    masks = [(header.topic, header.seq) for header, _ in
-             (m for m in messages if not isinstance(m, NodeStatus))]
+    masks = [(header.topic, header.seq) for header, _ in messages]
     assert masks[-2:] == [("clip/drivable", 11), ("clip/classes", 11)], masks[-4:]
 
 

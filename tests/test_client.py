@@ -102,7 +102,7 @@ def test_large_masks_sent_zero_copy_arrive_intact(pub):
             mask[:] = rng.integers(0, len(CLASSES), mask.shape, dtype=np.uint8)
             sent.append(mask.copy())
             assert pub.publish("cam0/classes", "classes", mask, seq=seq, stamp_ns=seq,
-                                     frame_id="camera0", classes=CLASSES, model="test@0000")
+                               frame_id="camera0", classes=CLASSES, model="test@0000")
             mask[:] = 0
         received = [sub.recv() for _ in sent]
     assert [header.seq for header, _ in received] == [1, 2, 3, 4, 5]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import until_stopping  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.backends import Backend, load_backend
 from rtseg.client import MaskSubscriber
 from rtseg.config import RunConfig
 from rtseg.errors import RtsegError
-from rtseg.protocol import NodeStatus
 from rtseg.stream.feed import FrameFeed
 from rtseg.stream.memory import MemorySource, memory_frames
 from rtseg.stream.sources import SourceSpec, open_source
@@ -130,13 +130,8 @@ def test_every_camera_reaches_a_subscriber_at_the_default_queue(tmp_path, endpoi
              str(tiny_checkpoint), "--bind", endpoint, "--device", "cpu",
              "--status-every", "0"], env=cli_env, stderr=subprocess.PIPE, text=True)
         try:
-            while True:
-                message = sub.recv_message()
-                if isinstance(message, NodeStatus):
-                    if message.state == "stopping":
-                        break
-                    continue
-                counts[message[0].topic] += 1
+            for header, _ in until_stopping(sub):
+                counts[header.topic] += 1
         finally:
             _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

@@ -7,13 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import running_node  # noqa: I001  (tests/ is on sys.path)
+from conftest import running_node, until_stopping  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.config import RunConfig
 from rtseg.data.synthetic import SceneStream, drivable_mask
 from rtseg.errors import RtsegError
 from rtseg.metrics import binary_iou
-from rtseg.protocol import NodeStatus
 
 
 def write_video(path: Path, frames: int, seed: int = 7, size=(360, 640)) -> list[np.ndarray]:
@@ -37,16 +36,12 @@ def run_and_collect(cfg: RunConfig, topics: list[str], backend=None):
     `backend`: an already loaded one for the node."""
     received: dict[str, list] = {t: [] for t in topics}
     with running_node(cfg, topics, backend=backend) as node:
-        while True:
-            try:
-                message = node.sub.recv_message(timeout_ms=60000)
-            except TimeoutError as exc:  # say what became of the node
-                raise AssertionError(f"{exc} (node thread alive: {node.thread.is_alive()}, "
-                                     f"errors: {node.errors})") from None
-            if isinstance(message, NodeStatus):
-                if message.state == "stopping":
-                    break
-                continue
+        try:
+            messages = until_stopping(node.sub)
+        except TimeoutError as exc:  # say what became of the node
+            raise AssertionError(f"{exc} (node thread alive: {node.thread.is_alive()}, "
+                                 f"errors: {node.errors})") from None
+        for message in messages:
             received[message[0].topic].append(message)
         report = node.report
     return received, report

@@ -66,7 +66,7 @@ def queue_messages(frames: int, sources: int, image_topic: bool = False) -> int:
     demo cameras at a queue of 4 messages: the third camera's masks arrived 9 times in 50);
     one frame more than asked for covers that lag.
     """
-    per_frame = sources * (3 if image_topic else 2) + sources
+    per_frame = sources * (2 + int(image_topic) + 1)  # masks, image, status
     return (frames + 1) * per_frame
 
 
