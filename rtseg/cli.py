@@ -199,8 +199,10 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @main.command()
 @click.option("--source", multiple=True, default=["demo"], show_default=True,
               help="camera0 / 0 (camera index), a video file, rtsp:// or http(s):// URL, a folder "
-                   "or glob of images, or demo (generated road scenes). Repeat it for several "
-                   "cameras: their newest frames share one engine call.")
+                   "or glob of images, an MCAP recording (FILE.mcap or FILE.mcap#TOPIC: its "
+                   "sensor_msgs Image / CompressedImage topic), or demo (generated road "
+                   "scenes). Repeat it for several cameras: their newest frames share one "
+                   "engine call.")
 @click.option("--model", help="Checkpoint path (or demo, the bundled one), engine manifest "
                               "NAME.json or engine file [default: demo].")
 @click.option("--name", multiple=True,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 from mcap.reader import make_reader
@@ -104,6 +105,26 @@ def test_every_recorded_message_is_what_a_subscriber_received(node, tmp_path):
         assert schema.name == want and schema.encoding == "ros2msg"
         assert channel.message_encoding == "cdr" and channel.topic == "/" + header.topic
         assert_same(ros, header, data)
+
+
+def test_a_recording_replays_as_a_source(node, tmp_path):
+    """`rtseg run --source run.mcap#/demo/image` gets the recorded frames back, in order."""
+    from rtseg.stream.sources import SourceSpec, open_source
+
+    out = tmp_path / "run.mcap"
+    record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=24,
+                        timeout_s=DEADLINE_S))
+    jpegs = [bytes(ros.data) for _, ch, _, ros in read_back(out) if ch.topic == "/demo/image"]
+    assert jpegs
+    with pytest.raises(RtsegError, match="has 3 image topics"):
+        open_source(SourceSpec(spec=str(out)))  # the masks are sensor_msgs/Image too
+    with open_source(SourceSpec(spec=f"{out}#/demo/image")) as source:
+        assert source.name == "demo"
+        frames = [source.read(timeout=5.0) for _ in jpegs]
+        assert source.read(timeout=5.0) is None and source.exhausted
+    for got, jpeg in zip(frames, jpegs):
+        want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert got is not None and np.array_equal(got.image, want)
 
 
 def run_record(*args: str, **popen) -> subprocess.Popen:

@@ -29,7 +29,7 @@ from rtseg.stream.sources import GLOB_CHARS, Frame, Source, SourceSpec
 log = logging.getLogger(__name__)
 
 
-class _FileSource(Source):
+class FileSource(Source):
     """Frames of a file or folder, in order; paced and/or looped as asked.
 
     Subclasses provide `_step(decode)` and `_rewind()`.
@@ -118,7 +118,7 @@ class _FileSource(Source):
         self._closed = True
 
 
-class VideoFileSource(_FileSource):
+class VideoFileSource(FileSource):
     """A video file decoded by OpenCV; fps from the file (spec.fps when it has none)."""
 
     def __init__(self, path: Path, name: str, spec: SourceSpec) -> None:
@@ -201,7 +201,7 @@ class VideoFileSource(_FileSource):
         self._release()
 
 
-class ImageFilesSource(_FileSource):
+class ImageFilesSource(FileSource):
     """Images of a folder (not recursive), a glob, or one image file, in natural order
     (frame_2 before frame_10); paced at spec.fps."""
 

@@ -1,11 +1,13 @@
 """Frame sources for `rtseg run --source SRC`.
 
 SRC is a camera index (`camera0`, `0`), a stream URL (`rtsp://`, `http://`, `https://`),
-a video file, a folder of images, a glob (`frames/*.png`), an image file, or `demo`.
+a video file, a folder of images, a glob (`frames/*.png`), an image file, an MCAP
+recording (`drive.mcap`, `drive.mcap#/front/image`), or `demo`.
 
 Live sources (camera, URL, demo) read on a capture thread that keeps only the newest
-frame (see `rtseg.stream.live`). File sources (`rtseg.stream.file_sources`) need no
-thread: every frame arrives, in order, unless paced (`pace=True`) or looped (`loop=True`).
+frame (see `rtseg.stream.live`). File sources (`rtseg.stream.file_sources`, recordings:
+`rtseg.stream.bag_source`) need no thread: every frame arrives, in order, unless paced
+(`pace=True`) or looped (`loop=True`).
 
 Every image is `(H, W, 3) uint8 BGR`, C-contiguous, as OpenCV gives it.
 """
@@ -117,8 +119,8 @@ class Source(ABC):
 
 
 def parse_source(text: str) -> tuple[str, str | int]:
-    """Classify a `--source` string: ("camera", index), ("url" | "video" | "images", text)
-    or ("demo", "demo"). Raises RtsegError for anything else."""
+    """Classify a `--source` string: ("camera", index), ("url" | "video" | "images" | "bag",
+    text) or ("demo", "demo"). Raises RtsegError for anything else."""
     spec = text.strip()
     if spec == "demo":
         return "demo", "demo"
@@ -131,6 +133,8 @@ def parse_source(text: str) -> tuple[str, str | int]:
             return "url", spec
         raise RtsegError(f"unsupported stream scheme '{scheme}://' in source {spec!r}: use one "
                          f"of {', '.join(s + '://' for s in URL_SCHEMES)}")
+    if spec.lower().endswith(".mcap") or ".mcap#" in spec.lower():
+        return "bag", spec
     path = Path(spec)
     if path.is_dir() or (not path.exists() and any(ch in spec for ch in GLOB_CHARS)):
         return "images", spec
@@ -139,8 +143,8 @@ def parse_source(text: str) -> tuple[str, str | int]:
     if path.suffix.lower() in VIDEO_EXTENSIONS or path.is_file():
         return "video", spec
     raise RtsegError(f"source {spec!r} is not a camera index (camera0), a stream URL "
-                     "(rtsp://, http://), a video file, an image folder, a glob (frames/*.png) "
-                     "or 'demo', and no file or folder of that name exists")
+                     "(rtsp://, http://), a video file, an image folder, a glob (frames/*.png), "
+                     "an MCAP recording or 'demo', and no file or folder of that name exists")
 
 
 def sanitise(text: str) -> str:
@@ -149,7 +153,8 @@ def sanitise(text: str) -> str:
 
 
 def source_name(kind: str, target: str | int) -> str:
-    """Short name for topics: camera0, file stem, folder name, URL host, or demo."""
+    """Short name for topics: camera0, file stem, folder name, URL host, or demo (not for
+    recordings: `rtseg.stream.bag_source.camera_name` names them after their image topic)."""
     if kind == "camera":
         return f"camera{target}"
     if kind == "demo":
@@ -176,6 +181,11 @@ def open_source(spec: SourceSpec) -> Source:
     """Open the source `spec` describes. Cameras, URLs and files are opened (and checked)
     here, so a bad source raises RtsegError now rather than later on a thread."""
     kind, target = parse_source(spec.spec)
+    if kind == "bag":  # named after the image topic it picks
+        from rtseg.stream.bag_source import BagSource, split_bag_spec
+
+        path, topic = split_bag_spec(str(target))
+        return BagSource(Path(path), topic, spec)
     name = source_name(kind, target)
     if kind == "camera":
         return LiveSource(name, spec.spec, open_camera(int(target)))

@@ -1,0 +1,178 @@
+"""Replaying MCAP recordings (`--source drive.mcap[#TOPIC]`): real files written with the
+mcap_ros2 writer, the one `rtseg record` uses, and a real node publishing their frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import running_node, until_stopping  # noqa: I001  (tests/ is on sys.path)
+from mcap_ros2.writer import Writer
+
+from rtseg.config import RunConfig
+from rtseg.errors import RtsegError
+from rtseg.ros2msg import COMPRESSED_MSGDEF, COMPRESSED_TYPE, IMAGE_MSGDEF, IMAGE_TYPE
+from rtseg.stream.bag_source import camera_name, raw_image, split_bag_spec
+from rtseg.stream.sources import SourceSpec, open_source, parse_source
+
+pytestmark = pytest.mark.timeout(120)
+
+H, W = 24, 40
+PERIOD_NS = 50_000_000  # 20 messages a second
+FRONT, REAR = "/front/image_raw", "/rear/image/compressed"
+
+
+def frame(index: int) -> np.ndarray:
+    """`(H, W, 3) uint8 BGR`, different for every index and in every channel."""
+    rng = np.random.default_rng(index)
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def header(index: int) -> dict:
+    sec, nanosec = divmod(index * PERIOD_NS, 1_000_000_000)
+    return {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": "cam"}
+
+
+def raw_message(index: int, pad: int = 8) -> dict:
+    """An rgb8 sensor_msgs/Image whose rows carry `pad` bytes of padding."""
+    rgb = cv2.cvtColor(frame(index), cv2.COLOR_BGR2RGB).reshape(H, W * 3)
+    rows = np.concatenate([rgb, np.full((H, pad), 7, np.uint8)], axis=1)
+    return {"header": header(index), "height": H, "width": W, "encoding": "rgb8",
+            "is_bigendian": 0, "step": W * 3 + pad, "data": rows.tobytes()}
+
+
+def png_message(index: int) -> dict:
+    ok, png = cv2.imencode(".png", frame(index))
+    assert ok
+    return {"header": header(index), "format": "png", "data": png.tobytes()}
+
+
+def write_bag(path: Path, count: int, topics=(FRONT, REAR), chunk_size: int = 1 << 20,
+              message=None) -> Path:
+    """Both cameras' `count` frames at 20 Hz: FRONT raw rgb8, REAR png (lossless)."""
+    with path.open("wb") as out:
+        writer = Writer(out, chunk_size=chunk_size)
+        schemas = {IMAGE_TYPE: writer.register_msgdef(IMAGE_TYPE, IMAGE_MSGDEF),
+                   COMPRESSED_TYPE: writer.register_msgdef(COMPRESSED_TYPE, COMPRESSED_MSGDEF)}
+        for index in range(count):
+            t = 1_000_000_000 + index * PERIOD_NS
+            for topic in topics:
+                kind = IMAGE_TYPE if topic == FRONT else COMPRESSED_TYPE
+                msg = (message or (raw_message if topic == FRONT else png_message))(index)
+                writer.write_message(topic, schemas[kind], msg, log_time=t, publish_time=t)
+        writer.finish()
+    return path
+
+
+def read_all(source, limit: int = 1000) -> list:
+    frames = []
+    while len(frames) < limit and (got := source.read(timeout=5.0)) is not None:
+        frames.append(got)
+    return frames
+
+
+def test_specs_are_recognised_and_topics_name_the_camera():
+    assert parse_source("drive.mcap") == ("bag", "drive.mcap")
+    assert parse_source("runs/x.MCAP#/front/image") == ("bag", "runs/x.MCAP#/front/image")
+    assert split_bag_spec("d.mcap#front/image") == ("d.mcap", "/front/image")
+    assert split_bag_spec("d.mcap") == ("d.mcap", None)
+    assert split_bag_spec("d.mp4") is None
+    assert camera_name("/front/image_raw/compressed") == "front"
+    assert camera_name("/demo/image") == "demo"
+    assert camera_name("/camera/left/image_rect_color") == "camera_left"
+    assert camera_name("/image") == "image"
+
+
+@pytest.mark.parametrize(("suffix", "name"), [(FRONT, "front"), ("rear/image/compressed", "rear")])
+def test_every_frame_of_the_topic_arrives_exactly(tmp_path, suffix, name):
+    bag = write_bag(tmp_path / "drive.mcap", 12)
+    with open_source(SourceSpec(spec=f"{bag}#{suffix}")) as source:
+        assert source.name == name
+        assert source.fps == pytest.approx(20.0)
+        frames = read_all(source)
+        assert source.exhausted
+        assert source.stats == {"captured": 12, "delivered": 12, "dropped": 0,
+                                "read_failures": 0}
+    assert [f.seq for f in frames] == list(range(12))
+    for got in frames:  # raw rgb8 with padded rows, and png: both lossless
+        assert got.image.flags.c_contiguous
+        np.testing.assert_array_equal(got.image, frame(got.seq))
+
+
+def test_loop_starts_the_recording_again(tmp_path):
+    bag = write_bag(tmp_path / "drive.mcap", 5, topics=(FRONT,))
+    with open_source(SourceSpec(spec=str(bag), loop=True)) as source:  # the only image topic
+        frames = read_all(source, limit=12)
+    assert [f.seq for f in frames] == list(range(12))
+    for got in frames:
+        np.testing.assert_array_equal(got.image, frame(got.seq % 5))
+
+
+def test_a_file_cut_short_plays_up_to_the_cut(tmp_path, caplog):
+    whole = write_bag(tmp_path / "whole.mcap", 30, topics=(FRONT,), chunk_size=4096)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mcap"  # a recorder killed mid-write: no summary, a torn chunk
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    with open_source(SourceSpec(spec=str(cut))) as source:
+        frames = read_all(source)
+    assert 5 <= len(frames) < 30
+    for got in frames:
+        np.testing.assert_array_equal(got.image, frame(got.seq))
+    assert "ends early" in caplog.text
+
+
+def bad_encoding(index: int) -> dict:
+    return {**raw_message(index, pad=0), "encoding": "16UC1"}
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ("{bag}", "has 2 image topics (/front/image_raw, /rear/image/compressed): pick one"),
+    ("{bag}#/left/image", "has no image topic /left/image (its image topics: /front"),
+    ("{missing}", "not found"),
+    ("{text}", "is not a readable MCAP file"),
+])
+def test_bad_recordings_are_refused_at_open(tmp_path, spec, problem):
+    bag = write_bag(tmp_path / "drive.mcap", 2)
+    text = tmp_path / "notes.mcap"
+    text.write_text("not a recording")
+    spec = spec.format(bag=bag, missing=tmp_path / "gone.mcap", text=text)
+    with pytest.raises(RtsegError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        open_source(SourceSpec(spec=spec))
+
+
+def test_an_encoding_it_cannot_show_is_refused_at_open(tmp_path):
+    bag = write_bag(tmp_path / "depth.mcap", 2, topics=(FRONT,), message=bad_encoding)
+    with pytest.raises(RtsegError, match="encoding '16UC1' is not supported"):
+        open_source(SourceSpec(spec=str(bag)))
+
+
+def test_raw_images_in_each_supported_encoding():
+    bgr = frame(3)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    cases = {"bgr8": bgr, "rgb8": bgr[..., ::-1], "mono8": gray,
+             "bgra8": cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)}
+    for encoding, pixels in cases.items():
+        pixels = np.ascontiguousarray(pixels)
+        step = pixels.nbytes // H
+        got = raw_image(H, W, encoding, step, pixels.tobytes())
+        expected = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR) if encoding == "mono8" else bgr
+        np.testing.assert_array_equal(got, expected, err_msg=encoding)
+    with pytest.raises(RtsegError, match="step 100 and"):
+        raw_image(H, W, "bgr8", 100, bytes(100 * H))
+
+
+@pytest.mark.slow
+def test_the_node_segments_every_frame_of_a_recording(tmp_path):
+    bag = write_bag(tmp_path / "drive.mcap", 8)
+    cfg = RunConfig(source=f"{bag}#{REAR}", model="demo", device="cpu", status_every=0)
+    with running_node(cfg, ["rear/drivable", "rear/classes"]) as node:
+        messages = until_stopping(node.sub)
+        report = node.report
+    assert report.published == 8
+    for topic in ("rear/drivable", "rear/classes"):
+        got = [h for h, _ in messages if h.topic == topic]
+        assert [h.seq for h in got] == list(range(8)), topic
+        assert all((h.height, h.width) == (H, W) for h in got)
+        assert all(h.frame_id == f"{bag}#{REAR}" for h in got)
