@@ -199,9 +199,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @main.command()
 @click.option("--source", multiple=True, default=["demo"], show_default=True,
               help="camera0 / 0 (camera index), a video file, rtsp:// or http(s):// URL, a folder "
-                   "or glob of images, an MCAP recording (FILE.mcap or FILE.mcap#TOPIC: its "
-                   "sensor_msgs Image / CompressedImage topic), or demo (generated road "
-                   "scenes). Repeat it for several cameras: their newest frames share one "
+                   "or glob of images, an MCAP recording (FILE.mcap or a rosbag2 folder, "
+                   "#TOPIC: its sensor_msgs Image / CompressedImage topic), or demo (generated "
+                   "road scenes). Repeat it for several cameras: their newest frames share one "
                    "engine call.")
 @click.option("--model", help="Checkpoint path (or demo, the bundled one), engine manifest "
                               "NAME.json or engine file [default: demo].")

@@ -50,13 +50,14 @@ def png_message(index: int) -> dict:
 
 
 def write_bag(path: Path, count: int, topics=(FRONT, REAR), chunk_size: int = 1 << 20,
-              message=None) -> Path:
-    """Both cameras' `count` frames at 20 Hz: FRONT raw rgb8, REAR png (lossless)."""
+              message=None, first: int = 0) -> Path:
+    """Both cameras' frames `first`..`first + count - 1` at 20 Hz: FRONT raw rgb8, REAR png
+    (lossless)."""
     with path.open("wb") as out:
         writer = Writer(out, chunk_size=chunk_size)
         schemas = {IMAGE_TYPE: writer.register_msgdef(IMAGE_TYPE, IMAGE_MSGDEF),
                    COMPRESSED_TYPE: writer.register_msgdef(COMPRESSED_TYPE, COMPRESSED_MSGDEF)}
-        for index in range(count):
+        for index in range(first, first + count):
             t = 1_000_000_000 + index * PERIOD_NS
             for topic in topics:
                 kind = IMAGE_TYPE if topic == FRONT else COMPRESSED_TYPE
@@ -79,6 +80,7 @@ def test_specs_are_recognised_and_topics_name_the_camera():
     assert split_bag_spec("d.mcap#front/image") == ("d.mcap", "/front/image")
     assert split_bag_spec("d.mcap") == ("d.mcap", None)
     assert split_bag_spec("d.mp4") is None
+    assert split_bag_spec("frames#1") is None  # not a recording: an ordinary path
     assert camera_name("/front/image_raw/compressed") == "front"
     assert camera_name("/demo/image") == "demo"
     assert camera_name("/camera/left/image_rect_color") == "camera_left"
@@ -108,6 +110,21 @@ def test_loop_starts_the_recording_again(tmp_path):
     assert [f.seq for f in frames] == list(range(12))
     for got in frames:
         np.testing.assert_array_equal(got.image, frame(got.seq % 5))
+
+
+def test_a_split_rosbag2_folder_plays_file_after_file(tmp_path):
+    folder = tmp_path / "rosbag2_2026_12_06-10_00_00"
+    folder.mkdir()
+    (folder / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    for part, first in ((10, 20), (2, 10), (0, 0)):  # NAME_10 after NAME_2: natural order
+        write_bag(folder / f"rosbag2_{part}.mcap", 10, first=first)
+    assert parse_source(str(folder)) == ("bag", str(folder))
+    with open_source(SourceSpec(spec=f"{folder}#{REAR}")) as source:
+        assert source.fps == pytest.approx(20.0)
+        frames = read_all(source)
+    assert [f.seq for f in frames] == list(range(30))
+    for got in frames:
+        np.testing.assert_array_equal(got.image, frame(got.seq))
 
 
 def test_a_file_cut_short_plays_up_to_the_cut(tmp_path, caplog):

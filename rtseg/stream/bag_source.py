@@ -1,11 +1,12 @@
-"""Replay a recording: `rtseg run --source drive.mcap[#TOPIC]`.
+"""Replay a recording: `rtseg run --source drive.mcap[#TOPIC]` (or a rosbag2 folder).
 
 An MCAP file of ROS 2 messages (rosbag2's default storage since Iron, Foxglove's
-recordings, `rtseg record`'s `/NAME/image`) is a file source like a video
+recordings, `rtseg record`'s `/NAME/image`), or a rosbag2 folder of them (a split
+recording plays file after file), is a file source like a video
 (`rtseg.stream.file_sources`): every frame of TOPIC arrives, in log-time order, unless
 paced or looped. TOPIC is a `sensor_msgs/msg/CompressedImage` (any format OpenCV decodes:
 jpeg, png) or `sensor_msgs/msg/Image` channel (encodings in `RAW_ENCODINGS`); without
-`#TOPIC` the file must hold exactly one image topic. The pace is the topic's average rate
+`#TOPIC` the recording must hold exactly one image topic. The pace is the topic's average rate
 (its message count over its time span). A file cut short (a recorder killed mid-write)
 plays up to where it ends.
 
@@ -40,19 +41,31 @@ RAW_ENCODINGS = {
 # Trailing topic parts that name the image, not the camera: /front/image_raw -> front.
 _IMAGE_WORDS = {"image", "image_raw", "image_color", "image_rect", "image_rect_color",
                 "compressed", "color", "raw"}
-BAG_PATTERN = re.compile(r"(?P<path>.+\.mcap)(?:#(?P<topic>.*))?", re.IGNORECASE)
-
-
 def split_bag_spec(spec: str) -> tuple[str, str | None] | None:
-    """`drive.mcap#/front/image` -> ("drive.mcap", "/front/image"); no `#`: topic None;
-    not an .mcap spec: None."""
-    match = BAG_PATTERN.fullmatch(spec.strip())
-    if match is None:
+    """`drive.mcap#/front/image` -> ("drive.mcap", "/front/image"); no `#`: topic None.
+    None when the part before `#` is neither an .mcap file name nor a folder holding .mcap
+    files (a rosbag2 recording)."""
+    path, sep, topic = spec.strip().partition("#")
+    if not (path.lower().endswith(".mcap") or _bag_folder(Path(path))):
         return None
-    topic = match.group("topic")
-    if topic is not None:
-        topic = "/" + topic.strip().lstrip("/")
-    return match.group("path"), topic
+    return path, ("/" + topic.strip().lstrip("/")) if sep else None
+
+
+def _bag_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() == ".mcap" for p in path.iterdir())
+
+
+def bag_files(path: Path) -> list[Path]:
+    """The .mcap files of a recording: the file itself, or a rosbag2 folder's files in
+    order (a split recording: `NAME_0.mcap`, `NAME_1.mcap`, ...)."""
+    if path.is_file():
+        return [path]
+    if _bag_folder(path):
+        return sorted((p for p in path.iterdir() if p.suffix.lower() == ".mcap"),
+                      key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)",
+                                                                                    p.name)])
+    where = path.resolve().parent if not path.exists() else path.resolve()
+    raise RtsegError(f"recording {path} not found (looked in {where}): check the path")
 
 
 def camera_name(topic: str) -> str:
@@ -66,63 +79,61 @@ def camera_name(topic: str) -> str:
 
 @dataclass(frozen=True)
 class ImageTopic:
-    """One image channel of a file: topic, ROS type, message count and span in ns."""
+    """One image channel of a recording: topic, ROS type, message count, first and last
+    log time in ns."""
 
     topic: str
     type: str
     count: int
-    span_ns: int
+    start_ns: int
+    end_ns: int
 
     @property
     def fps(self) -> float | None:
         """Average rate, None when the topic has fewer than two messages or no span."""
-        return (self.count - 1) * 1e9 / self.span_ns if self.count > 1 and self.span_ns else None
+        span = self.end_ns - self.start_ns
+        return (self.count - 1) * 1e9 / span if self.count > 1 and span > 0 else None
+
+    def merge(self, other: ImageTopic) -> ImageTopic:
+        """The same topic over two files of a split recording."""
+        return ImageTopic(self.topic, self.type, self.count + other.count,
+                          min(self.start_ns, other.start_ns), max(self.end_ns, other.end_ns))
 
 
 class BagSource(FileSource):
-    """Images of one topic of an MCAP file, decoded to `(H, W, 3) uint8 BGR`."""
+    """Images of one topic of a recording, decoded to `(H, W, 3) uint8 BGR`."""
 
     def __init__(self, path: Path, topic: str | None, spec: SourceSpec) -> None:
-        if not path.is_file():
-            raise RtsegError(f"recording {path} not found (looked in {path.resolve().parent}): "
-                             "check the path")
         self._path = path
-        self._file = path.open("rb")
-        try:
-            topics, self._indexed = list_image_topics(self._file)
-            self.topic = _choose(path, topics, topic)
-            self._decode_cdr = None
-            self._check_first()
-            self._messages = self._iterate()
-        except BaseException:
-            self._file.close()
-            raise
+        self._files = bag_files(path)
+        self.topic = _choose(path, list_image_topics(self._files), topic)
+        self._decode_cdr = None
+        self._check_first()
+        self._messages = self._iterate()
         fps = self.topic.fps or spec.fps
         super().__init__(camera_name(self.topic.topic), f"{path}#{self.topic.topic}", fps, spec)
 
     def _iterate(self):
-        """(schema, channel, message) of the topic from the start: in log-time order, or
-        for a file without an index in the order written (sorting would read it all)."""
-        from mcap.reader import NonSeekingReader, make_reader
-
-        self._file.seek(0)
-        if self._indexed:
-            return make_reader(self._file).iter_messages(topics=[self.topic.topic])
-        return NonSeekingReader(self._file).iter_messages(topics=[self.topic.topic],
-                                                          log_time_order=False)
+        """(schema, channel, message) of the topic from the start, file after file."""
+        for path in self._files:
+            with path.open("rb") as file:
+                yield from _topic_messages(file, self.topic.topic)
 
     def _check_first(self) -> None:
         """Decode the topic's first image now: a topic that cannot be shown fails at open,
         not frame by frame later."""
         where = f"{self._path}, topic {self.topic.topic}"
+        messages = self._iterate()
         try:
-            schema, channel, message = next(self._iterate())
+            schema, channel, message = next(messages)
             image = self._decode(schema, channel, message.data)
         except RtsegError as error:
             raise RtsegError(f"{where}: {error}") from None
         except Exception as error:  # noqa: BLE001  (whatever the file holds)
             raise RtsegError(f"{where}: the first message cannot be read ({type(error).__name__}"
                              f": {error}); check the file with `mcap doctor`") from error
+        finally:
+            messages.close()
         if image is None:
             raise RtsegError(f"{where}: the first image does not decode with OpenCV; is its "
                              "format jpeg or png?")
@@ -159,12 +170,13 @@ class BagSource(FileSource):
         return raw_image(msg.height, msg.width, msg.encoding, msg.step, msg.data)
 
     def _rewind(self) -> bool:
+        self._messages.close()
         self._messages = self._iterate()
         return True
 
     def close(self) -> None:
         super().close()
-        self._file.close()
+        self._messages.close()  # closes the open file
 
 
 def raw_image(height: int, width: int, encoding: str, step: int, data: bytes) -> np.ndarray:
@@ -185,24 +197,49 @@ def raw_image(height: int, width: int, encoding: str, step: int, data: bytes) ->
     return cv2.cvtColor(image, conversion)
 
 
-def list_image_topics(file) -> tuple[list[ImageTopic], bool]:
-    """The image channels of an open MCAP file, and whether it is indexed: from its summary,
-    or for a file without one (a recording cut short), from a pass over its messages."""
+def list_image_topics(files: list[Path]) -> list[ImageTopic]:
+    """The image topics of a recording's files: from each file's summary, or for a file
+    without one (a recording cut short), from a pass over its messages."""
     from mcap.exceptions import McapError
     from mcap.reader import make_reader
 
-    try:
-        reader = make_reader(file)  # reads the magic bytes
-    except (McapError, ValueError, EOFError) as error:
-        raise RtsegError(f"{getattr(file, 'name', 'file')} is not a readable MCAP file "
-                         f"({error}); check it with `mcap info`") from error
+    merged: dict[str, ImageTopic] = {}
+    for path in files:
+        with path.open("rb") as file:
+            try:
+                reader = make_reader(file)  # reads the magic bytes
+            except (McapError, ValueError, EOFError) as error:
+                raise RtsegError(f"{path} is not a readable MCAP file ({error}); check it "
+                                 "with `mcap info`") from error
+            summary = _usable_summary(reader)
+            found = _from_summary(summary) if summary else _by_scanning(file, path)
+        for topic in found:
+            merged[topic.topic] = merged[topic.topic].merge(topic) if topic.topic in merged \
+                else topic
+    return list(merged.values())
+
+
+def _usable_summary(reader):
+    """The file's summary when it has an index to read by, else None (a torn footer too)."""
     try:
         summary = reader.get_summary()
-    except Exception:  # noqa: BLE001  (a torn footer: read the file from the start instead)
-        summary = None
-    if summary is not None and summary.statistics is not None and summary.chunk_indexes:
-        return _from_summary(summary), True
-    return _by_scanning(file), False
+    except Exception:  # noqa: BLE001  (a torn footer: the file is read from the start)
+        return None
+    ok = summary is not None and summary.statistics is not None and summary.chunk_indexes
+    return summary if ok else None
+
+
+def _topic_messages(file, topic: str):
+    """(schema, channel, message) of `topic` in one open file: by its index in log-time
+    order, or without one in the order written (sorting would read the whole file)."""
+    from mcap.reader import NonSeekingReader, make_reader
+
+    reader = make_reader(file)
+    if _usable_summary(reader) is not None:
+        yield from reader.iter_messages(topics=[topic])
+        return
+    file.seek(0)
+    yield from NonSeekingReader(file).iter_messages(topics=[topic], log_time_order=False)
 
 
 def _from_summary(summary) -> list[ImageTopic]:
@@ -212,21 +249,15 @@ def _from_summary(summary) -> list[ImageTopic]:
         schema = summary.schemas.get(channel.schema_id)
         if schema is not None and schema.name in (IMAGE_TYPE, COMPRESSED_TYPE):
             count = stats.channel_message_counts.get(channel_id, 0)
-            span = _span_from_indexes(summary, channel_id)
-            found.append(ImageTopic(channel.topic, schema.name, count, span))
+            # The span of the chunks that hold it: whole chunks, a fair estimate.
+            chunks = [c for c in summary.chunk_indexes if channel_id in c.message_index_offsets]
+            start = min((c.message_start_time for c in chunks), default=0)
+            end = max((c.message_end_time for c in chunks), default=0)
+            found.append(ImageTopic(channel.topic, schema.name, count, start, end))
     return found
 
 
-def _span_from_indexes(summary, channel_id: int) -> int:
-    """The channel's time span from the chunk indexes (whole chunks: a fair estimate)."""
-    starts = [c.message_start_time for c in summary.chunk_indexes
-              if channel_id in c.message_index_offsets]
-    ends = [c.message_end_time for c in summary.chunk_indexes
-            if channel_id in c.message_index_offsets]
-    return max(ends) - min(starts) if starts else 0
-
-
-def _by_scanning(file) -> list[ImageTopic]:
+def _by_scanning(file, path: Path) -> list[ImageTopic]:
     """Image topics of a file without a summary (a recording cut short)."""
     from mcap.reader import NonSeekingReader
 
@@ -243,8 +274,8 @@ def _by_scanning(file) -> list[ImageTopic]:
                 entry[3] = max(entry[3], message.log_time)
     except Exception as error:  # noqa: BLE001  (cut short: what was read counts)
         log.warning("%s ends early (%s: %s); using what precedes it",
-                    getattr(file, "name", "file"), type(error).__name__, error)
-    return [ImageTopic(topic, kind, count, last - first)
+                    path, type(error).__name__, error)
+    return [ImageTopic(topic, kind, count, first, last)
             for topic, (kind, count, first, last) in seen.items()]
 
 

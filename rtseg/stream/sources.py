@@ -2,7 +2,7 @@
 
 SRC is a camera index (`camera0`, `0`), a stream URL (`rtsp://`, `http://`, `https://`),
 a video file, a folder of images, a glob (`frames/*.png`), an image file, an MCAP
-recording (`drive.mcap`, `drive.mcap#/front/image`), or `demo`.
+recording (`drive.mcap`, `drive.mcap#/front/image`, a rosbag2 folder), or `demo`.
 
 Live sources (camera, URL, demo) read on a capture thread that keeps only the newest
 frame (see `rtseg.stream.live`). File sources (`rtseg.stream.file_sources`, recordings:
@@ -133,7 +133,9 @@ def parse_source(text: str) -> tuple[str, str | int]:
             return "url", spec
         raise RtsegError(f"unsupported stream scheme '{scheme}://' in source {spec!r}: use one "
                          f"of {', '.join(s + '://' for s in URL_SCHEMES)}")
-    if spec.lower().endswith(".mcap") or ".mcap#" in spec.lower():
+    from rtseg.stream.bag_source import split_bag_spec
+
+    if split_bag_spec(spec) is not None:  # FILE.mcap[#TOPIC], a rosbag2 folder[#TOPIC]
         return "bag", spec
     path = Path(spec)
     if path.is_dir() or (not path.exists() and any(ch in spec for ch in GLOB_CHARS)):
