@@ -72,12 +72,16 @@ def running_node(cfg, topics: list[str], backend=None, stop=None,
 
     The node queues up to `LOSSLESS_HWM` frames for the subscriber (at least): tests read
     every message, and the real default (4) drops them, by design, whenever a loaded
-    machine delays ZeroMQ's I/O thread (a lost mask failed CI once)."""
+    machine delays ZeroMQ's I/O thread (a lost mask failed CI once).
+
+    `stop` (an Event; the node's own when None) is set on leaving the block, and the node
+    must then end within 60 s: a live source never ends by itself."""
     from live_node import serve_node  # tests/ is on sys.path
 
     from rtseg.client import MaskSubscriber
     from rtseg.protocol import NodeStatus
 
+    stop = stop or threading.Event()  # set on leaving: a live source never ends by itself
     handoff: queue.Queue = queue.Queue()
     names = sorted({topic.rsplit("/", 1)[0] for topic in topics})
 
@@ -113,10 +117,10 @@ def running_node(cfg, topics: list[str], backend=None, stop=None,
     try:
         yield node
     finally:
-        if stop is not None:
-            stop.set()
+        stop.set()
         node.sub.close()
         node.thread.join(timeout=60)
+    assert not node.thread.is_alive(), "the node did not stop within 60 s of its stop event"
 
 
 @pytest.fixture(scope="session")
