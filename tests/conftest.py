@@ -139,6 +139,27 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def compiled_engine(tmp_path_factory, tiny_checkpoint):
+    """compile(fmt, device="cpu", **kw) -> CompileResult: `tiny_checkpoint` compiled into
+    `fmt` (static batch 1, parity gate on 2 frames) once per session and arguments, in a
+    folder of its own; the tests sharing it only read what it wrote."""
+    from rtseg.config import CompileConfig
+    from rtseg.export import compile_checkpoint
+
+    done: dict = {}
+
+    def compile_once(fmt: str, device: str = "cpu", **kw):
+        key = (fmt, device, tuple(sorted(kw.items())))
+        if key not in done:
+            cfg = CompileConfig(checkpoint=str(tiny_checkpoint), format=fmt, device=device,
+                                out=str(tmp_path_factory.mktemp(fmt)), frames=2, **kw)
+            done[key] = compile_checkpoint(cfg)
+        return done[key]
+
+    return compile_once
+
+
 @pytest.fixture
 def cli_env() -> dict:
     """Environment for running the `rtseg` console script in a subprocess."""

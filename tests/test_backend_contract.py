@@ -14,32 +14,22 @@ import pytest
 import torch
 
 from rtseg.backends import Backend, load_backend
-from rtseg.config import CompileConfig
-
-
-def compiled(tmp_path_factory, checkpoint, fmt: str, device: str = "cpu", **kw) -> str:
-    """Compile `checkpoint` into `fmt` (small, static batch 1) and return its manifest."""
-    from rtseg.export import compile_checkpoint
-
-    out = tmp_path_factory.mktemp(fmt)
-    cfg = CompileConfig(checkpoint=str(checkpoint), format=fmt, out=str(out), device=device,
-                        frames=2, **kw)
-    return str(compile_checkpoint(cfg).path)
 
 
 class BackendContract:
-    """Subclasses set `device` and implement `make(tmp_path_factory, checkpoint)`."""
+    """Subclasses set `device` and implement `make(compiled_engine, checkpoint)`
+    (`compiled_engine`: the conftest fixture, engines of the checkpoint shared per session)."""
 
     device = "cpu"
 
     @pytest.fixture(scope="class")
     @classmethod
-    def backend(cls, tmp_path_factory, tiny_checkpoint):
-        backend = cls().make(tmp_path_factory, tiny_checkpoint)
+    def backend(cls, compiled_engine, tiny_checkpoint):
+        backend = cls().make(compiled_engine, tiny_checkpoint)
         yield backend
         backend.close()
 
-    def make(self, tmp_path_factory, checkpoint) -> Backend:
+    def make(self, compiled_engine, checkpoint) -> Backend:
         raise NotImplementedError
 
     def batch(self, backend: Backend) -> torch.Tensor:
@@ -93,7 +83,7 @@ class BackendContract:
 
 
 class TestTorch(BackendContract):
-    def make(self, tmp_path_factory, checkpoint):
+    def make(self, compiled_engine, checkpoint):
         return load_backend(str(checkpoint), "cpu")
 
     def test_input_size_is_a_constructor_argument(self, tiny_checkpoint):
@@ -106,21 +96,21 @@ class TestTorch(BackendContract):
 
 
 class TestOnnxRuntime(BackendContract):
-    def make(self, tmp_path_factory, checkpoint):
-        return load_backend(compiled(tmp_path_factory, checkpoint, "onnx"), "cpu")
+    def make(self, compiled_engine, checkpoint):
+        return load_backend(str(compiled_engine("onnx").path), "cpu")
 
 
 class TestOpenVINO(BackendContract):
-    def make(self, tmp_path_factory, checkpoint):
+    def make(self, compiled_engine, checkpoint):
         pytest.importorskip("openvino")
-        return load_backend(compiled(tmp_path_factory, checkpoint, "openvino",
-                                     precision="fp32"), "cpu")
+        return load_backend(str(compiled_engine("openvino",
+                                     precision="fp32").path), "cpu")
 
 
 @pytest.mark.slow
 class TestAotInductor(BackendContract):
-    def make(self, tmp_path_factory, checkpoint):
-        return load_backend(compiled(tmp_path_factory, checkpoint, "aoti"), "cpu")
+    def make(self, compiled_engine, checkpoint):
+        return load_backend(str(compiled_engine("aoti").path), "cpu")
 
 
 class CudaContract(BackendContract):
@@ -146,30 +136,30 @@ class CudaContract(BackendContract):
 
 @pytest.mark.gpu
 class TestTorchCuda(CudaContract):
-    def make(self, tmp_path_factory, checkpoint):
+    def make(self, compiled_engine, checkpoint):
         return load_backend(str(checkpoint), "cuda")
 
 
 @pytest.mark.gpu
 class TestAotInductorCudaFp16(CudaContract):
-    def make(self, tmp_path_factory, checkpoint):
-        return load_backend(compiled(tmp_path_factory, checkpoint, "aoti", "cuda",
-                                     precision="fp16"), "cuda")
+    def make(self, compiled_engine, checkpoint):
+        return load_backend(str(compiled_engine("aoti", "cuda",
+                                     precision="fp16").path), "cuda")
 
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 class TestTensorRT(CudaContract):
-    def make(self, tmp_path_factory, checkpoint):
+    def make(self, compiled_engine, checkpoint):
         pytest.importorskip("tensorrt")
-        return load_backend(compiled(tmp_path_factory, checkpoint, "tensorrt", "cuda",
-                                     precision="fp16"), "cuda")
+        return load_backend(str(compiled_engine("tensorrt", "cuda",
+                                     precision="fp16").path), "cuda")
 
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 class TestTorchTensorRT(CudaContract):
-    def make(self, tmp_path_factory, checkpoint):
+    def make(self, compiled_engine, checkpoint):
         pytest.importorskip("torch_tensorrt")
-        return load_backend(compiled(tmp_path_factory, checkpoint, "torch-tensorrt", "cuda",
-                                     precision="fp16"), "cuda")
+        return load_backend(str(compiled_engine("torch-tensorrt", "cuda",
+                                     precision="fp16").path), "cuda")
