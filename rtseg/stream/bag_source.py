@@ -6,9 +6,10 @@ recording plays file after file), is a file source like a video
 (`rtseg.stream.file_sources`): every frame of TOPIC arrives, in log-time order, unless
 paced or looped. TOPIC is a `sensor_msgs/msg/CompressedImage` (any format OpenCV decodes:
 jpeg, png) or `sensor_msgs/msg/Image` channel (encodings in `RAW_ENCODINGS`); without
-`#TOPIC` the recording must hold exactly one image topic. The pace is the topic's average rate
-(its message count over its time span). A file cut short (a recorder killed mid-write)
-plays up to where it ends.
+`#TOPIC` the recording must hold exactly one camera topic (the mask topics of an
+`rtseg record` file, known by its `rtseg` metadata record, are not cameras). The pace
+is the topic's average rate (its message count over its time span). A file cut short (a
+recorder killed mid-write) plays up to where it ends.
 
 Frames carry the wall clock at read as their stamp, as from a video file: the recording's
 own stamps stay in the recording.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,6 +39,7 @@ RAW_ENCODINGS = {
     "rgba8": (4, cv2.COLOR_RGBA2BGR), "mono8": (1, cv2.COLOR_GRAY2BGR),
     "8UC1": (1, cv2.COLOR_GRAY2BGR), "8UC3": (3, None),
 }
+MASK_KINDS = ("drivable", "classes")  # rtseg record's mask topics /NAME/KIND
 # Trailing topic parts that name the image, not the camera: /front/image_raw -> front.
 _IMAGE_WORDS = {"image", "image_raw", "image_color", "image_rect", "image_rect_color",
                 "compressed", "color", "raw"}
@@ -87,6 +89,7 @@ class ImageTopic:
     count: int
     start_ns: int
     end_ns: int
+    camera: bool = True  # False: a mask topic of `rtseg record` (its `rtseg` metadata)
 
     @property
     def fps(self) -> float | None:
@@ -97,7 +100,8 @@ class ImageTopic:
     def merge(self, other: ImageTopic) -> ImageTopic:
         """The same topic over two files of a split recording."""
         return ImageTopic(self.topic, self.type, self.count + other.count,
-                          min(self.start_ns, other.start_ns), max(self.end_ns, other.end_ns))
+                          min(self.start_ns, other.start_ns), max(self.end_ns, other.end_ns),
+                          self.camera and other.camera)
 
 
 class BagSource(FileSource):
@@ -213,6 +217,9 @@ def list_image_topics(files: list[Path]) -> list[ImageTopic]:
                                  "with `mcap info`") from error
             summary = _usable_summary(reader)
             found = _from_summary(summary) if summary else _by_scanning(file, path)
+            if summary and any(m.name == "rtseg" for m in reader.iter_metadata()):
+                found = [replace(t, camera=t.topic.rpartition("/")[2] not in MASK_KINDS)
+                         for t in found]
         for topic in found:
             merged[topic.topic] = merged[topic.topic].merge(topic) if topic.topic in merged \
                 else topic
@@ -280,20 +287,22 @@ def _by_scanning(file, path: Path) -> list[ImageTopic]:
 
 
 def _choose(path: Path, topics: list[ImageTopic], wanted: str | None) -> ImageTopic:
-    """The topic asked for, or the only image topic; RtsegError naming the choices."""
+    """The topic asked for, or the only camera topic (an rtseg recording's masks are not
+    cameras); RtsegError naming the choices."""
     names = ", ".join(sorted(t.topic for t in topics)) or "none"
+    cameras = [t for t in topics if t.camera]
     if wanted is not None:
         match = next((t for t in topics if t.topic == wanted), None)
         if match is None:
             raise RtsegError(f"{path} has no image topic {wanted} (its image topics: {names})")
-    elif len(topics) != 1:
+    elif len(cameras) != 1:
         if not topics:
             raise RtsegError(f"{path} holds no {IMAGE_TYPE} or {COMPRESSED_TYPE} messages: "
                              "nothing to replay")
         raise RtsegError(f"{path} has {len(topics)} image topics ({names}): pick one with "
                          f"--source '{path}#TOPIC'")
     else:
-        match = topics[0]
+        match = cameras[0]
     if match.count == 0:
         raise RtsegError(f"{path}: topic {match.topic} has no messages")
     return match
