@@ -223,6 +223,11 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--pace", is_flag=True,
               help="Files/folders: replay at the file's frame rate, dropping what cannot keep up.")
 @click.option("--loop", is_flag=True, help="Files/folders: start again at the end.")
+@click.option("--stamps", type=click.Choice(["read", "recorded"]), default="read",
+              show_default=True,
+              help="Masks' stamp_ns: the wall clock when the frame was read, or (recordings) "
+                   "the frame's recorded capture time, to line up with the recording's other "
+                   "sensors; latency counts from the read either way.")
 @click.option("--source-fps", default=30.0, show_default=True,
               help="Frame rate of the demo source and of paced image folders.")
 @click.option("--demo-size", default="360x640", show_default=True, help="Demo frame size HxW.")
@@ -254,8 +259,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
                    "folder.")
 @stoppable("run", where="during start-up", torch=True)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
-        loop, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap, mask_size,
-        cuda_graphs, image_topic, image_fps, image_width, curve_secret, curve_clients) -> None:
+        loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
+        mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
+        curve_clients) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -267,8 +273,9 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 
     cfg = RunConfig(source=tuple(source), model=model, name=tuple(name) or None, bind=bind,
                     allow_remote=allow_remote, hwm=hwm, encoding=encoding, device=device,
-                    max_frames=max_frames, fps=fps, pace=pace, loop=loop, source_fps=source_fps,
-                    demo_size=parse_size(demo_size), status_every=status_every, engine=engine,
+                    max_frames=max_frames, fps=fps, pace=pace, loop=loop, stamps=stamps,
+                    source_fps=source_fps, demo_size=parse_size(demo_size),
+                    status_every=status_every, engine=engine,
                     engine_cache=engine_cache, calib=calib, overlap=overlap,
                     mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
                     image_fps=image_fps, image_width=image_width,

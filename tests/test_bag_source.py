@@ -3,6 +3,7 @@ mcap_ros2 writer, the one `rtseg record` uses, and a real node publishing their 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 
 H, W = 24, 40
 PERIOD_NS = 50_000_000  # 20 messages a second
+CAPTURED_NS = 1_765_000_000 * 10**9  # header.stamp of frame 0 (its log time: 1 s)
 FRONT, REAR = "/front/image_raw", "/rear/image/compressed"
 
 
@@ -31,7 +33,7 @@ def frame(index: int) -> np.ndarray:
 
 
 def header(index: int) -> dict:
-    sec, nanosec = divmod(index * PERIOD_NS, 1_000_000_000)
+    sec, nanosec = divmod(CAPTURED_NS + index * PERIOD_NS, 1_000_000_000)
     return {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": "cam"}
 
 
@@ -101,6 +103,30 @@ def test_every_frame_of_the_topic_arrives_exactly(tmp_path, suffix, name):
     for got in frames:  # raw rgb8 with padded rows, and png: both lossless
         assert got.image.flags.c_contiguous
         np.testing.assert_array_equal(got.image, frame(got.seq))
+
+
+def unstamped(index: int) -> dict:
+    return {**png_message(index), "header": {"stamp": {"sec": 0, "nanosec": 0},
+                                             "frame_id": ""}}
+
+
+def test_recorded_stamps_are_the_capture_times_else_the_log_times(tmp_path):
+    stamped = write_bag(tmp_path / "stamped.mcap", 4, topics=(REAR,))
+    bare = write_bag(tmp_path / "bare.mcap", 4, topics=(REAR,), message=unstamped)
+    before = time.time_ns()
+    with open_source(SourceSpec(spec=str(stamped), recorded_stamps=True)) as source:
+        frames = read_all(source)
+    with open_source(SourceSpec(spec=str(bare), recorded_stamps=True)) as source:
+        logged = read_all(source)
+    with open_source(SourceSpec(spec=str(stamped))) as source:  # by default: read time
+        read = read_all(source)
+    after = time.time_ns()
+    assert [f.stamp_ns for f in frames] == [CAPTURED_NS + i * PERIOD_NS for i in range(4)]
+    assert [f.stamp_ns for f in logged] == [10**9 + i * PERIOD_NS for i in range(4)]
+    assert all(before <= f.read_ns <= after for f in frames + logged)
+    assert all(before <= f.stamp_ns <= after and f.read_ns is None for f in read)
+    with pytest.raises(RtsegError, match="--stamps recorded needs a recording"):
+        open_source(SourceSpec(spec="demo", recorded_stamps=True))
 
 
 def test_loop_starts_the_recording_again(tmp_path):
@@ -181,9 +207,12 @@ def test_raw_images_in_each_supported_encoding():
 
 
 @pytest.mark.slow
-def test_the_node_segments_every_frame_of_a_recording(tmp_path):
+@pytest.mark.parametrize("stamps", ["read", "recorded"])
+def test_the_node_segments_every_frame_of_a_recording(tmp_path, stamps):
     bag = write_bag(tmp_path / "drive.mcap", 8)
-    cfg = RunConfig(source=f"{bag}#{REAR}", model="demo", device="cpu", status_every=0)
+    cfg = RunConfig(source=f"{bag}#{REAR}", model="demo", device="cpu", status_every=0,
+                    stamps=stamps)
+    start = time.time_ns()
     with running_node(cfg, ["rear/drivable", "rear/classes"]) as node:
         messages = until_stopping(node.sub)
         report = node.report
@@ -193,3 +222,9 @@ def test_the_node_segments_every_frame_of_a_recording(tmp_path):
         assert [h.seq for h in got] == list(range(8)), topic
         assert all((h.height, h.width) == (H, W) for h in got)
         assert all(h.frame_id == f"{bag}#{REAR}" for h in got)
+        # Latency counts from the read either way: stamps of 2025 would make it months.
+        assert all(0 < h.latency_ms["total"] < 600_000 for h in got)
+        if stamps == "recorded":
+            assert [h.stamp_ns for h in got] == [CAPTURED_NS + s * PERIOD_NS for s in range(8)]
+        else:
+            assert all(h.stamp_ns >= start for h in got)

@@ -45,6 +45,7 @@ class RunConfig:
     fps: float | None = None
     pace: bool = False
     loop: bool = False
+    stamps: str = "read"  # read: the wall clock at read | recorded: a recording's own
     source_fps: float = 30.0
     demo_size: tuple[int, int] = (360, 640)
     status_every: float = 5.0
@@ -97,6 +98,7 @@ class RunConfig:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
         check_choice("--engine", self.engine, RUN_ENGINES)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
+        check_choice("--stamps", self.stamps, ("read", "recorded"))
         parse_mask_size(self.mask_size)
 
 
@@ -137,6 +139,7 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_choice("--engine", self.engine, RUN_ENGINES)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
+        check_choice("--stamps", self.stamps, ("read", "recorded"))
         parse_mask_size(self.mask_size)
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "

@@ -11,8 +11,10 @@ jpeg, png) or `sensor_msgs/msg/Image` channel (encodings in `RAW_ENCODINGS`); wi
 is the topic's average rate (its message count over its time span). A file cut short (a
 recorder killed mid-write) plays up to where it ends.
 
-Frames carry the wall clock at read as their stamp, as from a video file: the recording's
-own stamps stay in the recording.
+Frames carry the wall clock at read as their stamp, as from a video file, or with
+`recorded_stamps` (`rtseg run --stamps recorded`) their recorded capture time
+(`header.stamp`, else the log time), so that masks line up with the recording's other
+sensors; latency still counts from the read.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class BagSource(FileSource):
         self._files = bag_files(path)
         self.topic = _choose(path, list_image_topics(self._files), topic)
         self._decode_cdr = None
+        self._recorded = spec.recorded_stamps
+        self._stamp_ns: int | None = None  # of the message decoded last
         self._check_first()
         self._messages = self._iterate()
         fps = self.topic.fps or spec.fps
@@ -130,7 +134,7 @@ class BagSource(FileSource):
         messages = self._iterate()
         try:
             schema, channel, message = next(messages)
-            image = self._decode(schema, channel, message.data)
+            image = self._decode(schema, channel, message)
         except RtsegError as error:
             raise RtsegError(f"{where}: {error}") from None
         except Exception as error:  # noqa: BLE001  (whatever the file holds)
@@ -154,13 +158,14 @@ class BagSource(FileSource):
         if not decode:
             return True, None
         try:
-            return True, self._decode(schema, channel, message.data)
+            return True, self._decode(schema, channel, message)
         except Exception as error:  # noqa: BLE001  (one bad message is skipped, not fatal)
             log.warning("message %d of %s: %s", self._seq, self.topic.topic, error)
             return True, None
 
-    def _decode(self, schema, channel, data: bytes) -> np.ndarray | None:
-        """One message's image, `(H, W, 3) uint8 BGR`, or None when it does not decode."""
+    def _decode(self, schema, channel, message) -> np.ndarray | None:
+        """One message's image, `(H, W, 3) uint8 BGR`, or None when it does not decode; its
+        capture time (header.stamp; the log time where that is zero) into `_stamp_ns`."""
         if self._decode_cdr is None:
             from mcap_ros2.decoder import DecoderFactory
 
@@ -168,10 +173,15 @@ class BagSource(FileSource):
             if self._decode_cdr is None:
                 raise RtsegError(f"{self.topic.topic} is not CDR-encoded ROS 2 "
                                  f"({channel.message_encoding!r}); record it with ROS 2")
-        msg = self._decode_cdr(data)
+        msg = self._decode_cdr(message.data)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self._stamp_ns = stamp or message.log_time
         if self.topic.type == COMPRESSED_TYPE:
             return cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
         return raw_image(msg.height, msg.width, msg.encoding, msg.step, msg.data)
+
+    def _recorded_stamp_ns(self) -> int | None:
+        return self._stamp_ns if self._recorded else None
 
     def _rewind(self) -> bool:
         self._messages.close()

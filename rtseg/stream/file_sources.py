@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 class FileSource(Source):
     """Frames of a file or folder, in order; paced and/or looped as asked.
 
-    Subclasses provide `_step(decode)` and `_rewind()`.
+    Subclasses provide `_step(decode)` and `_rewind()`, and may give each frame a
+    recorded capture time (`_recorded_stamp_ns`).
     """
 
     def __init__(self, name: str, frame_id: str, fps: float, spec: SourceSpec) -> None:
@@ -92,7 +93,14 @@ class FileSource(Source):
             self._counts["dropped"] += 1
             return None
         self._counts["delivered"] += 1
-        return Frame(seq, time.time_ns(), np.ascontiguousarray(image))
+        now, recorded = time.time_ns(), self._recorded_stamp_ns()
+        if recorded is None:
+            return Frame(seq, now, np.ascontiguousarray(image))
+        return Frame(seq, recorded, np.ascontiguousarray(image), read_ns=now)
+
+    def _recorded_stamp_ns(self) -> int | None:
+        """The recorded capture time of the frame just decoded, or None: stamp it now."""
+        return None
 
     def _due(self, timeout: float) -> int | None:
         """Seq of the frame due now (waiting for it if it is early), or None after a

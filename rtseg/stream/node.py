@@ -292,6 +292,7 @@ def _open_sources(cfg: RunConfig) -> list[Source]:
         for spec in cfg.sources:
             opened.append(open_source(SourceSpec(
                 spec=spec, pace=cfg.pace, loop=cfg.loop, fps=cfg.source_fps,
+                recorded_stamps=cfg.stamps == "recorded",
                 demo_height=cfg.demo_size[0], demo_width=cfg.demo_size[1], seed=len(opened))))
     except RtsegError:
         for source in opened:

@@ -78,12 +78,15 @@ def check_endpoint(endpoint: str, allow_remote: bool = False) -> None:
 
 @dataclass(frozen=True)
 class FrameMeta:
-    """What both topics of one frame share: the frame's seq, stamp and source, the model."""
+    """What both topics of one frame share: the frame's seq, stamp and source, the model.
+    read_ns: when the node got the frame, where that is not stamp_ns (a replay with
+    recorded stamps); latency_ms.total counts from it."""
 
     seq: int
     stamp_ns: int
     frame_id: str
     model: str
+    read_ns: int | None = None
 
 
 class MaskPublisher:
@@ -206,17 +209,18 @@ class MaskPublisher:
         this send) and ``publish`` filled in; returns them as sent last."""
         timings = dict(timings or {})
         start = time.time_ns()
+        origin = meta.stamp_ns if meta.read_ns is None else meta.read_ns
         common = {"seq": meta.seq, "stamp_ns": meta.stamp_ns, "frame_id": meta.frame_id,
                   "model": meta.model}
         for topic, kind, mask, names, enc in (
                 ("drivable", "drivable", drivable, DRIVABLE_CLASSES, encoding),
                 ("classes", "classes", classes, class_names,
                  "mono8" if encoding == "bits" else encoding)):
-            timings["total"] = (time.time_ns() - meta.stamp_ns) / 1e6
+            timings["total"] = (time.time_ns() - origin) / 1e6
             self.publish(f"{name}/{topic}", kind, mask, classes=names, encoding=enc,
                          latency_ms=timings, **common)
             timings["publish"] = (time.time_ns() - start) / 1e6
-        timings["total"] = (time.time_ns() - meta.stamp_ns) / 1e6
+        timings["total"] = (time.time_ns() - origin) / 1e6
         return timings
 
     def publish_image(self, name: str, jpeg: bytes, width: int, height: int,

@@ -37,7 +37,8 @@ def publish_loop(settings, wiring, jobs: queue.Queue, stats: NodeStats,
             for fed, masks in zip(batch, inflight.result()):
                 name = wiring.names[fed.index]
                 meta = FrameMeta(seq=fed.frame.seq, stamp_ns=fed.frame.stamp_ns,
-                                 frame_id=wiring.sources[fed.index].frame_id, model=wiring.model)
+                                 frame_id=wiring.sources[fed.index].frame_id, model=wiring.model,
+                                 read_ns=fed.frame.read_ns)
                 timings = wiring.publisher.publish_frame(
                     name, masks.drivable, masks.classes, meta,
                     class_names=wiring.pipeline.spec.classes, encoding=settings.encoding,

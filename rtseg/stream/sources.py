@@ -40,13 +40,16 @@ class Frame:
 
     image: `(H, W, 3) uint8 BGR`, C-contiguous. label: `(H, W) uint8` ground-truth class
     map (demo only, else None). seq: index of the captured frame from 0. stamp_ns: wall
-    clock at capture, `time.time_ns()`.
+    clock at capture, `time.time_ns()` (a recording replayed with recorded stamps: its
+    recorded capture time). read_ns: wall clock when the node got the frame, where that
+    differs from stamp_ns (None: it is stamp_ns); latency counts from it.
     """
 
     seq: int
     stamp_ns: int
     image: np.ndarray
     label: np.ndarray | None = None
+    read_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class SourceSpec:
     demo_height: int = 360
     demo_width: int = 640
     seed: int = 0
+    recorded_stamps: bool = False  # recordings: stamp frames with their recorded capture time
 
     def __post_init__(self) -> None:
         if not self.spec.strip():
@@ -183,6 +187,9 @@ def open_source(spec: SourceSpec) -> Source:
     """Open the source `spec` describes. Cameras, URLs and files are opened (and checked)
     here, so a bad source raises RtsegError now rather than later on a thread."""
     kind, target = parse_source(spec.spec)
+    if spec.recorded_stamps and kind != "bag":
+        raise RtsegError(f"--stamps recorded needs a recording (FILE.mcap or a rosbag2 "
+                         f"folder); source {spec.spec!r} has no recorded capture times")
     if kind == "bag":  # named after the image topic it picks
         from rtseg.stream.bag_source import BagSource, split_bag_spec
 
