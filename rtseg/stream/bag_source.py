@@ -20,7 +20,6 @@ sensors; latency still counts from the read.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import RtsegError
-from rtseg.stream.file_sources import FileSource
+from rtseg.stream.file_sources import FileSource, natural_key
 from rtseg.stream.sources import SourceSpec, sanitise
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,8 @@ MASK_KINDS = ("drivable", "classes")  # rtseg record's mask topics /NAME/KIND
 # Trailing topic parts that name the image, not the camera: /front/image_raw -> front.
 _IMAGE_WORDS = {"image", "image_raw", "image_color", "image_rect", "image_rect_color",
                 "compressed", "color", "raw"}
+
+
 def split_bag_spec(spec: str) -> tuple[str, str | None] | None:
     """`drive.mcap#/front/image` -> ("drive.mcap", "/front/image"); no `#`: topic None.
     None when the part before `#` is neither an .mcap file name nor a folder holding .mcap
@@ -66,8 +67,7 @@ def bag_files(path: Path) -> list[Path]:
         return [path]
     if _bag_folder(path):
         return sorted((p for p in path.iterdir() if p.suffix.lower() == ".mcap"),
-                      key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)",
-                                                                                    p.name)])
+                      key=natural_key)
     where = path.resolve().parent if not path.exists() else path.resolve()
     raise RtsegError(f"recording {path} not found (looked in {where}): check the path")
 

@@ -233,7 +233,8 @@ class ImageFilesSource(FileSource):
         return True
 
 
-def _natural_key(path: Path) -> list[str | int]:
+def natural_key(path: Path) -> list[str | int]:
+    """Sort key: `frame_2` before `frame_10` (digit runs compare as numbers)."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
@@ -254,4 +255,4 @@ def list_images(target: str) -> list[Path]:
     images = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise RtsegError(where)
-    return sorted(images, key=_natural_key)
+    return sorted(images, key=natural_key)
