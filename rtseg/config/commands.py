@@ -139,7 +139,6 @@ class BenchConfig:
     def __post_init__(self) -> None:
         check_choice("--engine", self.engine, RUN_ENGINES)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
-        check_choice("--stamps", self.stamps, ("read", "recorded"))
         parse_mask_size(self.mask_size)
         if self.batch < 1 or min(self.height, self.width) < 1:
             raise RtsegError(f"--batch, --height and --width must be >= 1, got {self.batch}, "
