@@ -52,15 +52,16 @@ def png_message(index: int) -> dict:
 
 
 def write_bag(path: Path, count: int, topics=(FRONT, REAR), chunk_size: int = 1 << 20,
-              message=None, first: int = 0) -> Path:
-    """Both cameras' frames `first`..`first + count - 1` at 20 Hz: FRONT raw rgb8, REAR png
-    (lossless)."""
+              message=None, first: int = 0, times_ms=None) -> Path:
+    """Both cameras' frames `first`..`first + count - 1` at 20 Hz (or logged at `times_ms`
+    after 1 s): FRONT raw rgb8, REAR png (lossless)."""
     with path.open("wb") as out:
         writer = Writer(out, chunk_size=chunk_size)
         schemas = {IMAGE_TYPE: writer.register_msgdef(IMAGE_TYPE, IMAGE_MSGDEF),
                    COMPRESSED_TYPE: writer.register_msgdef(COMPRESSED_TYPE, COMPRESSED_MSGDEF)}
         for index in range(first, first + count):
-            t = 1_000_000_000 + index * PERIOD_NS
+            t = 1_000_000_000 + (index * PERIOD_NS if times_ms is None else
+                                 times_ms[index - first] * 1_000_000)
             for topic in topics:
                 kind = IMAGE_TYPE if topic == FRONT else COMPRESSED_TYPE
                 msg = (message or (raw_message if topic == FRONT else png_message))(index)
@@ -136,6 +137,45 @@ def test_loop_starts_the_recording_again(tmp_path):
     assert [f.seq for f in frames] == list(range(12))
     for got in frames:
         np.testing.assert_array_equal(got.image, frame(got.seq % 5))
+
+
+def read_timed(source, until_seq: int) -> tuple[float, list]:
+    """(monotonic time before the first read, [(frame, monotonic time it came)])."""
+    start, got = time.monotonic(), []
+    while (item := source.read(timeout=5.0)) is not None:
+        got.append((item, time.monotonic()))
+        if item.seq >= until_seq:
+            break
+    return start, got
+
+
+def test_a_paced_replay_keeps_the_recorded_gaps(tmp_path):
+    times = [0, 700, 750, 800, 850]  # a camera gap after frame 0 (average period 212 ms)
+    bag = write_bag(tmp_path / "gap.mcap", 5, topics=(REAR,), times_ms=times)
+    with open_source(SourceSpec(spec=str(bag), pace=True)) as source:
+        start, got = read_timed(source, until_seq=4)
+    assert [item.seq for item, _ in got][:2] == [0, 1]  # frame 1 is waited for: never late
+    for item, came in got:  # no frame before its recorded time (an average pace: 212 ms)
+        assert came - start >= times[item.seq] / 1000, (item.seq, came - start)
+        np.testing.assert_array_equal(item.image, frame(item.seq))
+
+
+def test_a_paced_replay_skips_what_a_slow_reader_missed_and_loops_on_time(tmp_path):
+    bag = write_bag(tmp_path / "drive.mcap", 20, topics=(REAR,))
+    with open_source(SourceSpec(spec=str(bag), pace=True)) as source:
+        assert source.read(timeout=5.0).seq == 0
+        time.sleep(0.4)  # a reader busy for 0.4 s: frames 1-6 are over 50 ms late by then
+        later = source.read(timeout=5.0)
+        assert later.seq >= 7 and source.stats["dropped"] >= 6
+        np.testing.assert_array_equal(later.image, frame(later.seq))
+    short = write_bag(tmp_path / "short.mcap", 3, topics=(REAR,))
+    with open_source(SourceSpec(spec=str(short), pace=True, loop=True)) as source:
+        start, got = read_timed(source, until_seq=5)
+    assert got[-1][0].seq == 5
+    for item, came in got:  # the second pass follows the first by one period (50 ms)
+        due_ms = (item.seq // 3) * 150 + (item.seq % 3) * 50
+        assert came - start >= due_ms / 1000, (item.seq, came - start)
+        np.testing.assert_array_equal(item.image, frame(item.seq % 3))
 
 
 def test_a_split_rosbag2_folder_plays_file_after_file(tmp_path):

@@ -7,8 +7,9 @@ recording plays file after file), is a file source like a video
 paced or looped. TOPIC is a `sensor_msgs/msg/CompressedImage` (any format OpenCV decodes:
 jpeg, png) or `sensor_msgs/msg/Image` channel (encodings in `RAW_ENCODINGS`); without
 `#TOPIC` the recording must hold exactly one camera topic (the mask topics of an
-`rtseg record` file, known by its `rtseg` metadata record, are not cameras). The pace
-is the topic's average rate (its message count over its time span). A file cut short (a
+`rtseg record` file, known by its `rtseg` metadata record, are not cameras). Paced, a
+frame comes at its recorded log time (gaps stay gaps) and one more than an average period
+(the topic's message count over its time span) late is skipped. A file cut short (a
 recorder killed mid-write) plays up to where it ends.
 
 Frames carry the wall clock at read as their stamp, as from a video file, or with
@@ -20,6 +21,7 @@ sensors; latency still counts from the read.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from rtseg.errors import RtsegError
 from rtseg.stream.file_sources import FileSource, natural_key
-from rtseg.stream.sources import SourceSpec, sanitise
+from rtseg.stream.sources import Frame, SourceSpec, sanitise
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,12 @@ class BagSource(FileSource):
         self._decode_cdr = None
         self._recorded = spec.recorded_stamps
         self._stamp_ns: int | None = None  # of the message decoded last
+        # Paced replays: the message stepped over but not delivered yet, the clock and the
+        # first and last log times of the first pass, and how far loops have shifted them.
+        self._held: tuple | None = None
+        self._clock0: float | None = None
+        self._span_ns = [0, 0]
+        self._shift_ns = 0
         self._check_first()
         self._messages = self._iterate()
         fps = self.topic.fps or spec.fps
@@ -147,21 +155,72 @@ class BagSource(FileSource):
                              "format jpeg or png?")
 
     def _step(self, decode: bool) -> tuple[bool, np.ndarray | None]:
-        try:
-            schema, channel, message = next(self._messages)
-        except StopIteration:
+        raw = self._next_raw()
+        if raw is None:
             return False, None
+        return True, self._image(raw) if decode else None
+
+    def _next_raw(self) -> tuple | None:
+        """The next (schema, channel, message) of the topic, None at the end."""
+        try:
+            return next(self._messages)
+        except StopIteration:
+            return None
         except Exception as error:  # noqa: BLE001  (a file cut short ends the replay there)
             log.warning("%s ends early at frame %d (%s: %s); replayed up to there",
                         self._path, self._seq, type(error).__name__, error)
-            return False, None
-        if not decode:
-            return True, None
+            return None
+
+    def _image(self, raw: tuple) -> np.ndarray | None:
+        """The image of one (schema, channel, message), None (with a warning) when it does
+        not decode: one bad message is skipped, not fatal."""
         try:
-            return True, self._decode(schema, channel, message)
-        except Exception as error:  # noqa: BLE001  (one bad message is skipped, not fatal)
+            return self._decode(*raw)
+        except Exception as error:  # noqa: BLE001
             log.warning("message %d of %s: %s", self._seq, self.topic.topic, error)
-            return True, None
+            return None
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """As `FileSource.read`, but paced by the recorded log times: each frame comes when
+        its time does (a gap in the recording stays a gap), and a frame more than one
+        average period late is skipped unread."""
+        if not self._pace or self.exhausted or self._closed:
+            return super().read(timeout)
+        while True:
+            if self._held is None:
+                self._held = self._next_in_replay()
+                if self._held is None:
+                    self.exhausted = True
+                    return None
+            late = time.monotonic() - self._due_at(self._held[2].log_time)
+            if late < -timeout:
+                time.sleep(max(0.0, timeout))
+                return None
+            time.sleep(max(0.0, -late))
+            raw, self._held = self._held, None
+            decode = late <= 1.0 / self.fps
+            frame = self._account(decode, self._image(raw) if decode else None)
+            if frame is not None:
+                return frame
+
+    def _next_in_replay(self) -> tuple | None:
+        """The next message of a paced replay; at the end, looping, the first again, its
+        time shifted to follow the last by one average period."""
+        raw = self._next_raw()
+        if raw is None and self._loop and self._seen_since_rewind and self._rewind():
+            self._seen_since_rewind = False
+            self._shift_ns += self._span_ns[1] - self._span_ns[0] + round(1e9 / self.fps)
+            raw = self._next_raw()
+        if raw is not None:
+            self._seen_since_rewind = True
+        return raw
+
+    def _due_at(self, log_time: int) -> float:
+        """`time.monotonic()` at which a message logged at `log_time` is due."""
+        if self._clock0 is None:
+            self._clock0, self._span_ns = time.monotonic(), [log_time, log_time]
+        self._span_ns[1] = max(self._span_ns[1], log_time)
+        return self._clock0 + (log_time - self._span_ns[0] + self._shift_ns) / 1e9
 
     def _decode(self, schema, channel, message) -> np.ndarray | None:
         """One message's image, `(H, W, 3) uint8 BGR`, or None when it does not decode; its
