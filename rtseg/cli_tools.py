@@ -72,8 +72,16 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
 @click.command()
 @click.argument("endpoint")
 @click.argument("topics", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="The MCAP file to write (ROS 2 messages, opens in Foxglove / ros2 bag).")
+@click.option("--out", required=True, type=click.Path(),
+              help="FILE.mcap: one MCAP file of ROS 2 messages (opens in Foxglove); any other "
+                   "name: a new rosbag2 folder (NAME/NAME_0.mcap ..., metadata.yaml) for "
+                   "ros2 bag info / play.")
+@click.option("--split-mb", type=float,
+              help="Folder --out: start a new file past this many MB (ros2 bag record "
+                   "--max-bag-size).")
+@click.option("--split-seconds", type=float,
+              help="Folder --out: start a new file once one spans this many seconds (ros2 bag "
+                   "record --max-bag-duration).")
 @click.option("--count", type=int, help="Stop after this many messages.")
 @click.option("--seconds", type=float, help="Stop after this many seconds.")
 @click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
@@ -81,18 +89,21 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
 @stoppable("record")
-def record(endpoint, topics, out, count, seconds, timeout, mp4, mp4_fps) -> None:
+def record(endpoint, topics, out, split_mb, split_seconds, count, seconds, timeout, mp4,
+           mp4_fps) -> None:
     """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
-    on ROS-style topics (/NAME/drivable). Ctrl-C / SIGTERM finish the file and exit 0.
+    on ROS-style topics (/NAME/drivable), in FILE.mcap or a rosbag2 folder (--out). Ctrl-C /
+    SIGTERM finish the file and exit 0.
     """
     from rtseg.record import RecordConfig
     from rtseg.record import record as run_record
 
     report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
-                                     mp4_fps=mp4_fps))
+                                     mp4_fps=mp4_fps, split_mb=split_mb,
+                                     split_seconds=split_seconds))
     click.echo(report.summary(), err=True)
 
 

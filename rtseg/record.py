@@ -1,18 +1,19 @@
-"""`rtseg record`: a node's topics into an MCAP file of ROS 2 messages (and an mp4).
+"""`rtseg record`: a node's topics into MCAP files of ROS 2 messages (and an mp4).
 
 Each received message becomes one MCAP message on the ROS-style topic ``/NAME/KIND``
 (rtseg.ros2msg): masks ``sensor_msgs/msg/Image`` mono8, images
 ``sensor_msgs/msg/CompressedImage`` jpeg; log time = arrival, header.stamp = the frame's
 capture time, MCAP sequence = the frame's seq. A metadata record ``rtseg`` names the
-endpoint and the class names of each classes topic. Foxglove opens the file directly;
-``ros2 bag info FILE.mcap`` reads it. With ``mp4`` the first camera's overlay (rtseg.compose)
-is also written as a video, at `mp4_fps`, each frame held until the next one's capture time.
-No torch here.
+endpoint and the class names of each classes topic. `out` is one file (``run.mcap``:
+Foxglove opens it, ``ros2 bag info run.mcap`` reads it) or a rosbag2 folder (``run``:
+``run/run_0.mcap`` ... and ``run/metadata.yaml``, optionally split by size or time;
+rtseg.bag_writer) for ``ros2 bag info|play run``. With ``mp4`` the first camera's overlay
+(rtseg.compose) is also written as a video, at `mp4_fps`, each frame held until the next
+one's capture time. No torch here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -20,12 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtseg.bag_writer import BagFolder, McapBag, open_bag
 from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, draw
 from rtseg.errors import RtsegError
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
-from rtseg.ros2msg import MSGDEFS, message_type, ros_topic, to_ros
 from rtseg.signals import on_stop_signals
 
 log = logging.getLogger("rtseg.record")
@@ -38,7 +39,9 @@ MAX_HOLD_S = 5.0  # the video holds a frame through a gap of at most this long
 class RecordConfig:
     """`rtseg record`: what to record (`topics` of the node at `endpoint`), where (`out`,
     and optionally the overlay video `mp4`), and when to stop (`count` messages,
-    `seconds`, `timeout_s` without a message; all None: until a signal)."""
+    `seconds`, `timeout_s` without a message; all None: until a signal). `out` ending in
+    .mcap is one file; any other path a rosbag2 folder, split into a new file past
+    `split_mb` megabytes or `split_seconds` (rtseg.bag_writer)."""
 
     endpoint: str
     topics: tuple[str, ...]
@@ -48,6 +51,13 @@ class RecordConfig:
     timeout_s: float | None = None
     mp4: str | None = None
     mp4_fps: float = 10.0
+    split_mb: float | None = None
+    split_seconds: float | None = None
+
+    @property
+    def folder(self) -> bool:
+        """Whether `out` names a rosbag2 folder rather than one MCAP file."""
+        return not self.out.lower().endswith(".mcap")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class RecordReport:
     video_frames: int = 0
     stopped_by: str | None = None
     skipped: int = 0
+    files: int = 1
 
     @property
     def messages(self) -> int:
@@ -71,6 +82,8 @@ class RecordReport:
         per_topic = ", ".join(f"{t} {n}" for t, n in self.counts.items()) or "none arrived"
         line = (f"rtseg record: {self.messages} messages ({per_topic}) in {self.seconds:.1f} s "
                 f"to {self.out}")
+        if self.files > 1:
+            line += f" ({self.files} files)"
         if self.video:
             line += f"; {self.video_frames} video frames to {self.video}"
         if self.skipped:
@@ -85,7 +98,8 @@ def check_config(cfg: RecordConfig) -> None:
             raise RtsegError(f"cannot record {topic!r}: record NAME/drivable, NAME/classes or "
                              "NAME/image topics (status has no ROS 2 image type)")
     for flag, value in (("--count", cfg.count), ("--seconds", cfg.seconds),
-                        ("--timeout", cfg.timeout_s), ("--mp4-fps", cfg.mp4_fps)):
+                        ("--timeout", cfg.timeout_s), ("--mp4-fps", cfg.mp4_fps),
+                        ("--split-mb", cfg.split_mb), ("--split-seconds", cfg.split_seconds)):
         if value is not None and value <= 0:
             raise RtsegError(f"{flag} must be positive, got {value}")
     for path in (cfg.out, cfg.mp4):
@@ -93,45 +107,28 @@ def check_config(cfg: RecordConfig) -> None:
             raise RtsegError(f"cannot write {path}: folder {Path(path).parent} does not exist")
     if cfg.mp4 is not None and not video_camera(cfg.topics):
         raise RtsegError("--mp4 draws masks: record a NAME/classes or NAME/drivable topic")
+    _check_out(cfg)
+
+
+def _check_out(cfg: RecordConfig) -> None:
+    out = Path(cfg.out)
+    if not cfg.folder:
+        if cfg.split_mb is not None or cfg.split_seconds is not None:
+            raise RtsegError(f"--split-mb / --split-seconds split a rosbag2 folder: give --out "
+                             f"a folder name ({out.with_suffix('')}) instead of {out.name}")
+        return
+    if out.exists() and not out.is_dir():
+        raise RtsegError(f"cannot record into {out}: it is a file; name a new folder (rosbag2 "
+                         "layout) or a FILE.mcap")
+    if out.is_dir() and any(out.iterdir()):
+        raise RtsegError(f"cannot record into {out}: the folder exists and is not empty; name a "
+                         "new folder (rosbag2 layout) or a FILE.mcap")
 
 
 def video_camera(topics: tuple[str, ...]) -> str | None:
     """The camera NAME whose overlay goes to the video: the first with a mask topic."""
     return next((t.rpartition("/")[0] for t in topics
                  if t.rpartition("/")[2] in ("classes", "drivable")), None)
-
-
-class McapBag:
-    """An MCAP file written with mcap_ros2: one schema per ROS type, a channel per topic."""
-
-    def __init__(self, path: str, endpoint: str) -> None:
-        from mcap_ros2.writer import Writer
-
-        self.path = path
-        self._file = open(path, "wb")  # noqa: SIM115  (closed in finish)
-        self._writer = Writer(self._file)
-        self._schemas = {name: self._writer.register_msgdef(name, text)
-                         for name, text in MSGDEFS.items()}
-        self._meta = {"endpoint": endpoint}
-
-    def write(self, header, data, log_time_ns: int) -> None:
-        """One decoded rtseg message (`rtseg.ros2msg.to_ros`) as one MCAP message."""
-        topic = ros_topic(header.topic)
-        if header.kind == "classes":
-            self._meta[f"classes {topic}"] = json.dumps(list(header.classes))
-        self._writer.write_message(topic, self._schemas[message_type(header)],
-                                   to_ros(header, data), log_time=log_time_ns,
-                                   publish_time=log_time_ns, sequence=header.seq % 2**32)
-
-    def finish(self) -> None:
-        """Write the metadata, the summary and the footer, and close the file."""
-        if self._file.closed:
-            return
-        try:
-            self._writer.add_metadata("rtseg", self._meta)
-            self._writer.finish()
-        finally:
-            self._file.close()
 
 
 class OverlayVideo:
@@ -182,7 +179,7 @@ class _Recording:
     """The loop's state: what has been written, and when to stop."""
 
     cfg: RecordConfig
-    bag: McapBag
+    bag: McapBag | BagFolder
     video: OverlayVideo | None
     compositor: Compositor | None
     camera: str | None
@@ -238,7 +235,10 @@ def record(cfg: RecordConfig) -> RecordReport:
     check_config(cfg)
     camera = video_camera(cfg.topics) if cfg.mp4 else None
     with MaskSubscriber(cfg.endpoint, cfg.topics) as sub:
-        bag = McapBag(cfg.out, cfg.endpoint)
+        bag = open_bag(cfg.out, cfg.endpoint,
+                       split_bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
+                       split_ns=None if cfg.split_seconds is None else round(
+                           cfg.split_seconds * 1e9))
         video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
         kinds = [t.rpartition("/")[2] for t in cfg.topics if t.rpartition("/")[0] == camera]
         state = _Recording(cfg, bag, video, Compositor(kinds) if video else None, camera)
@@ -253,4 +253,4 @@ def record(cfg: RecordConfig) -> RecordReport:
     stopped = signal.Signals(state.signalled[0]).name if state.signalled else None
     return RecordReport(out=cfg.out, counts=dict(state.counts), seconds=seconds,
                         video=cfg.mp4, video_frames=video.frames if video else 0,
-                        stopped_by=stopped, skipped=state.skipped)
+                        stopped_by=stopped, skipped=state.skipped, files=len(bag.files))

@@ -15,6 +15,7 @@ from mcap_ros2.writer import Writer
 from rtseg.config import RunConfig
 from rtseg.errors import RtsegError
 from rtseg.ros2msg import COMPRESSED_MSGDEF, COMPRESSED_TYPE, IMAGE_MSGDEF, IMAGE_TYPE
+from rtseg.rosbag2 import BagFile, write_metadata
 from rtseg.stream.bag_source import camera_name, raw_image, split_bag_spec
 from rtseg.stream.sources import SourceSpec, open_source, parse_source
 
@@ -179,9 +180,8 @@ def test_a_paced_replay_skips_what_a_slow_reader_missed_and_loops_on_time(tmp_pa
 
 
 def test_a_split_rosbag2_folder_plays_file_after_file(tmp_path):
-    folder = tmp_path / "rosbag2_2026_12_06-10_00_00"
+    folder = tmp_path / "rosbag2_2026_12_06-10_00_00"  # no metadata.yaml: natural order
     folder.mkdir()
-    (folder / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
     for part, first in ((10, 20), (2, 10), (0, 0)):  # NAME_10 after NAME_2: natural order
         write_bag(folder / f"rosbag2_{part}.mcap", 10, first=first)
     assert parse_source(str(folder)) == ("bag", str(folder))
@@ -191,6 +191,47 @@ def test_a_split_rosbag2_folder_plays_file_after_file(tmp_path):
     assert [f.seq for f in frames] == list(range(30))
     for got in frames:
         np.testing.assert_array_equal(got.image, frame(got.seq))
+
+
+def test_a_folder_plays_in_its_metadata_order_then_the_files_it_does_not_list(tmp_path):
+    """metadata.yaml's relative_file_paths set the order (a recorder killed after it wrote
+    the metadata of its finished files leaves the last file unlisted: it plays last)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name, first in (("b.mcap", 0), ("a.mcap", 10), ("c.mcap", 20)):
+        write_bag(folder / name, 10, topics=(REAR,), first=first)
+    write_metadata(folder, [BagFile("b.mcap"), BagFile("a.mcap")])
+    with open_source(SourceSpec(spec=str(folder))) as source:
+        frames = read_all(source)
+    assert [f.seq for f in frames] == list(range(30))
+
+
+def test_a_rosbag2_folder_written_by_another_implementation_replays_exactly(tmp_path):
+    """A folder from the `rosbags` library's rosbag2 writer (metadata.yaml version 9, its
+    own MCAP writer and message definitions), not from mcap_ros2: raw rgb8 frames."""
+    from rosbags.rosbag2 import StoragePlugin
+    from rosbags.rosbag2 import Writer as Rosbag2Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    image, stamp = store.types["sensor_msgs/msg/Image"], store.types["builtin_interfaces/msg/Time"]
+    folder = tmp_path / "rosbag2_2026_12_07-09_00_00"
+    with Rosbag2Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image_raw", image.__msgtype__, typestore=store)
+        for index in range(8):
+            msg = raw_message(index)
+            sec, nanosec = divmod(CAPTURED_NS + index * PERIOD_NS, 1_000_000_000)
+            ros = image(header=store.types["std_msgs/msg/Header"](stamp(sec, nanosec), "cam"),
+                        height=H, width=W, encoding="rgb8", is_bigendian=0, step=msg["step"],
+                        data=np.frombuffer(msg["data"], np.uint8))
+            writer.write(conn, 1_000_000_000 + index * PERIOD_NS,
+                         store.serialize_cdr(ros, image.__msgtype__))
+    with open_source(SourceSpec(spec=str(folder), recorded_stamps=True)) as source:
+        assert source.name == "cam"
+        frames = read_all(source)
+    assert [f.stamp_ns for f in frames] == [CAPTURED_NS + i * PERIOD_NS for i in range(8)]
+    for index, got in enumerate(frames):
+        np.testing.assert_array_equal(got.image, frame(index))
 
 
 def test_a_file_cut_short_plays_up_to_the_cut(tmp_path, caplog):
@@ -223,6 +264,25 @@ def test_bad_recordings_are_refused_at_open(tmp_path, spec, problem):
     spec = spec.format(bag=bag, missing=tmp_path / "gone.mcap", text=text)
     with pytest.raises(RtsegError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         open_source(SourceSpec(spec=spec))
+
+
+@pytest.mark.parametrize(("metadata", "problem"), [
+    ("rosbag2_bagfile_information:\n  storage_identifier: sqlite3\n  relative_file_paths:\n"
+     "    - run_0.db3\n", "storage 'sqlite3', not mcap; convert the recording with `ros2 bag "
+     "convert`"),
+    ("rosbag2_bagfile_information:\n  storage_identifier: mcap\n  relative_file_paths:\n"
+     "    - run_0.mcap\n    - run_1.mcap\n", "lists run_1.mcap, not in the folder"),
+    ("rosbag2_bagfile_information: [\n", "is not rosbag2 metadata"),
+    ("rosbag2_bagfile_information:\n  storage_identifier: mcap\n  compression_mode: FILE\n"
+     "  relative_file_paths:\n    - run_0.mcap.zstd\n", "compressed whole"),
+])
+def test_a_rosbag2_folder_it_cannot_replay_is_refused_naming_why(tmp_path, metadata, problem):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    write_bag(folder / "run_0.mcap", 2, topics=(REAR,))
+    (folder / "metadata.yaml").write_text(metadata)
+    with pytest.raises(RtsegError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        open_source(SourceSpec(spec=str(folder)))
 
 
 def test_an_encoding_it_cannot_show_is_refused_at_open(tmp_path):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -21,6 +22,7 @@ from mcap_ros2.decoder import DecoderFactory
 from rtseg.client import MaskSubscriber
 from rtseg.errors import RtsegError
 from rtseg.record import RecordConfig, check_config, record
+from rtseg.rosbag2 import listed_files
 
 TOPICS = ("demo/drivable", "demo/classes", "demo/image")
 DEADLINE_S = 90.0
@@ -126,6 +128,49 @@ def test_a_recording_replays_as_a_source(node, tmp_path):
         assert got is not None and np.array_equal(got.image, want)
 
 
+def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp_path):
+    """`--out run --split-mb`: run/run_N.mcap + metadata.yaml, read by the `rosbags`
+    library (its own metadata and MCAP parsers, as `ros2 bag` reads the folder: files in
+    the listed order, topics, counts) and replayed by `rtseg run --source run`."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    out, split = tmp_path / "run", 50_000
+    report = record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=36,
+                                 timeout_s=DEADLINE_S, split_mb=split / 1e6))
+    names = [f"run_{i}.mcap" for i in range(report.files)]
+    assert report.files >= 2 and sorted(p.name for p in out.iterdir()) == sorted(
+        [*names, "metadata.yaml"])
+    ours = [read_back(out / name) for name in names]  # the mcap library, file by file
+    assert all((out / n).stat().st_size >= split for n in names[:-1])  # split past the size
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Reader(out) as bag:
+        assert bag.message_count == 36 == sum(len(m) for m in ours)
+        assert {c.topic: c.msgtype for c in bag.connections} == {
+            "/demo/drivable": "sensor_msgs/msg/Image", "/demo/classes": "sensor_msgs/msg/Image",
+            "/demo/image": "sensor_msgs/msg/CompressedImage"}
+        assert [(f["path"], f["message_count"]) for f in bag.storage.files] == [
+            (n, len(m)) for n, m in zip(names, ours)]
+        theirs = [(c.topic, t, store.deserialize_cdr(raw, c.msgtype))
+                  for c, t, raw in bag.messages()]
+        span = (bag.start_time, bag.end_time)
+    flat = [(ch.topic, msg.log_time, ros) for file in ours for _, ch, msg, ros in file]
+    assert span == (min(t for _, t, _ in flat), max(t for _, t, _ in flat) + 1)
+    assert [(topic, t) for topic, t, _ in theirs] == [(topic, t) for topic, t, _ in flat]
+    for (_, _, got), (_, _, want) in zip(theirs, flat):
+        assert bytes(got.data) == bytes(want.data) and got.header.stamp.sec == (
+            want.header.stamp.sec) and got.header.stamp.nanosec == want.header.stamp.nanosec
+    from rtseg.stream.sources import SourceSpec, open_source
+
+    jpegs = [bytes(ros.data) for topic, _, ros in flat if topic == "/demo/image"]
+    with open_source(SourceSpec(spec=str(out))) as source:  # every file, in order
+        frames = [source.read(timeout=5.0) for _ in jpegs]
+        assert source.read(timeout=5.0) is None
+    for got, jpeg in zip(frames, jpegs):
+        want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert got is not None and np.array_equal(got.image, want)
+
+
 def run_record(*args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "rtseg", "record", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
@@ -148,9 +193,12 @@ def test_the_command_writes_count_masks_and_the_video(node, tmp_path):
     assert ok and frame.shape == (360, 640, 3)
 
 
-def test_sigterm_finishes_a_readable_file(node, tmp_path):
-    out = tmp_path / "stopped.mcap"
-    proc = run_record(node, "demo/classes", "--out", str(out))
+@pytest.mark.parametrize("out", ["stopped.mcap", "stopped"])
+def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
+    """One file, and a rosbag2 folder split every 0.2 s (its metadata.yaml listing them)."""
+    out = tmp_path / out
+    split = () if out.suffix else ("--split-seconds", "0.2")
+    proc = run_record(node, "demo/classes", "--out", str(out), *split)
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr],
                               daemon=True)
@@ -169,7 +217,12 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path):
     assert proc.returncode == 0, err
     last = err.splitlines()[-1]
     assert last.startswith("rtseg record: ") and last.endswith("stopped by SIGTERM"), last
-    messages = read_back(out)
+    if split:
+        files = listed_files(out)
+        assert files == [f"stopped_{i}.mcap" for i in range(len(files))]
+        messages = [m for name in files for m in read_back(out / name)]
+    else:
+        messages = read_back(out)
     assert len(messages) >= 1 and all(ch.topic == "/demo/classes" for _, ch, _, _ in messages)
 
 
@@ -178,7 +231,18 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path):
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/drivable",), "x.mcap", count=0), "--count"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", mp4="x.mp4"), "--mp4"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "no/such/x.mcap"), "no/such"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "x.mcap", split_mb=5),
+     "split a rosbag2 folder: give --out a folder name"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "run", split_seconds=-1),
+     "--split-seconds must be positive"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "{full}"),
+     "the folder exists and is not empty"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "{file}"), "it is a file"),
 ])
-def test_bad_requests_are_refused_before_anything_opens(cfg, problem):
+def test_bad_requests_are_refused_before_anything_opens(cfg, problem, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old_0.mcap").write_bytes(b"")
+    (tmp_path / "file").write_text("a file, not a folder")
+    cfg = replace(cfg, out=cfg.out.format(full=tmp_path / "full", file=tmp_path / "file"))
     with pytest.raises(RtsegError, match=problem):
         check_config(cfg)

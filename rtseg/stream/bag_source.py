@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import RtsegError
+from rtseg.rosbag2 import METADATA, listed_files
 from rtseg.stream.file_sources import FileSource, natural_key
 from rtseg.stream.sources import Frame, SourceSpec, sanitise
 
@@ -59,17 +60,29 @@ def split_bag_spec(spec: str) -> tuple[str, str | None] | None:
 
 
 def _bag_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() == ".mcap" for p in path.iterdir())
+    return path.is_dir() and ((path / METADATA).is_file()
+                              or any(p.suffix.lower() == ".mcap" for p in path.iterdir()))
 
 
 def bag_files(path: Path) -> list[Path]:
     """The .mcap files of a recording: the file itself, or a rosbag2 folder's files in
-    order (a split recording: `NAME_0.mcap`, `NAME_1.mcap`, ...)."""
+    order: those its metadata.yaml lists, in its order, then any it does not list (a
+    recorder killed before it rewrote the metadata), in natural order (`NAME_0.mcap`,
+    `NAME_1.mcap`, ..., the order without a metadata.yaml)."""
     if path.is_file():
         return [path]
     if _bag_folder(path):
-        return sorted((p for p in path.iterdir() if p.suffix.lower() == ".mcap"),
-                      key=natural_key)
+        try:
+            listed = listed_files(path) or []
+        except ValueError as exc:
+            raise RtsegError(f"cannot replay {path}: {exc}") from None
+        if missing := [name for name in listed if not (path / name).is_file()]:
+            raise RtsegError(f"cannot replay {path}: its {METADATA} lists {', '.join(missing)}, "
+                             "not in the folder; restore the files, or replay the others one "
+                             "by one (--source FILE.mcap)")
+        rest = sorted((p for p in path.iterdir()
+                       if p.suffix.lower() == ".mcap" and p.name not in listed), key=natural_key)
+        return [path / name for name in listed] + rest
     where = path.resolve().parent if not path.exists() else path.resolve()
     raise RtsegError(f"recording {path} not found (looked in {where}): check the path")
 

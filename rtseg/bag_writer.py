@@ -1,0 +1,131 @@
+"""Where `rtseg record` writes: one MCAP file (`--out run.mcap`), or a rosbag2 folder
+(`--out run`: `run/run_0.mcap`, ... and `run/metadata.yaml`, rtseg.rosbag2) split into a
+new file past `split_bytes` or `split_ns` of log time, like `ros2 bag record
+--max-bag-size / --max-bag-duration`.
+
+Every file is a complete MCAP file of ROS 2 messages written with mcap_ros2 (one schema
+per ROS type, a channel per topic, zstd chunks, summary and footer), with the `rtseg`
+metadata record (endpoint, class names of each classes topic). A folder's metadata.yaml
+is rewritten after each file is finished, so a recorder killed later still leaves the
+finished files listed. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rtseg.ros2msg import MSGDEFS, message_type, ros_topic, to_ros
+from rtseg.rosbag2 import BagFile, write_metadata
+
+CHUNK_BYTES = 1 << 20  # mcap_ros2's default chunk size
+
+
+class McapBag:
+    """One MCAP file written with mcap_ros2; `info` counts what went in (rtseg.rosbag2).
+    `meta` is the `rtseg` metadata record's contents, shared by the files of a folder."""
+
+    def __init__(self, path: Path, meta: dict[str, str], chunk_bytes: int = CHUNK_BYTES):
+        from mcap_ros2.writer import Writer
+
+        self.path = Path(path)
+        self.info = BagFile(self.path.name)
+        self._meta = meta
+        self._file = open(self.path, "wb")  # noqa: SIM115  (closed in finish)
+        self._writer = Writer(self._file, chunk_size=chunk_bytes)
+        self._schemas = {name: self._writer.register_msgdef(name, text)
+                         for name, text in MSGDEFS.items()}
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path]
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far (whole chunks: the open chunk is still in memory)."""
+        return self._file.tell()
+
+    def write(self, header, data, log_time_ns: int) -> None:
+        """One decoded rtseg message (`rtseg.ros2msg.to_ros`) as one MCAP message."""
+        topic = ros_topic(header.topic)
+        if header.kind == "classes":
+            self._meta[f"classes {topic}"] = json.dumps(list(header.classes))
+        ros_type = message_type(header)
+        self._writer.write_message(topic, self._schemas[ros_type], to_ros(header, data),
+                                   log_time=log_time_ns, publish_time=log_time_ns,
+                                   sequence=header.seq % 2**32)
+        self.info.add(topic, ros_type, log_time_ns)
+
+    def finish(self) -> None:
+        """Write the metadata, the summary and the footer, and close the file."""
+        if self._file.closed:
+            return
+        try:
+            self._writer.add_metadata("rtseg", dict(self._meta))
+            self._writer.finish()
+        finally:
+            self._file.close()
+
+
+class BagFolder:
+    """A rosbag2 folder `folder` of MCAP files `FOLDER_0.mcap`, `FOLDER_1.mcap`, ...: a
+    message goes to a new file once the current one holds `split_bytes` or spans
+    `split_ns` of log time (None: never)."""
+
+    def __init__(self, folder: Path, meta: dict[str, str], split_bytes: int | None = None,
+                 split_ns: int | None = None) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(exist_ok=True)
+        self._meta = meta
+        self._split_bytes, self._split_ns = split_bytes, split_ns
+        # A chunk is the unit in which the file grows: keep it well under the split size.
+        self._chunk = min(CHUNK_BYTES, max(4096, split_bytes // 4)) if split_bytes else (
+            CHUNK_BYTES)
+        self._finished: list[BagFile] = []
+        self._bag = self._open()
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.folder / b.name for b in self._finished] + (
+            [self._bag.path] if self._bag is not None else [])
+
+    def _open(self) -> McapBag:
+        name = f"{self.folder.name}_{len(self._finished)}.mcap"
+        return McapBag(self.folder / name, self._meta, self._chunk)
+
+    def _full(self, log_time_ns: int) -> bool:
+        info = self._bag.info
+        if not info.messages:
+            return False
+        if self._split_bytes is not None and self._bag.size >= self._split_bytes:
+            return True
+        return self._split_ns is not None and log_time_ns - info.first_ns >= self._split_ns
+
+    def write(self, header, data, log_time_ns: int) -> None:
+        """Write one message, into a new file first where the current one is full."""
+        if self._full(log_time_ns):
+            self._bag.finish()
+            self._finished.append(self._bag.info)
+            write_metadata(self.folder, self._finished)
+            self._bag = self._open()
+        self._bag.write(header, data, log_time_ns)
+
+    def finish(self) -> None:
+        """Finish the open file and write metadata.yaml listing every file."""
+        if self._bag is None:
+            return
+        try:
+            self._bag.finish()
+        finally:
+            self._finished.append(self._bag.info)
+            self._bag = None
+            write_metadata(self.folder, self._finished)
+
+
+def open_bag(out: str, endpoint: str, split_bytes: int | None = None,
+             split_ns: int | None = None) -> McapBag | BagFolder:
+    """`out` ending in .mcap: one file; else the rosbag2 folder `out` (split as asked)."""
+    meta = {"endpoint": endpoint}
+    if out.lower().endswith(".mcap"):
+        return McapBag(Path(out), meta)
+    return BagFolder(Path(out), meta, split_bytes, split_ns)
