@@ -82,6 +82,9 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
 @click.option("--split-seconds", type=float,
               help="Folder --out: start a new file once one spans this many seconds (ros2 bag "
                    "record --max-bag-duration).")
+@click.option("--overlay", is_flag=True,
+              help="Also record /NAME/overlay: each camera's colour overlay as JPEG (what the "
+                   "viewer shows; Foxglove shows it in colour).")
 @click.option("--count", type=int, help="Stop after this many messages.")
 @click.option("--seconds", type=float, help="Stop after this many seconds.")
 @click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
@@ -89,8 +92,8 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
 @stoppable("record")
-def record(endpoint, topics, out, split_mb, split_seconds, count, seconds, timeout, mp4,
-           mp4_fps) -> None:
+def record(endpoint, topics, out, split_mb, split_seconds, overlay, count, seconds, timeout,
+           mp4, mp4_fps) -> None:
     """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
@@ -103,7 +106,7 @@ def record(endpoint, topics, out, split_mb, split_seconds, count, seconds, timeo
     report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
                                      mp4_fps=mp4_fps, split_mb=split_mb,
-                                     split_seconds=split_seconds))
+                                     split_seconds=split_seconds, overlay=overlay))
     click.echo(report.summary(), err=True)
 
 

@@ -7,9 +7,12 @@ capture time, MCAP sequence = the frame's seq. A metadata record ``rtseg`` names
 endpoint and the class names of each classes topic. `out` is one file (``run.mcap``:
 Foxglove opens it, ``ros2 bag info run.mcap`` reads it) or a rosbag2 folder (``run``:
 ``run/run_0.mcap`` ... and ``run/metadata.yaml``, optionally split by size or time;
-rtseg.bag_writer) for ``ros2 bag info|play run``. With ``mp4`` the first camera's overlay
-(rtseg.compose) is also written as a video, at `mp4_fps`, each frame held until the next
-one's capture time. No torch here.
+rtseg.bag_writer) for ``ros2 bag info|play run``. With ``overlay`` each camera's overlay
+(rtseg.compose: the classes in colour over the frame, what the viewer shows) is recorded
+too, as ``/NAME/overlay`` JPEG CompressedImages with the frame's stamp: what Foxglove shows
+in colour (a classes mask holds small values and looks black as mono8). With ``mp4`` the
+first camera's overlay is also written as a video, at `mp4_fps`, each frame held until the
+next one's capture time. No torch here.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rtseg.bag_writer import BagFolder, McapBag, open_bag
@@ -26,13 +29,14 @@ from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, draw
 from rtseg.errors import RtsegError
 from rtseg.imagefile import ImageFileError
-from rtseg.protocol import ProtocolError
+from rtseg.protocol import MaskHeader, ProtocolError
 from rtseg.signals import on_stop_signals
 
 log = logging.getLogger("rtseg.record")
 KINDS = ("drivable", "classes", "image")
 POLL_MS = 200  # how often the loop looks at the clock and the stop flag
 MAX_HOLD_S = 5.0  # the video holds a frame through a gap of at most this long
+OVERLAY_QUALITY = 85  # JPEG quality of the /NAME/overlay images
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class RecordConfig:
     and optionally the overlay video `mp4`), and when to stop (`count` messages,
     `seconds`, `timeout_s` without a message; all None: until a signal). `out` ending in
     .mcap is one file; any other path a rosbag2 folder, split into a new file past
-    `split_mb` megabytes or `split_seconds` (rtseg.bag_writer)."""
+    `split_mb` megabytes or `split_seconds` (rtseg.bag_writer). `overlay`: also write each
+    camera's drawn overlay (the viewer's picture) as `/NAME/overlay`."""
 
     endpoint: str
     topics: tuple[str, ...]
@@ -53,6 +58,7 @@ class RecordConfig:
     mp4_fps: float = 10.0
     split_mb: float | None = None
     split_seconds: float | None = None
+    overlay: bool = False
 
     @property
     def folder(self) -> bool:
@@ -105,8 +111,9 @@ def check_config(cfg: RecordConfig) -> None:
     for path in (cfg.out, cfg.mp4):
         if path is not None and not Path(path).parent.is_dir():
             raise RtsegError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    if cfg.mp4 is not None and not video_camera(cfg.topics):
-        raise RtsegError("--mp4 draws masks: record a NAME/classes or NAME/drivable topic")
+    for flag, wanted in (("--mp4", cfg.mp4 is not None), ("--overlay", cfg.overlay)):
+        if wanted and not video_camera(cfg.topics):
+            raise RtsegError(f"{flag} draws masks: record a NAME/classes or NAME/drivable topic")
     _check_out(cfg)
 
 
@@ -125,10 +132,15 @@ def _check_out(cfg: RecordConfig) -> None:
                          "new folder (rosbag2 layout) or a FILE.mcap")
 
 
+def mask_cameras(topics: tuple[str, ...]) -> list[str]:
+    """The camera NAMEs with a mask topic among `topics`, in order."""
+    return list(dict.fromkeys(t.rpartition("/")[0] for t in topics
+                              if t.rpartition("/")[2] in ("classes", "drivable")))
+
+
 def video_camera(topics: tuple[str, ...]) -> str | None:
     """The camera NAME whose overlay goes to the video: the first with a mask topic."""
-    return next((t.rpartition("/")[0] for t in topics
-                 if t.rpartition("/")[2] in ("classes", "drivable")), None)
+    return next(iter(mask_cameras(topics)), None)
 
 
 class OverlayVideo:
@@ -181,8 +193,8 @@ class _Recording:
     cfg: RecordConfig
     bag: McapBag | BagFolder
     video: OverlayVideo | None
-    compositor: Compositor | None
-    camera: str | None
+    compositors: dict[str, Compositor]  # the cameras drawn, for the video or --overlay
+    camera: str | None  # the video's
     counts: Counter = field(default_factory=Counter)
     signalled: list = field(default_factory=list)
     skipped: int = 0
@@ -209,20 +221,42 @@ class _Recording:
             self.bag.write(header, data, time.time_ns())
             self.counts[header.topic] += 1
             self._draw(header, data)
-            if self.cfg.count is not None and sum(self.counts.values()) >= self.cfg.count:
+            if self.cfg.count is not None and self._received() >= self.cfg.count:
                 break
         return time.monotonic() - start
 
+    def _received(self) -> int:
+        return sum(self.counts[topic] for topic in self.cfg.topics)
+
     def _draw(self, header, data) -> None:
-        if self.video is None or header.topic.rpartition("/")[0] != self.camera:
-            return
-        parts = self.compositor.add(header, data)
+        camera = header.topic.rpartition("/")[0]
+        compositor = self.compositors.get(camera)
+        parts = None if compositor is None else compositor.add(header, data)
         if parts is None:
             return
         try:
-            self.video.add(draw(parts))
+            composite = draw(parts)
         except ImageFileError as exc:
             self._skip(exc)
+            return
+        if self.video is not None and camera == self.camera:
+            self.video.add(composite)
+        if self.cfg.overlay:
+            self._write_overlay(camera, next(iter(parts.masks.values()))[0], composite)
+
+    def _write_overlay(self, camera: str, mask: MaskHeader, composite: Composite) -> None:
+        """`/CAMERA/overlay`: the drawn frame as a JPEG CompressedImage with the frame's
+        seq, stamp and frame_id (those of its mask `mask`)."""
+        import cv2
+
+        ok, jpeg = cv2.imencode(".jpg", composite.bgr, [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_QUALITY])
+        if not ok:
+            raise RtsegError(f"OpenCV could not encode the overlay of {camera} as JPEG")
+        height, width = composite.bgr.shape[:2]
+        header = replace(mask, topic=f"{camera}/overlay", kind="image", encoding="jpeg",
+                         width=width, height=height, classes=())
+        self.bag.write(header, jpeg.reshape(-1), time.time_ns())
+        self.counts[header.topic] += 1
 
     def _skip(self, exc: Exception) -> None:
         self.skipped += 1
@@ -234,14 +268,17 @@ def record(cfg: RecordConfig) -> RecordReport:
     the file is finished (summary + footer) in every case. Returns what was written."""
     check_config(cfg)
     camera = video_camera(cfg.topics) if cfg.mp4 else None
+    drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
+                                                else set())
     with MaskSubscriber(cfg.endpoint, cfg.topics) as sub:
         bag = open_bag(cfg.out, cfg.endpoint,
                        split_bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
                        split_ns=None if cfg.split_seconds is None else round(
                            cfg.split_seconds * 1e9))
         video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
-        kinds = [t.rpartition("/")[2] for t in cfg.topics if t.rpartition("/")[0] == camera]
-        state = _Recording(cfg, bag, video, Compositor(kinds) if video else None, camera)
+        compositors = {name: Compositor(t.rpartition("/")[2] for t in cfg.topics
+                                        if t.rpartition("/")[0] == name) for name in drawn}
+        state = _Recording(cfg, bag, video, compositors, camera)
         log.info("recording %s from %s to %s", ", ".join(cfg.topics), cfg.endpoint, cfg.out)
         try:
             with on_stop_signals(state.signalled.append):

@@ -3,6 +3,7 @@ compared with what a parallel subscriber received."""
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from rtseg.client import MaskSubscriber
+from rtseg.compose import FrameParts, draw
 from rtseg.errors import RtsegError
+from rtseg.protocol import MaskHeader
 from rtseg.record import RecordConfig, check_config, record
 from rtseg.rosbag2 import listed_files
 
@@ -109,16 +112,38 @@ def test_every_recorded_message_is_what_a_subscriber_received(node, tmp_path):
         assert_same(ros, header, data)
 
 
-def test_a_recording_replays_as_a_source(node, tmp_path):
-    """`rtseg run --source run.mcap[#/demo/image]` gets the recorded frames back, in order."""
+def test_overlays_are_the_drawn_frames_and_a_recording_replays_as_a_source(node, tmp_path):
+    """`--overlay` writes /demo/overlay: the viewer's drawing of each frame's recorded
+    image and masks, as JPEG. `rtseg run --source run.mcap[#/demo/image]` gets the
+    recorded frames back, in order (masks and overlays are not taken for cameras)."""
     from rtseg.stream.sources import SourceSpec, open_source
 
     out = tmp_path / "run.mcap"
-    record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=24,
-                        timeout_s=DEADLINE_S))
-    jpegs = [bytes(ros.data) for _, ch, _, ros in read_back(out) if ch.topic == "/demo/image"]
+    report = record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=24,
+                                 timeout_s=DEADLINE_S, overlay=True))
+    messages = read_back(out)
+    assert report.messages == len(messages) == 24 + report.counts["demo/overlay"]
+    by_stamp: dict[int, dict] = {}
+    for _, channel, _, ros in messages:
+        kind = channel.topic.rpartition("/")[2]
+        by_stamp.setdefault(stamp_ns(ros), {})[kind] = ros
+    names = {"classes": tuple(json.loads(rtseg_metadata(out)["classes /demo/classes"])),
+             "drivable": ("not_drivable", "drivable")}
+    overlays = [(s, parts) for s, parts in by_stamp.items() if "overlay" in parts]
+    assert overlays and all({"image", "classes", "drivable"} <= set(p) for _, p in overlays)
+    for stamp, parts in overlays:
+        got = cv2.imdecode(np.frombuffer(bytes(parts["overlay"].data), np.uint8), 1)
+        image = np.frombuffer(bytes(parts["image"].data), np.uint8)
+        masks = {k: (header_of(k, stamp, names[k]), np.frombuffer(bytes(parts[k].data), np.uint8)
+                     .reshape(parts[k].height, parts[k].width)) for k in ("classes", "drivable")}
+        want = draw(FrameParts(0, stamp, masks, image)).bgr
+        plain = cv2.imdecode(image, 1).astype(int)
+        assert got.shape == want.shape == (360, 640, 3)
+        assert np.abs(got.astype(int) - want).mean() < 8  # JPEG at quality 85: ~2.4
+        assert np.abs(want.astype(int) - plain).mean() > 10  # coloured, not the bare frame
+    jpegs = [bytes(ros.data) for _, ch, _, ros in messages if ch.topic == "/demo/image"]
     assert jpegs
-    for spec in (f"{out}#/demo/image", str(out)):  # the masks (sensor_msgs/Image) are no camera
+    for spec in (f"{out}#/demo/image", str(out)):  # masks, overlays: no camera
         with open_source(SourceSpec(spec=spec)) as source:
             assert source.name == "demo" and source.frame_id == f"{out}#/demo/image"
             frames = [source.read(timeout=5.0) for _ in jpegs]
@@ -169,6 +194,20 @@ def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp
     for got, jpeg in zip(frames, jpegs):
         want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert got is not None and np.array_equal(got.image, want)
+
+
+def stamp_ns(ros) -> int:
+    return ros.header.stamp.sec * 10**9 + ros.header.stamp.nanosec
+
+
+def header_of(kind: str, stamp: int, names: tuple[str, ...]) -> MaskHeader:
+    """The header `draw` reads of a recorded mask: its kind and class names."""
+    return MaskHeader(f"demo/{kind}", 1, kind, 0, stamp, "demo", 640, 360, "mono8", names, "")
+
+
+def rtseg_metadata(path: Path) -> dict[str, str]:
+    with open(path, "rb") as stream:
+        return next(m.metadata for m in make_reader(stream).iter_metadata() if m.name == "rtseg")
 
 
 def run_record(*args: str, **popen) -> subprocess.Popen:
@@ -230,6 +269,8 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/status",), "x.mcap"), "cannot record"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/drivable",), "x.mcap", count=0), "--count"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", mp4="x.mp4"), "--mp4"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", overlay=True),
+     "--overlay draws masks"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "no/such/x.mcap"), "no/such"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "x.mcap", split_mb=5),
      "split a rosbag2 folder: give --out a folder name"),

@@ -6,7 +6,7 @@ recording plays file after file), is a file source like a video
 (`rtseg.stream.file_sources`): every frame of TOPIC arrives, in log-time order, unless
 paced or looped. TOPIC is a `sensor_msgs/msg/CompressedImage` (any format OpenCV decodes:
 jpeg, png) or `sensor_msgs/msg/Image` channel (encodings in `RAW_ENCODINGS`); without
-`#TOPIC` the recording must hold exactly one camera topic (the mask topics of an
+`#TOPIC` the recording must hold exactly one camera topic (the mask and overlay topics of an
 `rtseg record` file, known by its `rtseg` metadata record, are not cameras). Paced, a
 frame comes at its recorded log time (gaps stay gaps) and one more than an average period
 (the topic's message count over its time span) late is skipped. A file cut short (a
@@ -43,7 +43,7 @@ RAW_ENCODINGS = {
     "rgba8": (4, cv2.COLOR_RGBA2BGR), "mono8": (1, cv2.COLOR_GRAY2BGR),
     "8UC1": (1, cv2.COLOR_GRAY2BGR), "8UC3": (3, None),
 }
-MASK_KINDS = ("drivable", "classes")  # rtseg record's mask topics /NAME/KIND
+DRAWN_KINDS = ("drivable", "classes", "overlay")  # rtseg record's /NAME/KIND: no cameras
 # Trailing topic parts that name the image, not the camera: /front/image_raw -> front.
 _IMAGE_WORDS = {"image", "image_raw", "image_color", "image_rect", "image_rect_color",
                 "compressed", "color", "raw"}
@@ -106,7 +106,7 @@ class ImageTopic:
     count: int
     start_ns: int
     end_ns: int
-    camera: bool = True  # False: a mask topic of `rtseg record` (its `rtseg` metadata)
+    camera: bool = True  # False: a mask or overlay topic of `rtseg record` (its metadata)
 
     @property
     def fps(self) -> float | None:
@@ -300,7 +300,7 @@ def list_image_topics(files: list[Path]) -> list[ImageTopic]:
             summary = _usable_summary(reader)
             found = _from_summary(summary) if summary else _by_scanning(file, path)
             if summary and any(m.name == "rtseg" for m in reader.iter_metadata()):
-                found = [replace(t, camera=t.topic.rpartition("/")[2] not in MASK_KINDS)
+                found = [replace(t, camera=t.topic.rpartition("/")[2] not in DRAWN_KINDS)
                          for t in found]
         for topic in found:
             merged[topic.topic] = merged[topic.topic].merge(topic) if topic.topic in merged \
