@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rtseg.ros2msg import MSGDEFS, message_type, ros_topic, to_ros
+from rtseg.ros2msg import DIAGNOSTIC_TYPE, MSGDEFS, message_type, ros_topic, status_to_ros, to_ros
 from rtseg.rosbag2 import BagFile, write_metadata
+from rtseg.status import NodeStatus
 
 CHUNK_BYTES = 1 << 20  # mcap_ros2's default chunk size
 
@@ -55,6 +56,13 @@ class McapBag:
                                    log_time=log_time_ns, publish_time=log_time_ns,
                                    sequence=header.seq % 2**32)
         self.info.add(topic, ros_type, log_time_ns)
+
+    def write_status(self, status: NodeStatus, log_time_ns: int) -> None:
+        """A `NODE/status` heartbeat as one DiagnosticArray message (rtseg.ros2msg)."""
+        topic = ros_topic(status.topic)
+        self._writer.write_message(topic, self._schemas[DIAGNOSTIC_TYPE], status_to_ros(status),
+                                   log_time=log_time_ns, publish_time=log_time_ns)
+        self.info.add(topic, DIAGNOSTIC_TYPE, log_time_ns)
 
     def finish(self) -> None:
         """Write the metadata, the summary and the footer, and close the file."""
@@ -101,14 +109,22 @@ class BagFolder:
             return True
         return self._split_ns is not None and log_time_ns - info.first_ns >= self._split_ns
 
-    def write(self, header, data, log_time_ns: int) -> None:
-        """Write one message, into a new file first where the current one is full."""
+    def _file_for(self, log_time_ns: int) -> McapBag:
+        """The file a message logged at `log_time_ns` goes to: a new one where it is full."""
         if self._full(log_time_ns):
             self._bag.finish()
             self._finished.append(self._bag.info)
             write_metadata(self.folder, self._finished)
             self._bag = self._open()
-        self._bag.write(header, data, log_time_ns)
+        return self._bag
+
+    def write(self, header, data, log_time_ns: int) -> None:
+        """Write one mask or image message (McapBag.write)."""
+        self._file_for(log_time_ns).write(header, data, log_time_ns)
+
+    def write_status(self, status: NodeStatus, log_time_ns: int) -> None:
+        """Write one status heartbeat (McapBag.write_status)."""
+        self._file_for(log_time_ns).write_status(status, log_time_ns)
 
     def finish(self) -> None:
         """Finish the open file and write metadata.yaml listing every file."""

@@ -94,11 +94,12 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
 @stoppable("record")
 def record(endpoint, topics, out, split_mb, split_seconds, overlay, count, seconds, timeout,
            mp4, mp4_fps) -> None:
-    """Record TOPICS (NAME/drivable, NAME/classes, NAME/image) of the node at ENDPOINT.
+    """Record TOPICS (NAME/drivable, /classes, /image, /status) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
-    on ROS-style topics (/NAME/drivable), in FILE.mcap or a rosbag2 folder (--out). Ctrl-C /
-    SIGTERM finish the file and exit 0.
+    status heartbeats diagnostic_msgs/msg/DiagnosticArray, on ROS-style topics
+    (/NAME/drivable), in FILE.mcap or a rosbag2 folder (--out). Ctrl-C / SIGTERM finish the
+    file and exit 0.
     """
     from rtseg.record import RecordConfig
     from rtseg.record import record as run_record

@@ -2,8 +2,10 @@
 
 Each received message becomes one MCAP message on the ROS-style topic ``/NAME/KIND``
 (rtseg.ros2msg): masks ``sensor_msgs/msg/Image`` mono8, images
-``sensor_msgs/msg/CompressedImage`` jpeg; log time = arrival, header.stamp = the frame's
-capture time, MCAP sequence = the frame's seq. A metadata record ``rtseg`` names the
+``sensor_msgs/msg/CompressedImage`` jpeg, status heartbeats
+``diagnostic_msgs/msg/DiagnosticArray`` (rtseg.ros2msg.status_to_ros); log time = arrival,
+header.stamp = the frame's capture time (a status: its send time), MCAP sequence = the
+frame's seq. A metadata record ``rtseg`` names the
 endpoint and the class names of each classes topic. `out` is one file (``run.mcap``:
 Foxglove opens it, ``ros2 bag info run.mcap`` reads it) or a rosbag2 folder (``run``:
 ``run/run_0.mcap`` ... and ``run/metadata.yaml``, optionally split by size or time;
@@ -31,9 +33,10 @@ from rtseg.errors import RtsegError
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import MaskHeader, ProtocolError
 from rtseg.signals import on_stop_signals
+from rtseg.status import NodeStatus
 
 log = logging.getLogger("rtseg.record")
-KINDS = ("drivable", "classes", "image")
+KINDS = ("drivable", "classes", "image", "status")
 POLL_MS = 200  # how often the loop looks at the clock and the stop flag
 MAX_HOLD_S = 5.0  # the video holds a frame through a gap of at most this long
 OVERLAY_QUALITY = 85  # JPEG quality of the /NAME/overlay images
@@ -101,8 +104,8 @@ def check_config(cfg: RecordConfig) -> None:
     """Refuse, before anything opens, what cannot be recorded or would not stop sensibly."""
     for topic in cfg.topics:
         if topic.rpartition("/")[2] not in KINDS:
-            raise RtsegError(f"cannot record {topic!r}: record NAME/drivable, NAME/classes or "
-                             "NAME/image topics (status has no ROS 2 image type)")
+            raise RtsegError(f"cannot record {topic!r}: record NAME/drivable, NAME/classes, "
+                             "NAME/image or NAME/status topics")
     for flag, value in (("--count", cfg.count), ("--seconds", cfg.seconds),
                         ("--timeout", cfg.timeout_s), ("--mp4-fps", cfg.mp4_fps),
                         ("--split-mb", cfg.split_mb), ("--split-seconds", cfg.split_seconds)):
@@ -198,16 +201,13 @@ class _Recording:
     counts: Counter = field(default_factory=Counter)
     signalled: list = field(default_factory=list)
     skipped: int = 0
+    heard: float = 0.0  # time.monotonic() of the last message
 
     def run(self, sub: MaskSubscriber) -> float:
-        """Receive and write until a stop condition; returns the seconds recorded."""
-        start = last = time.monotonic()
-        while not self.signalled:
-            now = time.monotonic()
-            if self.cfg.seconds is not None and now - start >= self.cfg.seconds:
-                break
-            if self.cfg.timeout_s is not None and now - last >= self.cfg.timeout_s:
-                break
+        """Receive and write until a stop condition; returns the seconds recorded. Status
+        heartbeats arrive through `on_status`, called from within `sub.recv`."""
+        start = self.heard = time.monotonic()
+        while not (self.signalled or self._done(start)):
             try:
                 header, data = sub.recv(timeout_ms=POLL_MS)
             except TimeoutError:
@@ -215,18 +215,37 @@ class _Recording:
             except ProtocolError as exc:
                 self._skip(exc)
                 continue
-            last = time.monotonic()
-            if not self.counts:
-                log.info("first message: %s seq=%d", header.topic, header.seq)
+            self._first(header.topic)
             self.bag.write(header, data, time.time_ns())
             self.counts[header.topic] += 1
             self._draw(header, data)
-            if self.cfg.count is not None and self._received() >= self.cfg.count:
-                break
         return time.monotonic() - start
 
-    def _received(self) -> int:
-        return sum(self.counts[topic] for topic in self.cfg.topics)
+    def on_status(self, status: NodeStatus) -> None:
+        """Record a `NODE/status` heartbeat (a DiagnosticArray), unless the count is full."""
+        if self._counted_out():
+            return
+        self._first(status.topic)
+        self.bag.write_status(status, time.time_ns())
+        self.counts[status.topic] += 1
+
+    def _first(self, topic: str) -> None:
+        self.heard = time.monotonic()
+        if not self.counts:
+            log.info("first message: %s", topic)
+
+    def _done(self, start: float) -> bool:
+        now = time.monotonic()
+        if self.cfg.seconds is not None and now - start >= self.cfg.seconds:
+            return True
+        if self.cfg.timeout_s is not None and now - self.heard >= self.cfg.timeout_s:
+            return True
+        return self._counted_out()
+
+    def _counted_out(self) -> bool:
+        """Whether `count` messages of the subscribed topics have been written."""
+        received = sum(self.counts[topic] for topic in self.cfg.topics)
+        return self.cfg.count is not None and received >= self.cfg.count
 
     def _draw(self, header, data) -> None:
         camera = header.topic.rpartition("/")[0]
@@ -270,7 +289,8 @@ def record(cfg: RecordConfig) -> RecordReport:
     camera = video_camera(cfg.topics) if cfg.mp4 else None
     drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
                                                 else set())
-    with MaskSubscriber(cfg.endpoint, cfg.topics) as sub:
+    with MaskSubscriber(cfg.endpoint, cfg.topics,
+                        on_status=lambda status: state.on_status(status)) as sub:
         bag = open_bag(cfg.out, cfg.endpoint,
                        split_bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
                        split_ns=None if cfg.split_seconds is None else round(

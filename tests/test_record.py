@@ -196,6 +196,40 @@ def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp
         assert got is not None and np.array_equal(got.image, want)
 
 
+def test_status_heartbeats_are_diagnostic_arrays_ros_reads(node, tmp_path):
+    """`NAME/status` -> `/NAME/status` diagnostic_msgs/DiagnosticArray: decoded by mcap_ros2
+    from the recorded schema and by `rosbags` with its own ROS 2 type definitions (so the
+    CDR layout is ROS's)."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    out = tmp_path / "health"
+    report = record(RecordConfig(endpoint=node, topics=("demo/status",), out=str(out), count=2,
+                                 timeout_s=DEADLINE_S))
+    assert report.counts == {"demo/status": 2}
+    ours = [ros for _, _, _, ros in read_back(out / "health_0.mcap")]
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Reader(out) as bag:
+        assert [(c.topic, c.msgtype) for c in bag.connections] == [
+            ("/demo/status", "diagnostic_msgs/msg/DiagnosticArray")]
+        theirs = [store.deserialize_cdr(raw, c.msgtype) for c, _, raw in bag.messages()]
+    assert len(ours) == len(theirs) == 2
+    for mine, ros in zip(ours, theirs):
+        assert ros.header.frame_id == mine.header.frame_id == "demo"
+        assert stamp_ns(ros) == stamp_ns(mine) > 0
+        node_entry, source = ros.status
+        assert (node_entry.level, node_entry.name, node_entry.message) == (0, "rtseg/demo",
+                                                                           "running")
+        assert (source.level, source.name, source.message, source.hardware_id) == (
+            0, "rtseg/demo/demo", "ok", "demo")
+        values = {kv.key: kv.value for kv in source.values}
+        assert set(values) == {"fps", "dropped", "last_seq"} and int(values["last_seq"]) >= -1
+        assert [(s.name, s.level, s.message, [(kv.key, kv.value) for kv in s.values])
+                for s in mine.status] == [
+            (s.name, s.level, s.message, [(kv.key, kv.value) for kv in s.values])
+            for s in ros.status]
+
+
 def stamp_ns(ros) -> int:
     return ros.header.stamp.sec * 10**9 + ros.header.stamp.nanosec
 
@@ -266,7 +300,7 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
 
 
 @pytest.mark.parametrize("cfg, problem", [
-    (RecordConfig("tcp://127.0.0.1:5555", ("demo/status",), "x.mcap"), "cannot record"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/mask",), "x.mcap"), "cannot record"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/drivable",), "x.mcap", count=0), "--count"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", mp4="x.mp4"), "--mp4"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", overlay=True),
