@@ -7,16 +7,20 @@ Every file is a complete MCAP file of ROS 2 messages written with mcap_ros2 (one
 per ROS type, a channel per topic, zstd chunks, summary and footer), with the `rtseg`
 metadata record (endpoint, class names of each classes topic). A folder's metadata.yaml
 is rewritten after each file is finished, so a recorder killed later still leaves the
-finished files listed. No torch here.
+finished files listed. A write the disk refuses (full, gone) is an RtsegError naming the
+file; what reached the disk before stays readable (a cut file replays up to the cut). No
+torch here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
+from rtseg.errors import RtsegError
 from rtseg.ros2msg import DIAGNOSTIC_TYPE, MSGDEFS, message_type, ros_topic, status_to_ros, to_ros
-from rtseg.rosbag2 import BagFile, write_metadata
+from rtseg.rosbag2 import METADATA, BagFile, write_metadata
 from rtseg.status import NodeStatus
 
 CHUNK_BYTES = 1 << 20  # mcap_ros2's default chunk size
@@ -36,6 +40,7 @@ class McapBag:
         self._writer = Writer(self._file, chunk_size=chunk_bytes)
         self._schemas = {name: self._writer.register_msgdef(name, text)
                          for name, text in MSGDEFS.items()}
+        self._broken = False  # a write failed: finish only closes the file
 
     @property
     def files(self) -> list[Path]:
@@ -52,27 +57,49 @@ class McapBag:
         if header.kind == "classes":
             self._meta[f"classes {topic}"] = json.dumps(list(header.classes))
         ros_type = message_type(header)
-        self._writer.write_message(topic, self._schemas[ros_type], to_ros(header, data),
-                                   log_time=log_time_ns, publish_time=log_time_ns,
-                                   sequence=header.seq % 2**32)
+        with self._writing():
+            self._writer.write_message(topic, self._schemas[ros_type], to_ros(header, data),
+                                       log_time=log_time_ns, publish_time=log_time_ns,
+                                       sequence=header.seq % 2**32)
         self.info.add(topic, ros_type, log_time_ns)
 
     def write_status(self, status: NodeStatus, log_time_ns: int) -> None:
         """A `NODE/status` heartbeat as one DiagnosticArray message (rtseg.ros2msg)."""
         topic = ros_topic(status.topic)
-        self._writer.write_message(topic, self._schemas[DIAGNOSTIC_TYPE], status_to_ros(status),
-                                   log_time=log_time_ns, publish_time=log_time_ns)
+        with self._writing():
+            self._writer.write_message(topic, self._schemas[DIAGNOSTIC_TYPE],
+                                       status_to_ros(status), log_time=log_time_ns,
+                                       publish_time=log_time_ns)
         self.info.add(topic, DIAGNOSTIC_TYPE, log_time_ns)
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """OSError (a full disk, a file gone) -> RtsegError naming the file and the way on."""
+        try:
+            yield
+        except OSError as exc:
+            self._broken = True
+            raise write_error(self.path, exc) from None
+
     def finish(self) -> None:
-        """Write the metadata, the summary and the footer, and close the file."""
+        """Write the metadata, the summary and the footer, and close the file (after a
+        failed write: only close it; it ends where the disk stopped taking it)."""
         if self._file.closed:
             return
         try:
-            self._writer.add_metadata("rtseg", dict(self._meta))
-            self._writer.finish()
+            if not self._broken:
+                with self._writing():
+                    self._writer.add_metadata("rtseg", dict(self._meta))
+                    self._writer.finish()
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):  # its buffer's flush failed already
+                self._file.close()
+
+
+def write_error(path: Path, exc: OSError) -> RtsegError:
+    return RtsegError(f"cannot write {path}: {exc.strerror or exc}; what reached the disk "
+                      "stays readable (a cut file replays up to the cut: rtseg run --source); "
+                      "free space or record elsewhere (--out)")
 
 
 class BagFolder:
@@ -114,9 +141,15 @@ class BagFolder:
         if self._full(log_time_ns):
             self._bag.finish()
             self._finished.append(self._bag.info)
-            write_metadata(self.folder, self._finished)
+            self._write_metadata()
             self._bag = self._open()
         return self._bag
+
+    def _write_metadata(self) -> None:
+        try:
+            write_metadata(self.folder, self._finished)
+        except OSError as exc:
+            raise write_error(self.folder / METADATA, exc) from None
 
     def write(self, header, data, log_time_ns: int) -> None:
         """Write one mask or image message (McapBag.write)."""
@@ -130,12 +163,12 @@ class BagFolder:
         """Finish the open file and write metadata.yaml listing every file."""
         if self._bag is None:
             return
+        bag, self._bag = self._bag, None
         try:
-            self._bag.finish()
+            bag.finish()
         finally:
-            self._finished.append(self._bag.info)
-            self._bag = None
-            write_metadata(self.folder, self._finished)
+            self._finished.append(bag.info)
+            self._write_metadata()
 
 
 def open_bag(out: str, endpoint: str, split_bytes: int | None = None,

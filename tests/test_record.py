@@ -230,6 +230,16 @@ def test_status_heartbeats_are_diagnostic_arrays_ros_reads(node, tmp_path):
             for s in ros.status]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_clear_error(node, tmp_path):
+    """Writing into /dev/full fails as a full disk does (ENOSPC, at the first chunk)."""
+    out = tmp_path / "full.mcap"
+    out.symlink_to("/dev/full")
+    with pytest.raises(RtsegError, match=r"cannot write .*full\.mcap: No space left on device"):
+        record(RecordConfig(endpoint=node, topics=("demo/classes",), out=str(out), count=200,
+                            timeout_s=DEADLINE_S))
+
+
 def stamp_ns(ros) -> int:
     return ros.header.stamp.sec * 10**9 + ros.header.stamp.nanosec
 
