@@ -1,8 +1,10 @@
-"""Command line, the tools around a running node: echo, launch, view, record, serve, keys
-(registered on the `rtseg` group in rtseg.cli). Flags -> one call into the package; no logic.
+"""Command line, the tools around a running node: echo, launch, view, record, serve, keys,
+info (registered on the `rtseg` group in rtseg.cli). Flags -> one call into the package; no logic.
 """
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -144,4 +146,19 @@ def keys(folder, name) -> None:
     click.echo(f"public key {public}\nsecret key {secret}")
 
 
-TOOLS = (echo, launch_, view, record, serve, keys)
+@click.command()
+@click.argument("recording", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+def info(recording, as_json) -> None:
+    """What RECORDING (FILE.mcap or a rosbag2 folder) holds: files, span, topics, counts.
+
+    Like `ros2 bag info`, without ROS: per topic its ROS type, message count and rate; for
+    rtseg record's files the endpoint and class names; a file cut short is counted to its end.
+    """
+    from rtseg.bag_info import format_info, recording_info
+
+    facts = recording_info(recording)
+    click.echo(json.dumps(facts) if as_json else format_info(facts))
+
+
+TOOLS = (echo, launch_, view, record, serve, keys, info)

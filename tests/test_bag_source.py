@@ -247,6 +247,42 @@ def test_a_file_cut_short_plays_up_to_the_cut(tmp_path, caplog):
     assert "ends early" in caplog.text
 
 
+def test_info_tells_files_topics_counts_and_a_cut_file(tmp_path):
+    """`rtseg info` (rtseg.bag_info) on a rosbag2 folder of two files, the second cut short."""
+    import json
+    import subprocess
+    import sys
+
+    from rtseg.bag_info import format_info, recording_info
+
+    folder = tmp_path / "drive"
+    folder.mkdir()
+    write_bag(folder / "drive_0.mcap", 10)
+    whole = write_bag(tmp_path / "whole.mcap", 30, topics=(FRONT,), chunk_size=4096, first=10)
+    data = whole.read_bytes()
+    (folder / "drive_1.mcap").write_bytes(data[: len(data) * 6 // 10])  # no summary
+    write_metadata(folder, [BagFile("drive_0.mcap"), BagFile("drive_1.mcap")])
+    info = recording_info(str(folder))
+    first, cut = info["files"]
+    assert (first["messages"], first["complete"], cut["complete"]) == (20, True, False)
+    assert 5 <= cut["messages"] < 30 and info["rosbag2_metadata"]
+    assert info["messages"] == 20 + cut["messages"]
+    assert [(t["topic"], t["type"], t["count"]) for t in info["topics"]] == [
+        (FRONT, IMAGE_TYPE, 10 + cut["messages"]), (REAR, COMPRESSED_TYPE, 10)]
+    assert info["topics"][1]["hz"] == pytest.approx(20.0)
+    assert info["start_ns"] == 1_000_000_000 and info["rtseg"] is None
+    text = format_info(info)
+    assert "cut short: no summary" in text and "Count: 10 | 20.00 Hz" in text
+    done = subprocess.run([sys.executable, "-m", "rtseg", "info", str(folder), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == info
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RtsegError, match="is not a recording: it holds no .mcap file"):
+        recording_info(str(empty))
+
+
 def bad_encoding(index: int) -> dict:
     return {**raw_message(index, pad=0), "encoding": "16UC1"}
 

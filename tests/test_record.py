@@ -20,6 +20,7 @@ from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
+from rtseg.bag_info import recording_info
 from rtseg.client import MaskSubscriber
 from rtseg.compose import FrameParts, draw
 from rtseg.errors import RtsegError
@@ -181,6 +182,10 @@ def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp
         span = (bag.start_time, bag.end_time)
     flat = [(ch.topic, msg.log_time, ros) for file in ours for _, ch, msg, ros in file]
     assert span == (min(t for _, t, _ in flat), max(t for _, t, _ in flat) + 1)
+    info = recording_info(str(out))  # rtseg info
+    assert [(Path(f["path"]).name, f["messages"], f["complete"]) for f in info["files"]] == [
+        (n, len(m), True) for n, m in zip(names, ours)]
+    assert info["rtseg"]["endpoint"] == node and "classes /demo/classes" in info["rtseg"]
     assert [(topic, t) for topic, t, _ in theirs] == [(topic, t) for topic, t, _ in flat]
     for (_, _, got), (_, _, want) in zip(theirs, flat):
         assert bytes(got.data) == bytes(want.data) and got.header.stamp.sec == (

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rtseg.bag_census import TopicCount, file_census, merged_topics, usable_summary
 from rtseg.errors import RtsegError
 from rtseg.rosbag2 import METADATA, listed_files
 from rtseg.stream.file_sources import FileSource, natural_key
@@ -83,7 +84,9 @@ def bag_files(path: Path) -> list[Path]:
         rest = sorted((p for p in path.iterdir()
                        if p.suffix.lower() == ".mcap" and p.name not in listed), key=natural_key)
         return [path / name for name in listed] + rest
-    where = path.resolve().parent if not path.exists() else path.resolve()
+    if path.is_dir():
+        raise RtsegError(f"{path} is not a recording: it holds no .mcap file and no {METADATA}")
+    where = path.resolve().parent
     raise RtsegError(f"recording {path} not found (looked in {where}): check the path")
 
 
@@ -94,31 +97,6 @@ def camera_name(topic: str) -> str:
     while len(parts) > 1 and parts[-1] in _IMAGE_WORDS:
         parts.pop()
     return sanitise("_".join(parts))
-
-
-@dataclass(frozen=True)
-class ImageTopic:
-    """One image channel of a recording: topic, ROS type, message count, first and last
-    log time in ns."""
-
-    topic: str
-    type: str
-    count: int
-    start_ns: int
-    end_ns: int
-    camera: bool = True  # False: a mask or overlay topic of `rtseg record` (its metadata)
-
-    @property
-    def fps(self) -> float | None:
-        """Average rate, None when the topic has fewer than two messages or no span."""
-        span = self.end_ns - self.start_ns
-        return (self.count - 1) * 1e9 / span if self.count > 1 and span > 0 else None
-
-    def merge(self, other: ImageTopic) -> ImageTopic:
-        """The same topic over two files of a split recording."""
-        return ImageTopic(self.topic, self.type, self.count + other.count,
-                          min(self.start_ns, other.start_ns), max(self.end_ns, other.end_ns),
-                          self.camera and other.camera)
 
 
 class BagSource(FileSource):
@@ -283,39 +261,18 @@ def raw_image(height: int, width: int, encoding: str, step: int, data: bytes) ->
     return cv2.cvtColor(image, conversion)
 
 
-def list_image_topics(files: list[Path]) -> list[ImageTopic]:
-    """The image topics of a recording's files: from each file's summary, or for a file
-    without one (a recording cut short), from a pass over its messages."""
-    from mcap.exceptions import McapError
-    from mcap.reader import make_reader
-
-    merged: dict[str, ImageTopic] = {}
+def list_image_topics(files: list[Path]) -> list[TopicCount]:
+    """The image topics of a recording's files (rtseg.bag_census), merged over the files;
+    in a file with `rtseg record`'s metadata the mask and overlay topics are no cameras."""
+    censuses = []
     for path in files:
-        with path.open("rb") as file:
-            try:
-                reader = make_reader(file)  # reads the magic bytes
-            except (McapError, ValueError, EOFError) as error:
-                raise RtsegError(f"{path} is not a readable MCAP file ({error}); check it "
-                                 "with `mcap info`") from error
-            summary = _usable_summary(reader)
-            found = _from_summary(summary) if summary else _by_scanning(file, path)
-            if summary and any(m.name == "rtseg" for m in reader.iter_metadata()):
-                found = [replace(t, camera=t.topic.rpartition("/")[2] not in DRAWN_KINDS)
-                         for t in found]
-        for topic in found:
-            merged[topic.topic] = merged[topic.topic].merge(topic) if topic.topic in merged \
-                else topic
-    return list(merged.values())
-
-
-def _usable_summary(reader):
-    """The file's summary when it has an index to read by, else None (a torn footer too)."""
-    try:
-        summary = reader.get_summary()
-    except Exception:  # noqa: BLE001  (a torn footer: the file is read from the start)
-        return None
-    ok = summary is not None and summary.statistics is not None and summary.chunk_indexes
-    return summary if ok else None
+        census = file_census(path)
+        topics = [t for t in census.topics if t.type in (IMAGE_TYPE, COMPRESSED_TYPE)]
+        if "rtseg" in census.metadata:
+            topics = [replace(t, camera=t.topic.rpartition("/")[2] not in DRAWN_KINDS)
+                      for t in topics]
+        censuses.append(replace(census, topics=tuple(topics)))
+    return merged_topics(censuses)
 
 
 def _topic_messages(file, topic: str):
@@ -324,51 +281,14 @@ def _topic_messages(file, topic: str):
     from mcap.reader import NonSeekingReader, make_reader
 
     reader = make_reader(file)
-    if _usable_summary(reader) is not None:
+    if usable_summary(reader) is not None:
         yield from reader.iter_messages(topics=[topic])
         return
     file.seek(0)
     yield from NonSeekingReader(file).iter_messages(topics=[topic], log_time_order=False)
 
 
-def _from_summary(summary) -> list[ImageTopic]:
-    stats = summary.statistics
-    found = []
-    for channel_id, channel in summary.channels.items():
-        schema = summary.schemas.get(channel.schema_id)
-        if schema is not None and schema.name in (IMAGE_TYPE, COMPRESSED_TYPE):
-            count = stats.channel_message_counts.get(channel_id, 0)
-            # The span of the chunks that hold it: whole chunks, a fair estimate.
-            chunks = [c for c in summary.chunk_indexes if channel_id in c.message_index_offsets]
-            start = min((c.message_start_time for c in chunks), default=0)
-            end = max((c.message_end_time for c in chunks), default=0)
-            found.append(ImageTopic(channel.topic, schema.name, count, start, end))
-    return found
-
-
-def _by_scanning(file, path: Path) -> list[ImageTopic]:
-    """Image topics of a file without a summary (a recording cut short)."""
-    from mcap.reader import NonSeekingReader
-
-    file.seek(0)
-    seen: dict[str, list] = {}
-    try:
-        for schema, channel, message in NonSeekingReader(file).iter_messages(
-                log_time_order=False):
-            if schema is not None and schema.name in (IMAGE_TYPE, COMPRESSED_TYPE):
-                entry = seen.setdefault(channel.topic,
-                                        [schema.name, 0, message.log_time, message.log_time])
-                entry[1] += 1
-                entry[2] = min(entry[2], message.log_time)
-                entry[3] = max(entry[3], message.log_time)
-    except Exception as error:  # noqa: BLE001  (cut short: what was read counts)
-        log.warning("%s ends early (%s: %s); using what precedes it",
-                    path, type(error).__name__, error)
-    return [ImageTopic(topic, kind, count, first, last)
-            for topic, (kind, count, first, last) in seen.items()]
-
-
-def _choose(path: Path, topics: list[ImageTopic], wanted: str | None) -> ImageTopic:
+def _choose(path: Path, topics: list[TopicCount], wanted: str | None) -> TopicCount:
     """The topic asked for, or the only camera topic (an rtseg recording's masks are not
     cameras); RtsegError naming the choices."""
     names = ", ".join(sorted(t.topic for t in topics)) or "none"
