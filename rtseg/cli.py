@@ -110,15 +110,20 @@ def eval_(checkpoint, kind, root, split, count, seed, device, as_json) -> None:
 
 @main.command()
 @click.argument("checkpoint")
-@click.option("--source", required=True, help="Folder of images (png, jpg, ...).")
-@click.option("--out", required=True, help="Folder for OUT/STEM.png masks and OUT/overlay/.")
+@click.option("--source", required=True,
+              help="Folder of images (png, jpg, ...), or a video file or recording (FILE.mcap, "
+                   "rosbag2 folder, [#TOPIC]): then a training folder of its frames.")
+@click.option("--out", required=True,
+              help="Folder: OUT/STEM.png masks and OUT/overlay/; from a video or recording "
+                   "OUT/images/, OUT/masks/, OUT/overlay/ and OUT/data.toml.")
+@click.option("--every", default=1, show_default=True,
+              help="Video or recording: every N-th frame (neighbours are near copies).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
-def predict(checkpoint, source, out, device) -> None:
+def predict(checkpoint, source, out, every, device) -> None:
     """Write a class-index mask (8-bit PNG, image size) and a colour overlay per image."""
-    from rtseg.predict import predict_folder
+    from rtseg.predict import predict_source
 
-    count = predict_folder(checkpoint, source, out, device=device)
-    click.echo(f"wrote {count} masks to {out} and overlays to {out}/overlay", err=True)
+    click.echo(predict_source(checkpoint, source, out, every=every, device=device), err=True)
 
 
 @main.command()

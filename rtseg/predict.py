@@ -1,13 +1,19 @@
-"""Masks for folders of images, and scores, through the same pipeline the node runs.
+"""Masks for folders of images, videos and recordings, and scores, through the same
+pipeline the node runs.
 
 `rtseg predict` writes, for every image STEM.* of a folder, `OUT/STEM.png` (8-bit class
-index, the image's size) and `OUT/overlay/STEM.png` (colour overlay). `rtseg eval` scores a
-data set split through this same path, so its figures are what predict + any independent
-scorer gives.
+index, the image's size) and `OUT/overlay/STEM.png` (colour overlay). From a video file or
+a recording (every frame, or every `every`-th) it writes a training folder instead:
+`OUT/images/STEM.png` (the frame, lossless), `OUT/masks/STEM.png`, `OUT/overlay/STEM.png`
+and `OUT/data.toml`, the `[data]` section that trains on it (`kind = "folder"`): a large
+model's masks of recorded drives as pseudo-labels for a small real-time one. `rtseg eval`
+scores a data set split through this same path, so its figures are what predict + any
+independent scorer gives.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +25,64 @@ from rtseg.data import IMAGE_SUFFIXES
 from rtseg.errors import RtsegError
 from rtseg.metrics import ConfusionMatrix, drivable_scoring_lut
 from rtseg.stream.pipeline import Pipeline
+
+
+def predict_source(model: str, source: str, out: str, every: int = 1,
+                   device: str = "auto") -> str:
+    """`rtseg predict`: a folder of images (predict_folder), else a video file or a
+    recording (predict_frames); returns the line that says what was written."""
+    from rtseg.stream.sources import parse_source
+
+    if parse_source(source)[0] == "images" and Path(source).is_dir():
+        count = predict_folder(model, source, out, device=device)
+        return f"wrote {count} masks to {out} and overlays to {out}/overlay"
+    count = predict_frames(model, source, out, every=every, device=device)
+    return (f"wrote {count} frames, masks and overlays to {out}/images, masks, overlay; "
+            f"{out}/data.toml is the [data] section that trains on them")
+
+
+def predict_frames(model: str, source: str, out: str | Path, every: int = 1,
+                   device: str = "auto", progress: bool = True) -> int:
+    """Write a training folder (module doc) of every `every`-th frame of the video file or
+    recording `source` (a `--source` spec); returns the frames written."""
+    from tqdm import tqdm
+
+    from rtseg.stream.sources import SourceSpec, open_source, parse_source
+
+    if parse_source(source)[0] not in ("video", "bag", "images"):
+        raise RtsegError(f"--source {source}: predict reads folders of images, video files "
+                         "and recordings; record a live source first (rtseg record) and "
+                         "predict from the recording")
+    if every < 1:
+        raise RtsegError(f"--every must be 1 or more, got {every}")
+    out = Path(out)
+    for sub in ("images", "masks", "overlay"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(load_backend(model, device))
+    palette, written = _palette(pipeline), 0
+    with open_source(SourceSpec(spec=source)) as frames, tqdm(
+            desc="predict", unit="frame", disable=not progress) as bar:
+        while (frame := frames.read(timeout=10.0)) is not None or not frames.exhausted:
+            if frame is None or frame.seq % every:
+                continue
+            stem = f"{frames.name}_{frame.seq:06d}"
+            classes = pipeline(frame.image).classes
+            _write(out / "images" / f"{stem}.png", frame.image)
+            _write(out / "masks" / f"{stem}.png", classes)
+            _write(out / "overlay" / f"{stem}.png", _overlay(frame.image, classes, palette))
+            written += 1
+            bar.update()
+    (out / "data.toml").write_text(data_section(out, pipeline.spec))
+    return written
+
+
+def data_section(root: Path, spec) -> str:
+    """The `[data]` recipe section of a predicted training folder at `root`."""
+    drivable = list(spec.drivable)
+    return (f"# masks by {spec.name}: pseudo-labels (rtseg predict)\n[data]\n"
+            f'kind = "folder"\nroot = {json.dumps(root.resolve().as_posix())}\n'
+            f"classes = {json.dumps(list(spec.classes))}\ndrivable = {json.dumps(drivable)}\n"
+            "split = [0.9, 0.1]\n")
 
 
 def predict_folder(model: str, source: str | Path, out: str | Path,

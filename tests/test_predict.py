@@ -14,7 +14,7 @@ import pytest
 from rtseg.config import DataConfig
 from rtseg.data import synthetic
 from rtseg.errors import RtsegError
-from rtseg.predict import evaluate_model, predict_folder
+from rtseg.predict import evaluate_model, predict_folder, predict_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,53 @@ def test_predict_writes_masks_and_overlays(tmp_path, scene_folder, tiny_checkpoi
         assert mask.shape == (70, 110) and mask.dtype == np.uint8
         assert mask.max() < len(synthetic.CLASSES)
         assert cv2.imread(str(out / "overlay" / path.name)).shape == (70, 110, 3)
+
+
+def test_predict_on_a_video_writes_a_training_folder_that_trains(tmp_path, tiny_checkpoint):
+    """From a video (every 3rd frame): images/ (the frames, lossless), masks/, overlay/ and
+    data.toml, a [data] section the folder reader takes with the model's classes."""
+    import tomllib
+
+    from rtseg.config.recipe import DataConfig as RecipeData
+    from rtseg.config.recipe import build_dataclass
+    from rtseg.data.datasets import open_data
+
+    video, rng = tmp_path / "drive.avi", np.random.default_rng(3)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (110, 70))
+    for _ in range(7):
+        writer.write(cv2.cvtColor(synthetic.render_scene(rng, 70, 110)[0], cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "labels"
+    done = subprocess.run([sys.executable, "-m", "rtseg", "predict", str(tiny_checkpoint),
+                           "--source", str(video), "--out", str(out), "--every", "3",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 frames" in done.stderr.splitlines()[-1]
+    stems = ["drive_000000", "drive_000003", "drive_000006"]
+    for sub in ("images", "masks", "overlay"):
+        assert sorted(p.stem for p in (out / sub).glob("*.png")) == stems
+    predict_folder(str(tiny_checkpoint), out / "images", tmp_path / "again", device="cpu",
+                   progress=False)  # the masks are of the very frames written
+    for stem in stems:
+        mask = cv2.imread(str(out / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (70, 110)
+        assert np.array_equal(mask, cv2.imread(str(tmp_path / "again" / f"{stem}.png"),
+                                               cv2.IMREAD_UNCHANGED))
+    section = tomllib.loads((out / "data.toml").read_text())["data"]
+    assert section["split"] == [0.9, 0.1] and Path(section["root"]) == out.resolve()
+    data = build_dataclass(RecipeData, {**section, "height": 64, "width": 96,
+                                        "split": [0.6, 0.4]}, "[data]")  # 3 frames: 2 + 1
+    assert data.classes == tuple(synthetic.CLASSES) and data.drivable == tuple(
+        synthetic.DRIVABLE)
+    samples = [open_data(data, split) for split in ("train", "val")]
+    assert sum(len(s) for s in samples) == 3
+    image, mask = samples[0].load(0)
+    assert image.shape[:2] == mask.shape and mask.max() < len(synthetic.CLASSES)
+
+
+def test_predict_refuses_a_live_source(tmp_path, tiny_checkpoint):
+    with pytest.raises(RtsegError, match="record a live source first"):
+        predict_source(str(tiny_checkpoint), "camera0", str(tmp_path / "x"), device="cpu")
 
 
 def test_eval_matches_an_independent_scorer(tmp_path, scene_folder, tiny_checkpoint):
