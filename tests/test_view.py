@@ -163,8 +163,8 @@ def test_a_busy_port_is_one_line_naming_it():
         "pick another with --port"]
 
 
-def test_the_viewer_imports_no_torch():
-    code = ("import sys, rtseg.view, rtseg.record, rtseg.compose; "
+def test_the_viewer_recorder_and_info_import_no_torch():
+    code = ("import sys, rtseg.view, rtseg.record, rtseg.compose, rtseg.bag_info; "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
