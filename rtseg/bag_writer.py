@@ -1,7 +1,8 @@
 """Where `rtseg record` writes: one MCAP file (`--out run.mcap`), or a rosbag2 folder
 (`--out run`: `run/run_0.mcap`, ... and `run/metadata.yaml`, rtseg.rosbag2) split into a
 new file past `split_bytes` or `split_ns` of log time, like `ros2 bag record
---max-bag-size / --max-bag-duration`.
+--max-bag-size / --max-bag-duration`, optionally keeping only the newest files (a rolling
+recording).
 
 Every file is a complete MCAP file of ROS 2 messages written with mcap_ros2 (one schema
 per ROS type, a channel per topic, zstd chunks, summary and footer), with the `rtseg`
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.errors import RtsegError
@@ -23,12 +26,15 @@ from rtseg.ros2msg import DIAGNOSTIC_TYPE, MSGDEFS, message_type, ros_topic, sta
 from rtseg.rosbag2 import METADATA, BagFile, write_metadata
 from rtseg.status import NodeStatus
 
+log = logging.getLogger("rtseg.record")
 CHUNK_BYTES = 1 << 20  # mcap_ros2's default chunk size
 
 
 class McapBag:
     """One MCAP file written with mcap_ros2; `info` counts what went in (rtseg.rosbag2).
     `meta` is the `rtseg` metadata record's contents, shared by the files of a folder."""
+
+    deleted = 0  # files deleted to keep --max-files: none in a single file
 
     def __init__(self, path: Path, meta: dict[str, str], chunk_bytes: int = CHUNK_BYTES):
         from mcap_ros2.writer import Writer
@@ -102,21 +108,33 @@ def write_error(path: Path, exc: OSError) -> RtsegError:
                       "free space or record elsewhere (--out)")
 
 
+@dataclass(frozen=True)
+class Split:
+    """When a folder's file is full: at `bytes`, or spanning `ns` of log time (None: never);
+    `max_files`: keep only the newest this many files, the open one included (None: all)."""
+
+    bytes: int | None = None
+    ns: int | None = None
+    max_files: int | None = None
+
+
 class BagFolder:
     """A rosbag2 folder `folder` of MCAP files `FOLDER_0.mcap`, `FOLDER_1.mcap`, ...: a
-    message goes to a new file once the current one holds `split_bytes` or spans
-    `split_ns` of log time (None: never)."""
+    message goes to a new file once the current one is full (`split`); with
+    `split.max_files` the oldest finished file is deleted as a new one opens (a rolling
+    recording of the last files, as a dashcam keeps)."""
 
-    def __init__(self, folder: Path, meta: dict[str, str], split_bytes: int | None = None,
-                 split_ns: int | None = None) -> None:
+    def __init__(self, folder: Path, meta: dict[str, str], split: Split = Split()) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(exist_ok=True)
         self._meta = meta
-        self._split_bytes, self._split_ns = split_bytes, split_ns
+        self._split = split
         # A chunk is the unit in which the file grows: keep it well under the split size.
-        self._chunk = min(CHUNK_BYTES, max(4096, split_bytes // 4)) if split_bytes else (
+        self._chunk = min(CHUNK_BYTES, max(4096, split.bytes // 4)) if split.bytes else (
             CHUNK_BYTES)
         self._finished: list[BagFile] = []
+        self._opened = 0  # files opened so far: the next file's number
+        self.deleted = 0  # files deleted to keep split.max_files
         self._bag = self._open()
 
     @property
@@ -125,22 +143,33 @@ class BagFolder:
             [self._bag.path] if self._bag is not None else [])
 
     def _open(self) -> McapBag:
-        name = f"{self.folder.name}_{len(self._finished)}.mcap"
+        name = f"{self.folder.name}_{self._opened}.mcap"
+        self._opened += 1
         return McapBag(self.folder / name, self._meta, self._chunk)
 
     def _full(self, log_time_ns: int) -> bool:
-        info = self._bag.info
+        info, split = self._bag.info, self._split
         if not info.messages:
             return False
-        if self._split_bytes is not None and self._bag.size >= self._split_bytes:
+        if split.bytes is not None and self._bag.size >= split.bytes:
             return True
-        return self._split_ns is not None and log_time_ns - info.first_ns >= self._split_ns
+        return split.ns is not None and log_time_ns - info.first_ns >= split.ns
+
+    def _trim(self) -> None:
+        """Delete the oldest finished files beyond `split.max_files` (the open one counts)."""
+        keep = self._split.max_files
+        while keep is not None and len(self._finished) >= keep:
+            oldest = self._finished.pop(0)
+            (self.folder / oldest.name).unlink(missing_ok=True)
+            self.deleted += 1
+            log.info("deleted %s (--max-files %d)", oldest.name, keep)
 
     def _file_for(self, log_time_ns: int) -> McapBag:
         """The file a message logged at `log_time_ns` goes to: a new one where it is full."""
         if self._full(log_time_ns):
             self._bag.finish()
             self._finished.append(self._bag.info)
+            self._trim()
             self._write_metadata()
             self._bag = self._open()
         return self._bag
@@ -171,10 +200,9 @@ class BagFolder:
             self._write_metadata()
 
 
-def open_bag(out: str, endpoint: str, split_bytes: int | None = None,
-             split_ns: int | None = None) -> McapBag | BagFolder:
+def open_bag(out: str, endpoint: str, split: Split = Split()) -> McapBag | BagFolder:
     """`out` ending in .mcap: one file; else the rosbag2 folder `out` (split as asked)."""
     meta = {"endpoint": endpoint}
     if out.lower().endswith(".mcap"):
         return McapBag(Path(out), meta)
-    return BagFolder(Path(out), meta, split_bytes, split_ns)
+    return BagFolder(Path(out), meta, split)

@@ -84,6 +84,9 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
 @click.option("--split-seconds", type=float,
               help="Folder --out: start a new file once one spans this many seconds (ros2 bag "
                    "record --max-bag-duration).")
+@click.option("--max-files", type=int,
+              help="Split folder: keep only the newest N files, deleting the oldest as a new "
+                   "one opens (a rolling recording of the last N x split).")
 @click.option("--overlay", is_flag=True,
               help="Also record /NAME/overlay: each camera's colour overlay as JPEG (what the "
                    "viewer shows; Foxglove shows it in colour).")
@@ -94,8 +97,8 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
 @stoppable("record")
-def record(endpoint, topics, out, split_mb, split_seconds, overlay, count, seconds, timeout,
-           mp4, mp4_fps) -> None:
+def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, count, seconds,
+           timeout, mp4, mp4_fps) -> None:
     """Record TOPICS (NAME/drivable, /classes, /image, /status) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
@@ -109,7 +112,8 @@ def record(endpoint, topics, out, split_mb, split_seconds, overlay, count, secon
     report = run_record(RecordConfig(endpoint=endpoint, topics=tuple(topics), out=out,
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
                                      mp4_fps=mp4_fps, split_mb=split_mb,
-                                     split_seconds=split_seconds, overlay=overlay))
+                                     split_seconds=split_seconds, max_files=max_files,
+                                     overlay=overlay))
     click.echo(report.summary(), err=True)
 
 

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rtseg.bag_writer import BagFolder, McapBag, open_bag
+from rtseg.bag_writer import BagFolder, McapBag, Split, open_bag
 from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, draw
 from rtseg.errors import RtsegError
@@ -48,7 +48,8 @@ class RecordConfig:
     and optionally the overlay video `mp4`), and when to stop (`count` messages,
     `seconds`, `timeout_s` without a message; all None: until a signal). `out` ending in
     .mcap is one file; any other path a rosbag2 folder, split into a new file past
-    `split_mb` megabytes or `split_seconds` (rtseg.bag_writer). `overlay`: also write each
+    `split_mb` megabytes or `split_seconds`, keeping the newest `max_files` files
+    (rtseg.bag_writer). `overlay`: also write each
     camera's drawn overlay (the viewer's picture) as `/NAME/overlay`."""
 
     endpoint: str
@@ -61,6 +62,7 @@ class RecordConfig:
     mp4_fps: float = 10.0
     split_mb: float | None = None
     split_seconds: float | None = None
+    max_files: int | None = None
     overlay: bool = False
 
     @property
@@ -81,6 +83,7 @@ class RecordReport:
     stopped_by: str | None = None
     skipped: int = 0
     files: int = 1
+    deleted: int = 0
 
     @property
     def messages(self) -> int:
@@ -92,7 +95,8 @@ class RecordReport:
         line = (f"rtseg record: {self.messages} messages ({per_topic}) in {self.seconds:.1f} s "
                 f"to {self.out}")
         if self.files > 1:
-            line += f" ({self.files} files)"
+            line += f" ({self.files} files" + (
+                f"; {self.deleted} older deleted by --max-files)" if self.deleted else ")")
         if self.video:
             line += f"; {self.video_frames} video frames to {self.video}"
         if self.skipped:
@@ -122,8 +126,12 @@ def check_config(cfg: RecordConfig) -> None:
 
 def _check_out(cfg: RecordConfig) -> None:
     out = Path(cfg.out)
+    split = cfg.split_mb is not None or cfg.split_seconds is not None
+    if cfg.max_files is not None and (cfg.max_files < 2 or not split):
+        raise RtsegError(f"--max-files keeps the newest N >= 2 files of a split recording "
+                         f"(with --split-mb or --split-seconds), got {cfg.max_files}")
     if not cfg.folder:
-        if cfg.split_mb is not None or cfg.split_seconds is not None:
+        if split:
             raise RtsegError(f"--split-mb / --split-seconds split a rosbag2 folder: give --out "
                              f"a folder name ({out.with_suffix('')}) instead of {out.name}")
         return
@@ -291,10 +299,10 @@ def record(cfg: RecordConfig) -> RecordReport:
                                                 else set())
     with MaskSubscriber(cfg.endpoint, cfg.topics,
                         on_status=lambda status: state.on_status(status)) as sub:
-        bag = open_bag(cfg.out, cfg.endpoint,
-                       split_bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
-                       split_ns=None if cfg.split_seconds is None else round(
-                           cfg.split_seconds * 1e9))
+        bag = open_bag(cfg.out, cfg.endpoint, Split(
+            bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
+            ns=None if cfg.split_seconds is None else round(cfg.split_seconds * 1e9),
+            max_files=cfg.max_files))
         video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
         compositors = {name: Compositor(t.rpartition("/")[2] for t in cfg.topics
                                         if t.rpartition("/")[0] == name) for name in drawn}
@@ -310,4 +318,5 @@ def record(cfg: RecordConfig) -> RecordReport:
     stopped = signal.Signals(state.signalled[0]).name if state.signalled else None
     return RecordReport(out=cfg.out, counts=dict(state.counts), seconds=seconds,
                         video=cfg.mp4, video_frames=video.frames if video else 0,
-                        stopped_by=stopped, skipped=state.skipped, files=len(bag.files))
+                        stopped_by=stopped, skipped=state.skipped, files=len(bag.files),
+                        deleted=bag.deleted)

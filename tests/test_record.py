@@ -201,6 +201,27 @@ def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp
         assert got is not None and np.array_equal(got.image, want)
 
 
+def test_max_files_keeps_the_newest_files_listed_and_readable(node, tmp_path):
+    """`--max-files 2`: a rolling recording; the folder holds the two newest files, the
+    metadata lists exactly them, and both readers agree on what is left."""
+    from rosbags.rosbag2 import Reader
+
+    out = tmp_path / "ring"
+    report = record(RecordConfig(endpoint=node, topics=TOPICS, out=str(out), count=36,
+                                 timeout_s=DEADLINE_S, split_mb=0.05, max_files=2))
+    opened = report.files + report.deleted
+    assert report.files == 2 and report.deleted >= 1
+    kept = [f"ring_{opened - 2}.mcap", f"ring_{opened - 1}.mcap"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*kept, "metadata.yaml"])
+    assert listed_files(out) == kept
+    ours = [read_back(out / name) for name in kept]
+    with Reader(out) as bag:
+        assert bag.message_count == sum(len(m) for m in ours) < 36
+        theirs = [(c.topic, t) for c, t, _ in bag.messages()]
+    assert theirs == [(ch.topic, msg.log_time) for file in ours for _, ch, msg, _ in file]
+    assert f"(2 files; {report.deleted} older deleted by --max-files)" in report.summary()
+
+
 def test_status_heartbeats_are_diagnostic_arrays_ros_reads(node, tmp_path):
     """`NAME/status` -> `/NAME/status` diagnostic_msgs/DiagnosticArray: decoded by mcap_ros2
     from the recorded schema and by `rosbags` with its own ROS 2 type definitions (so the
@@ -328,6 +349,10 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "{full}"),
      "the folder exists and is not empty"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "{file}"), "it is a file"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "run", max_files=3),
+     "--max-files keeps the newest N >= 2 files of a split recording"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "run", split_mb=1, max_files=1),
+     "got 1"),
 ])
 def test_bad_requests_are_refused_before_anything_opens(cfg, problem, tmp_path):
     (tmp_path / "full").mkdir()
