@@ -14,10 +14,12 @@ from rtseg.errors import RtsegError
 
 @click.command()
 @click.argument("endpoint")
-@click.argument("topics", nargs=-1, required=True)
+@click.argument("topics", nargs=-1)
 @click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
 @click.option("--count", type=int, help="Stop after this many messages.")
-@click.option("--timeout", type=float, help="Stop when nothing arrives for this many seconds.")
+@click.option("--timeout", type=float,
+              help="Stop when nothing arrives for this many seconds (without TOPICS: listen "
+                   "this long, default 2).")
 @click.option("--curve-server-key", type=click.Path(dir_okay=False),
               help="The node's public key file (NAME.key) for a node run with --curve-secret.")
 @click.option("--curve-secret", type=click.Path(dir_okay=False),
@@ -26,7 +28,8 @@ from rtseg.errors import RtsegError
 def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
     """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
 
-    Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable demo/status
+    Without TOPICS: list the topics published there, what they carry and their rate (like
+    `ros2 topic list -v`). Example: rtseg echo tcp://127.0.0.1:5555 demo/drivable demo/status
     """
     from rtseg.echo import echo as run_echo
 

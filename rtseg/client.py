@@ -55,6 +55,7 @@ class MaskSubscriber:
         on_status: Callable[[NodeStatus], None] | None = None,
         curve_server_key: str | Path | None = None,
         curve_secret: str | Path | None = None,
+        every_topic: bool = False,
     ) -> None:
         """Connect to `endpoint` (e.g. ``tcp://127.0.0.1:5555``) and subscribe to `topics`.
 
@@ -70,15 +71,19 @@ class MaskSubscriber:
             curve_server_key: the node's public key file (``rtseg keys``) for a node run
                 with ``--curve-secret``; `curve_secret`: this client's own key pair file,
                 needed when the node admits only listed clients (else a fresh pair).
+            every_topic: subscribe to every topic the node publishes (`topics` empty):
+                for discovery (`rtseg echo ENDPOINT`); not with `latest_only`.
 
         Raises:
             RtsegError: the endpoint cannot be connected to (the message names it).
             ValueError: no topics.
         """
         topics = (topics,) if isinstance(topics, str) else tuple(topics)
-        if not topics:
+        if not topics and not every_topic:
             raise ValueError("MaskSubscriber needs at least one topic, e.g. 'demo/drivable'")
-        self._prefixes = [subscription_prefix(topic) for topic in topics]
+        if every_topic and (topics or latest_only):
+            raise ValueError("every_topic subscribes to all topics: no topics, no latest_only")
+        self._prefixes = [b""] if every_topic else [subscription_prefix(t) for t in topics]
         self.endpoint = endpoint
         self.topics = topics
         self.latest_only = latest_only

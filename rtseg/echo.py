@@ -9,6 +9,12 @@ One line per mask, image or status message::
 or, with ``hz=True``, one line per topic per second::
 
     demo/drivable rate=29.97/s period min=31.2ms max=35.1ms mean=33.4ms n=30
+
+or, without topics, the topics a node publishes (``list_topics``, like ``ros2 topic list
+-v``), heard over a few seconds::
+
+    demo/classes   classes 640x360 mono8  29.9 Hz
+    demo/status    status node=demo sources=demo  1.0 Hz
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from rtseg.protocol import NO_PREDICTION, MaskHeader, NodeStatus, ProtocolError
 from rtseg.signals import StopRequested
 
 REPORT_PERIOD_S = 1.0
+LIST_SECONDS = 2.0  # how long `rtseg echo ENDPOINT` listens for topics by default
 
 
 def echo(
@@ -41,6 +48,8 @@ def echo(
     curve_secret: str | None = None,
 ) -> int:
     """Print the masks published on `topics` at `endpoint`; return how many were received.
+    No `topics`: list the topics published there instead (`list_topics`, listening
+    `timeout_s` or LIST_SECONDS); returns how many.
 
     Args:
         hz: print a rate line per topic per second instead of one line per mask.
@@ -62,6 +71,9 @@ def echo(
     if timeout_s is not None and timeout_s <= 0:
         raise RtsegError(f"--timeout must be positive seconds, got {timeout_s}")
     out = sys.stdout if out is None else out
+    if not topics:
+        return list_topics(endpoint, timeout_s or LIST_SECONDS, out,
+                           curve_server_key=curve_server_key, curve_secret=curve_secret)
     with MaskSubscriber(endpoint, topics, curve_server_key=curve_server_key,
                         curve_secret=curve_secret) as sub:
         loop = _HzLoop(sub, out, count, timeout_s) if hz else _EchoLoop(sub, out, count, timeout_s)
@@ -75,6 +87,50 @@ def echo(
         except BrokenPipeError:  # e.g. `rtseg echo ... | head`: the reader has gone
             _silence_stdout()
         return loop.received
+
+
+def list_topics(endpoint: str, seconds: float = LIST_SECONDS, out: TextIO | None = None,
+                **curve: str | None) -> int:
+    """Listen to every topic at `endpoint` for `seconds` and print one line per topic heard,
+    sorted: what it carries and its rate. Returns the number of topics; RtsegError when
+    nothing arrives. `curve`: curve_server_key / curve_secret as for `echo`."""
+    if seconds <= 0:
+        raise RtsegError(f"--timeout must be positive seconds, got {seconds}")
+    out = sys.stdout if out is None else out
+    heard: dict[str, list] = {}  # topic -> [what it carries, count, first, last arrival]
+    with MaskSubscriber(endpoint, (), every_topic=True, **curve) as sub:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                message = sub.recv_message(max(1, round(left * 1000)))
+            except TimeoutError:
+                break
+            except ProtocolError as exc:
+                _warn(exc)
+                continue
+            topic, what = _carries(message)
+            now = time.monotonic()
+            entry = heard.setdefault(topic, [what, 0, now, now])
+            entry[1:] = [entry[1] + 1, entry[2], now]
+    if not heard:
+        raise RtsegError(f"nothing arrived at {endpoint} within {seconds:g} s: is a node "
+                         "running there (`rtseg run`)? (--timeout listens longer)")
+    width = max(len(topic) for topic in heard) + 2
+    for topic in sorted(heard):
+        what, count, first, last = heard[topic]
+        rate = f"{(count - 1) / (last - first):.1f} Hz" if count > 1 and last > first else (
+            f"{count} in {seconds:g} s")
+        print(f"{topic:<{width}}{what}  {rate}", file=out, flush=True)
+    return len(heard)
+
+
+def _carries(message: tuple[MaskHeader, np.ndarray] | NodeStatus) -> tuple[str, str]:
+    """(topic, what its messages carry) for the topic list."""
+    if isinstance(message, NodeStatus):
+        names = ",".join(s.name for s in message.sources)
+        return message.topic, f"status node={message.node} sources={names}"
+    header = message[0]
+    return header.topic, f"{header.kind} {header.width}x{header.height} {header.encoding}"
 
 
 def _silence_stdout() -> None:

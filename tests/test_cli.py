@@ -82,6 +82,8 @@ def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
     try:
         done = subprocess.run([*RTSEG, "echo", endpoint, "demo/drivable", "--count", "3",
                                "--timeout", "60"], capture_output=True, text=True, timeout=120)
+        listed = subprocess.run([*RTSEG, "echo", endpoint, "--timeout", "4"],  # no topics
+                                capture_output=True, text=True, timeout=120)
         reader_gone = subprocess.Popen([*RTSEG, "echo", endpoint, "demo/drivable", "--timeout",
                                         "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert reader_gone.stdout.readline().startswith(b"demo/drivable seq=")
@@ -95,6 +97,12 @@ def test_echo_prints_masks_from_a_running_node(endpoint, tiny_checkpoint):
     assert len(lines) == 3
     assert all(line.startswith("demo/drivable seq=") and "128x96" in line for line in lines)
     assert reader_gone.returncode == 0 and b"Traceback" not in gone_err, gone_err
+    assert listed.returncode == 0, listed.stderr  # the topic list: one line each, sorted
+    rows = [line.split() for line in listed.stdout.strip().splitlines()]
+    assert [row[:4] for row in rows[:2]] == [["demo/classes", "classes", "128x96", "mono8"],
+                                             ["demo/drivable", "drivable", "128x96", "mono8"]]
+    assert rows[2][:4] == ["demo/status", "status", "node=demo", "sources=demo"]
+    assert len(rows) == 3 and all(row[-1] in ("Hz", "s") for row in rows)
 
 
 def test_a_node_that_ends_sends_its_last_masks_and_status_before_it_exits(
