@@ -1,5 +1,6 @@
 """Command line, the tools around a running node: echo, launch, view, record, serve, keys,
-info (registered on the `rtseg` group in rtseg.cli). Flags -> one call into the package; no logic.
+info, play (registered on the `rtseg` group in rtseg.cli). Flags -> one call into the
+package; no logic.
 """
 
 from __future__ import annotations
@@ -168,4 +169,26 @@ def info(recording, as_json) -> None:
     click.echo(json.dumps(facts) if as_json else format_info(facts))
 
 
-TOOLS = (echo, launch_, view, record, serve, keys, info)
+@click.command()
+@click.argument("recording", type=click.Path())
+@click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
+              help="Where to publish (non-loopback needs --allow-remote).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@click.option("--rate", default=1.0, show_default=True, help="Speed: 2 plays twice as fast.")
+@click.option("--loop", is_flag=True, help="Start again at the end, until Ctrl-C.")
+@click.option("--delay", default=1.0, show_default=True,
+              help="Seconds to wait before the first message (subscribers connect).")
+@stoppable("play")
+def play(recording, bind, allow_remote, rate, loop, delay) -> None:
+    """Publish an rtseg RECORDING on the wire again, at its recorded pace (like `ros2 bag
+    play`): masks, images and status with their recorded seq and stamps, for consumers to
+    run on a recorded drive without a camera or a model.
+    """
+    from rtseg.play import PlayConfig
+    from rtseg.play import play as run_play
+
+    click.echo(run_play(PlayConfig(path=recording, bind=bind, rate=rate, loop=loop,
+                                   delay_s=delay, allow_remote=allow_remote)), err=True)
+
+
+TOOLS = (echo, launch_, view, record, serve, keys, info, play)
