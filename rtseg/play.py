@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from rtseg.stream.publisher import MaskPublisher
 log = logging.getLogger("rtseg.play")
 MODEL = "rtseg play"  # the masks' `model`: the recording does not keep the node's
 STATES = {0: "ok", 1: "ok", 2: "reconnecting", 3: "ended"}  # DiagnosticStatus level -> state
+POLL_S = 0.05  # how often a wait looks at the stop flags
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Player:
     """Opens the recording and binds the publisher; `run` plays it (module doc)."""
 
     cfg: PlayConfig
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # set by another thread
+    signalled: list = field(default_factory=list)  # stop signals (the handler only appends)
     counts: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -85,12 +88,26 @@ class Player:
         """Publish until the recording ends (or forever with `loop`) or `stop` is set;
         returns the seconds played."""
         start = time.monotonic()
-        if self.stop.wait(self.cfg.delay_s):
+        if self._wait(self.cfg.delay_s):
             return 0.0
         while True:
             self._pass()
-            if self.stop.is_set() or not self.cfg.loop:
+            if self._stopped() or not self.cfg.loop:
                 return time.monotonic() - start
+
+    def _stopped(self) -> bool:
+        return bool(self.signalled) or self.stop.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds` or until stopped (polled: a signal handler may take no lock);
+        True if stopped."""
+        end = time.monotonic() + seconds
+        while not self._stopped():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, POLL_S))
+        return True
 
     def _pass(self) -> None:
         wall0 = first = None
@@ -98,7 +115,7 @@ class Player:
             if first is None:
                 first, wall0 = log_time, time.monotonic()
             due = wall0 + (log_time - first) / 1e9 / self.cfg.rate
-            if self.stop.wait(max(0.0, due - time.monotonic())):
+            if self._wait(due - time.monotonic()):
                 return
             frame = self._frame(topic, sequence, ros)
             if frame is not None:
@@ -179,11 +196,12 @@ def play(cfg: PlayConfig) -> str:
     try:
         log.info("playing %s (%d file%s) on %s", cfg.path, len(player.files),
                  "s" if len(player.files) > 1 else "", player.endpoint)
-        with on_stop_signals(lambda _signum: player.stop.set()):
+        with on_stop_signals(player.signalled.append):
             seconds = player.run()
     finally:
         player.close()
     per_topic = ", ".join(f"{t} {n}" for t, n in player.counts.items()) or "none"
     return (f"rtseg play: {sum(player.counts.values())} messages ({per_topic}) in "
             f"{seconds:.1f} s on {endpoint}"
-            + ("; stopped by a signal" if player.stop.is_set() else ""))
+            + (f"; stopped by {signal.Signals(player.signalled[0]).name}"
+               if player.signalled else ""))

@@ -312,6 +312,27 @@ def test_play_publishes_the_recording_as_the_node_did(node, tmp_path):
     assert [s.name for s in statuses[0].sources] == ["demo"]
 
 
+@pytest.mark.parametrize("after_s", [0.0, 0.35, 0.8])
+def test_a_signal_stops_play_at_any_moment(node, tmp_path, after_s):
+    """SIGTERM while it waits between messages or sends them: exit 0 with its summary (a
+    handler that took the wait's lock once hung the player for good)."""
+    out = tmp_path / "short.mcap"
+    record(RecordConfig(endpoint=node, topics=("demo/classes",), out=str(out), count=6,
+                        timeout_s=DEADLINE_S))
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "play", str(out), "--bind",
+                             "tcp://127.0.0.1:*", "--loop", "--delay", "0", "--rate", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert " playing " in proc.stderr.readline()
+        time.sleep(after_s)  # the moment the signal lands, not a wait for something
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1].endswith("stopped by SIGTERM"), err
+
+
 def test_play_refuses_a_recording_without_rtseg_metadata(tmp_path):
     from rtseg.play import PlayConfig, Player
 
