@@ -109,9 +109,25 @@ def deferred_stop_waits_for_the_block() -> str:
     raise AssertionError("no stop")
 
 
+def node_stop_takes_no_lock() -> str:
+    """The node's stop_on_signals: a signal landing while the main thread holds the stop
+    Event's own lock (as inside `stop.wait`) must not wait for that lock. A handler that
+    set the Event there hung the process for good; this one only appends, and a watcher
+    thread sets the Event."""
+    from rtseg.stream.node import stop_on_signals
+
+    stop = threading.Event()
+    with stop_requests(), stop_on_signals(stop) as signalled:
+        with stop._cond:  # the Event's lock, held by this (the main) thread
+            signal.raise_signal(signal.SIGTERM)  # its handler runs here, at once
+            assert signalled == [signal.SIGTERM], signalled
+        assert stop.wait(10), "the watcher sets the Event"
+    return "ok"
+
+
 CASES = {f.__name__: f for f in (swallowed_stop_comes_back, cleanup_is_not_interrupted,
                                   loop_gets_the_swallowed_stop, nothing_left_after_the_command,
-                                  deferred_stop_waits_for_the_block)}
+                                  deferred_stop_waits_for_the_block, node_stop_takes_no_lock)}
 
 if __name__ == "__main__":
     print(CASES[sys.argv[1]]())

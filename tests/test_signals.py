@@ -20,7 +20,8 @@ CASES = Path(__file__).with_name("signal_cases.py")
 @pytest.mark.parametrize("case", ["swallowed_stop_comes_back", "cleanup_is_not_interrupted",
                                   "loop_gets_the_swallowed_stop",
                                   "nothing_left_after_the_command",
-                                  "deferred_stop_waits_for_the_block"])
+                                  "deferred_stop_waits_for_the_block",
+                                  "node_stop_takes_no_lock"])
 def test_signal_case(case):
     done = subprocess.run([sys.executable, str(CASES), case], capture_output=True, text=True,
                           timeout=120)

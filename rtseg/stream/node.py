@@ -39,6 +39,7 @@ log = logging.getLogger("rtseg.node")
 # Decoded frames alive at once: one decoding, one waiting in the feed, and at most one
 # per CUDA pipeline slot (3); a ring of 8 is never overwritten while still in use.
 PINNED_RING = 8
+SIGNAL_POLL_S = 0.05  # how soon a stop signal reaches the node's threads (stop_on_signals)
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,31 @@ def run_node(cfg: RunConfig, stop: threading.Event | None = None) -> NodeReport:
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """Inside, a SIGINT/SIGTERM sets `stop` (an orderly end) and is added to the yielded
-    list (rtseg.signals.on_stop_signals: only on the main thread)."""
+    """Inside, a SIGINT/SIGTERM is added to the yielded list and sets `stop` (an orderly
+    end) within SIGNAL_POLL_S (rtseg.signals.on_stop_signals: only on the main thread).
+
+    The handler only appends: setting the Event there would take its lock, which the main
+    thread may hold when the signal lands (inside `stop.wait`), and hang the node. A
+    watcher thread sets it instead."""
     signalled: list[int] = []
+    left = threading.Event()  # set by this function only, never from the handler
 
-    def on_signal(signum: int) -> None:
-        signalled.append(signum)
-        stop.set()
+    def watch() -> None:
+        while not left.wait(SIGNAL_POLL_S):
+            if signalled:
+                stop.set()
+                return
 
-    with on_stop_signals(on_signal):
-        yield signalled
+    watcher = threading.Thread(target=watch, name="rtseg-signals", daemon=True)
+    watcher.start()
+    try:
+        with on_stop_signals(signalled.append):
+            yield signalled
+    finally:
+        left.set()
+        watcher.join()
+        if signalled:
+            stop.set()
 
 
 def node_report(wiring: Wiring, stats: NodeStats, signalled: Sequence[int] = ()) -> NodeReport:
