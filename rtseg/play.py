@@ -69,7 +69,8 @@ class Player:
 
     def __post_init__(self) -> None:
         self.files = bag_files(Path(self.cfg.path))
-        metadata = [file_census(f).metadata.get("rtseg") for f in self.files]
+        self._census = {f: file_census(f) for f in self.files}
+        metadata = [census.metadata.get("rtseg") for census in self._census.values()]
         self.classes = {key.removeprefix("classes "): tuple(json.loads(value))
                         for meta in metadata if meta for key, value in meta.items()
                         if key.startswith("classes ")}
@@ -129,15 +130,17 @@ class Player:
         from mcap_ros2.decoder import DecoderFactory
 
         for path in self.files:
+            census = self._census[path]
+            topics = [t.topic for t in census.topics
+                      if t.topic.rpartition("/")[2] in WIRE_KINDS]
             with path.open("rb") as file:
-                indexed = file_census(path).complete
+                indexed = census.complete
                 reader = make_reader(file, decoder_factories=[DecoderFactory()]) if indexed \
                     else NonSeekingReader(file, decoder_factories=[DecoderFactory()])
                 try:
                     for _, channel, message, ros in reader.iter_decoded_messages(
-                            log_time_order=indexed):
-                        if channel.topic.rpartition("/")[2] in WIRE_KINDS:
-                            yield channel.topic, message.log_time, message.sequence, ros
+                            topics=topics, log_time_order=indexed):
+                        yield channel.topic, message.log_time, message.sequence, ros
                 except Exception as error:  # noqa: BLE001  (a cut file ends where it ends)
                     if indexed:
                         raise
