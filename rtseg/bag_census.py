@@ -5,19 +5,23 @@ complete (has its summary and index).
 A complete file is read from its summary (the channels' message counts; a topic's span is
 that of the chunks holding it, whole chunks: a fair estimate). A file without one (a
 recorder killed mid-write) is read once from the start up to where it ends, with a warning.
-Used by the replay (`rtseg.stream.bag_source`) and by `rtseg info`. No torch, no numpy.
+Used by the replay (`rtseg.stream.bag_source`), `rtseg play` and `rtseg info`, with the
+reading of a topic's messages and of rtseg's metadata they share. No torch, no numpy.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.errors import RtsegError
 
 log = logging.getLogger(__name__)
+RTSEG_METADATA = "rtseg"  # the name of rtseg record's metadata record
+_CLASSES = "classes "  # its key for a classes topic's names: "classes /NAME/classes"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,38 @@ def usable_summary(reader):
         return None
     ok = summary is not None and summary.statistics is not None and summary.chunk_indexes
     return summary if ok else None
+
+
+def classes_key(topic: str) -> str:
+    """The key of `topic`'s class names (a JSON list) in rtseg's metadata record."""
+    return _CLASSES + topic
+
+
+def recorded_classes(metadata: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """The class names of each classes topic in rtseg's metadata record, by topic."""
+    return {key.removeprefix(_CLASSES): tuple(json.loads(value))
+            for key, value in metadata.items() if key.startswith(_CLASSES)}
+
+
+def topic_messages(file, topics: list[str], decoded: bool = False) -> Iterator[tuple]:
+    """The messages of `topics` in one open MCAP file: by its index in log-time order, or,
+    in a file without a usable index (cut short), in the order written (sorting it would
+    read the whole file first). Yields (schema, channel, message), with the ROS 2 message
+    decoded by mcap_ros2 as a fourth item when `decoded`."""
+    from mcap.reader import NonSeekingReader, make_reader
+
+    factories = []
+    if decoded:
+        from mcap_ros2.decoder import DecoderFactory
+
+        factories = [DecoderFactory()]
+    reader = make_reader(file, decoder_factories=factories)
+    indexed = usable_summary(reader) is not None
+    if not indexed:
+        file.seek(0)
+        reader = NonSeekingReader(file, decoder_factories=factories)
+    iterate = reader.iter_decoded_messages if decoded else reader.iter_messages
+    yield from iterate(topics=topics, log_time_order=indexed)
 
 
 def file_census(path: Path) -> FileCensus:

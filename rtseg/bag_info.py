@@ -7,11 +7,10 @@ be so. Read from the files' summaries (rtseg.bag_census): nothing is decoded. No
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from rtseg.bag_census import file_census, merged_topics
+from rtseg.bag_census import RTSEG_METADATA, file_census, merged_topics, recorded_classes
 from rtseg.rosbag2 import METADATA
 from rtseg.stream.bag_source import bag_files
 
@@ -26,7 +25,8 @@ def recording_info(path: str) -> dict:
     spans = [(t.start_ns, t.end_ns) for t in topics if t.count]
     start = min((s for s, _ in spans), default=0)
     end = max((e for _, e in spans), default=0)
-    recorder = next((c.metadata["rtseg"] for c in censuses if "rtseg" in c.metadata), None)
+    recorder = next((c.metadata[RTSEG_METADATA] for c in censuses
+                     if RTSEG_METADATA in c.metadata), None)
     return {
         "path": str(where),
         "rosbag2_metadata": where.is_dir() and (where / METADATA).is_file(),
@@ -75,7 +75,7 @@ def format_info(info: dict) -> str:
     lines += _rows("Messages", [str(info["messages"])]) + _rows("Topic information", topics)
     if info["rtseg"]:
         recorded = [f"endpoint {info['rtseg'].get('endpoint', '?')}"]
-        recorded += [f"{key.removeprefix('classes ')} classes: {', '.join(json.loads(value))}"
-                     for key, value in info["rtseg"].items() if key.startswith("classes ")]
+        recorded += [f"{topic} classes: {', '.join(names)}"
+                     for topic, names in recorded_classes(info["rtseg"]).items()]
         lines += _rows("rtseg record", recorded)
     return "\n".join(lines)

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.bag_census import RTSEG_METADATA, classes_key
 from rtseg.errors import RtsegError
 from rtseg.ros2msg import DIAGNOSTIC_TYPE, MSGDEFS, message_type, ros_topic, status_to_ros, to_ros
 from rtseg.rosbag2 import METADATA, BagFile, write_metadata
@@ -61,7 +62,7 @@ class McapBag:
         """One decoded rtseg message (`rtseg.ros2msg.to_ros`) as one MCAP message."""
         topic = ros_topic(header.topic)
         if header.kind == "classes":
-            self._meta[f"classes {topic}"] = json.dumps(list(header.classes))
+            self._meta[classes_key(topic)] = json.dumps(list(header.classes))
         ros_type = message_type(header)
         with self._writing():
             self._writer.write_message(topic, self._schemas[ros_type], to_ros(header, data),
@@ -95,7 +96,7 @@ class McapBag:
         try:
             if not self._broken:
                 with self._writing():
-                    self._writer.add_metadata("rtseg", dict(self._meta))
+                    self._writer.add_metadata(RTSEG_METADATA, dict(self._meta))
                     self._writer.finish()
         finally:
             with contextlib.suppress(OSError):  # its buffer's flush failed already

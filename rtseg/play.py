@@ -14,7 +14,6 @@ are left out. A recording without rtseg's metadata (a camera bag) has no masks: 
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtseg.bag_census import file_census
+from rtseg.bag_census import RTSEG_METADATA, file_census, recorded_classes, topic_messages
 from rtseg.errors import RtsegError
 from rtseg.protocol import DRIVABLE_CLASSES, SourceStatus, encode, encode_image, encode_status
 from rtseg.signals import on_stop_signals
@@ -70,10 +69,9 @@ class Player:
     def __post_init__(self) -> None:
         self.files = bag_files(Path(self.cfg.path))
         self._census = {f: file_census(f) for f in self.files}
-        metadata = [census.metadata.get("rtseg") for census in self._census.values()]
-        self.classes = {key.removeprefix("classes "): tuple(json.loads(value))
-                        for meta in metadata if meta for key, value in meta.items()
-                        if key.startswith("classes ")}
+        metadata = [census.metadata.get(RTSEG_METADATA) for census in self._census.values()]
+        self.classes = {topic: names for meta in metadata if meta
+                        for topic, names in recorded_classes(meta).items()}
         if not any(metadata):
             raise RtsegError(f"{self.cfg.path} is not an rtseg recording (no rtseg metadata): "
                              "rtseg play republishes rtseg record's masks; to segment a "
@@ -126,23 +124,16 @@ class Player:
     def _messages(self) -> Iterator[tuple[str, int, int, object]]:
         """(topic, log time, MCAP sequence, decoded ROS message) of rtseg's topics, file
         after file, each in log-time order (a cut file: in the order written)."""
-        from mcap.reader import NonSeekingReader, make_reader
-        from mcap_ros2.decoder import DecoderFactory
-
         for path in self.files:
             census = self._census[path]
             topics = [t.topic for t in census.topics
                       if t.topic.rpartition("/")[2] in WIRE_KINDS]
             with path.open("rb") as file:
-                indexed = census.complete
-                reader = make_reader(file, decoder_factories=[DecoderFactory()]) if indexed \
-                    else NonSeekingReader(file, decoder_factories=[DecoderFactory()])
                 try:
-                    for _, channel, message, ros in reader.iter_decoded_messages(
-                            topics=topics, log_time_order=indexed):
+                    for _, channel, message, ros in topic_messages(file, topics, decoded=True):
                         yield channel.topic, message.log_time, message.sequence, ros
                 except Exception as error:  # noqa: BLE001  (a cut file ends where it ends)
-                    if indexed:
+                    if census.complete:
                         raise
                     log.warning("%s ends early (%s); played what precedes it", path, error)
 

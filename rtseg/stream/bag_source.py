@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtseg.bag_census import TopicCount, file_census, merged_topics, usable_summary
+from rtseg.bag_census import TopicCount, file_census, merged_topics, topic_messages
 from rtseg.errors import RtsegError
 from rtseg.rosbag2 import METADATA, listed_files
 from rtseg.stream.file_sources import FileSource, natural_key
@@ -124,7 +124,7 @@ class BagSource(FileSource):
         """(schema, channel, message) of the topic from the start, file after file."""
         for path in self._files:
             with path.open("rb") as file:
-                yield from _topic_messages(file, self.topic.topic)
+                yield from topic_messages(file, [self.topic.topic])
 
     def _check_first(self) -> None:
         """Decode the topic's first image now: a topic that cannot be shown fails at open,
@@ -273,19 +273,6 @@ def list_image_topics(files: list[Path]) -> list[TopicCount]:
                       for t in topics]
         censuses.append(replace(census, topics=tuple(topics)))
     return merged_topics(censuses)
-
-
-def _topic_messages(file, topic: str):
-    """(schema, channel, message) of `topic` in one open file: by its index in log-time
-    order, or without one in the order written (sorting would read the whole file)."""
-    from mcap.reader import NonSeekingReader, make_reader
-
-    reader = make_reader(file)
-    if usable_summary(reader) is not None:
-        yield from reader.iter_messages(topics=[topic])
-        return
-    file.seek(0)
-    yield from NonSeekingReader(file).iter_messages(topics=[topic], log_time_order=False)
 
 
 def _choose(path: Path, topics: list[TopicCount], wanted: str | None) -> TopicCount:
