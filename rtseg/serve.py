@@ -14,7 +14,6 @@ message; one inference runs at a time (a lock), decoding and encoding run beside
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.imagefile import ImageFileError, decode_image
-from rtseg.palette import class_colour
+from rtseg.segmenter import Segmenter
 from rtseg.signals import StopRequested
 from rtseg.wire import MAX_SIDE
 
@@ -44,36 +43,6 @@ class ServeConfig:
     device: str = "auto"
     max_bytes: int = 20_000_000
     max_side: int = MAX_SIDE
-
-
-class Segmenter:
-    """The node's Pipeline (rtseg.stream.pipeline) on one backend, one call at a time."""
-
-    def __init__(self, backend) -> None:
-        from rtseg.stream.pipeline import Pipeline
-
-        self.pipeline = Pipeline(backend)  # logits upsampled to the image: as `rtseg predict`
-        self.spec = backend.spec
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, image: np.ndarray):
-        """``(H, W, 3) uint8`` BGR -> (Masks at (H, W), ms spent waiting for the lock)."""
-        t0 = time.perf_counter()
-        with self._lock:
-            waited = (time.perf_counter() - t0) * 1e3
-            masks = self.pipeline(image)
-            self.calls += 1
-        return masks, waited
-
-    def describe(self) -> dict:
-        """What ``GET /model`` answers."""
-        spec = self.spec
-        return {"name": spec.name, "classes": list(spec.classes),
-                "drivable": [spec.classes[i] for i in spec.drivable_ids],
-                "palette": [list(class_colour(name)) for name in spec.classes],
-                "input_size": list(spec.input_size), "mean": list(spec.mean),
-                "std": list(spec.std)}
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -136,9 +105,9 @@ def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
         except ImageFileError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         t1 = time.perf_counter()
-        masks, waited = await run_in_threadpool(segmenter, image)
-        timings = {"read_decode": (t1 - t0) * 1e3, "wait": waited,
-                   **{k: masks.timings_ms[k] for k in ("pre", "infer", "post")}}
+        masks = await run_in_threadpool(segmenter, image)
+        timings = {"read_decode": (t1 - t0) * 1e3,
+                   **{k: masks.timings_ms[k] for k in ("wait", "pre", "infer", "post")}}
         if format == "json":
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return JSONResponse(_summary(segmenter, masks, timings))
@@ -155,14 +124,12 @@ def run_serve(cfg: ServeConfig) -> int:
     SIGINT/SIGTERM; returns the number of images segmented."""
     import uvicorn
 
-    from rtseg.backends import load_backend
-
     sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
-    with sock, load_backend(cfg.model, cfg.device) as backend:
-        segmenter = Segmenter(backend)
+    # logits upsampled before the argmax: the masks of rtseg predict
+    with sock, Segmenter(cfg.model, device=cfg.device, upsample="logits") as segmenter:
         app = create_app(segmenter, cfg.max_bytes, cfg.max_side)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        log.info("serving %s at %s/segment (Ctrl-C stops it)", backend.spec.name,
+        log.info("serving %s at %s/segment (Ctrl-C stops it)", segmenter.spec.name,
                  socket_url(sock))
         try:
             server.run(sockets=[sock])

@@ -16,6 +16,12 @@ from pathlib import Path
 
 import pytest
 
+# A pytest-xdist worker (make test runs two) gives torch one thread, before torch is imported;
+# the CLI subprocesses it starts inherit it. Two workers whose torch each spun OpenMP threads
+# on both of the two cores took as long as one process (955 s); one thread each, 544 s.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ANY_PORT = "tcp://127.0.0.1:*"

@@ -15,25 +15,30 @@ import numpy as np
 import pytest
 import uvicorn
 
-from rtseg.backends import load_backend
+from rtseg import Segmenter
 from rtseg.data import synthetic
 from rtseg.httpbind import listen_socket, socket_url
-from rtseg.serve import Segmenter, create_app
+from rtseg.serve import create_app
 
 MAX_BYTES = 1_000_000
 START_S = 60.0
 
 
 @pytest.fixture(scope="module")
-def backend():
-    with load_backend("demo", "cpu") as demo:
+def segmenter():
+    """The demo model as `rtseg serve` opens it: rtseg predict's masks."""
+    with Segmenter("demo", device="cpu", upsample="logits") as demo:
         yield demo
 
 
 @pytest.fixture(scope="module")
-def server(backend):
+def backend(segmenter):
+    return segmenter.backend
+
+
+@pytest.fixture(scope="module")
+def server(segmenter):
     """The app on uvicorn in a thread, on a socket bound to port 0 first."""
-    segmenter = Segmenter(backend)
     sock = listen_socket("127.0.0.1", 0)
     app = create_app(segmenter, max_bytes=MAX_BYTES)
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

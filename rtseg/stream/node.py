@@ -207,10 +207,11 @@ def _wiring(names: tuple[str, ...], sources: tuple[Source, ...], backend: Backen
 
 def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
                   cuda_graphs: bool = False, overlap: str = "on",
-                  mask_size: str = "frame") -> FramePipeline:
+                  mask_size: str = "frame", upsample: str = "classes") -> FramePipeline:
     """CudaPipeline for a CUDA backend (pinned buffers, streams, GPU pre/post, CUDA graphs
-    when `cuda_graphs`; video files then decode straight into pinned memory); otherwise the
-    host Pipeline with the CPU's cheap upsampling of class maps, publishing a batch while
+    when `cuda_graphs`; video files then decode straight into pinned memory; logits
+    upsampled on the GPU); otherwise the host Pipeline with the CPU's cheap upsampling of
+    class maps (`upsample` "classes"; "logits": rtseg predict's), publishing a batch while
     the next one infers unless `overlap` is "off" (then one batch at a time), its masks at
     `mask_size` (rtseg.config.parse_mask_size: frame, input or HxW)."""
     size = parse_mask_size(mask_size)
@@ -224,7 +225,7 @@ def make_pipeline(backend: Backend, sources: Sequence[Source] = (),
             source.decode_into(pinned_array, count=PINNED_RING)
         return CudaPipeline(backend, graphs=cuda_graphs)
     fixed = None if size == "frame" else backend.spec.input_size if size == "input" else size
-    return Pipeline(backend, upsample="classes", overlap=overlap != "off", mask_size=fixed)
+    return Pipeline(backend, upsample=upsample, overlap=overlap != "off", mask_size=fixed)
 
 
 def topic_names(given: tuple[str, ...] | None, sources: Sequence[Source]) -> tuple[str, ...]:
