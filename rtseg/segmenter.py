@@ -49,9 +49,15 @@ class Segmenter:
                  engine_cache: str = "engines/cache", calib: str | None = None,
                  batch: int = 1, mask_size: str = "frame", upsample: str | None = None):
         from rtseg.backends import load_backend
+        from rtseg.config import RUN_ENGINES
         from rtseg.export.cache import resolve_model
         from rtseg.stream.node import make_pipeline
 
+        if engine not in RUN_ENGINES:
+            raise RtsegError(f"unknown engine {engine!r}: use one of {', '.join(RUN_ENGINES)}")
+        if upsample not in (None, "logits"):
+            raise RtsegError(f"unknown upsample {upsample!r}: use None (the node's masks) or "
+                             "'logits' (rtseg predict's)")
         self.model = resolve_model(model, engine, device, engine_cache, batch=batch,
                                    calib=calib)
         self.backend = load_backend(self.model, device)

@@ -140,9 +140,16 @@ def test_a_bad_frame_is_a_clear_error(demo, frame, says):
         demo.segment([])
 
 
-def test_a_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(RtsegError, match="nope.pt"):
-        Segmenter(str(tmp_path / "nope.pt"), device="cpu")
+@pytest.mark.parametrize("kw, says", [
+    ({"model": "nope.pt"}, "nope.pt"),
+    ({"engine": "bogus"}, "unknown engine 'bogus'.*torch, auto"),
+    ({"upsample": "bilinear"}, "unknown upsample 'bilinear'"),
+    ({"mask_size": "big"}, "unknown --mask-size 'big'"),
+    ({"device": "tpu"}, "unknown device 'tpu'"),
+])
+def test_bad_arguments_are_clear_errors(kw, says):
+    with pytest.raises(RtsegError, match=says):
+        Segmenter(**{"model": "demo", "device": "cpu", **kw})
 
 
 def test_importing_rtseg_stays_light():
