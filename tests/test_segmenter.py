@@ -124,6 +124,21 @@ def test_a_compiled_engine_runs_as_given(compiled_engine, tiny_checkpoint):
             assert agree >= 0.99, agree  # the parity gate's criterion
 
 
+@pytest.mark.slow
+def test_engine_auto_compiles_once_into_the_cache(tmp_path, tiny_checkpoint):
+    cache = tmp_path / "cache"
+    frame = scenes(1, size=(128, 192))[0]
+    with Segmenter(str(tiny_checkpoint), engine="auto", device="cpu",
+                   engine_cache=str(cache)) as first:
+        assert first.model.endswith(".json") and first.model.startswith(str(cache))
+        masks = first(frame)
+    built = sorted(p.name for p in cache.iterdir())
+    with Segmenter(str(tiny_checkpoint), engine="auto", device="cpu",
+                   engine_cache=str(cache)) as again:  # (its parity gate: test_export)
+        assert again.model == first.model and sorted(p.name for p in cache.iterdir()) == built
+        assert np.array_equal(again(frame).classes, masks.classes)
+
+
 @pytest.mark.parametrize("frame, says", [
     (np.zeros((40, 60), np.uint8), "grey image.*COLOR_GRAY2BGR"),
     (np.zeros((40, 60, 4), np.uint8), "four channels.*COLOR_BGRA2BGR"),
