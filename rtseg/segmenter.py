@@ -43,11 +43,14 @@ class Segmenter:
             "HxW"; CPU only, as `rtseg run --mask-size`.
         upsample: None (the node's: on the CPU the class map is resized, nearest) or
             "logits" (logits resized bilinearly, then the argmax: `rtseg predict`'s masks).
+        warmup: run one blank frame now, so that the first real frame does not pay the
+            engine's first-inference cost (several times a later call's).
     """
 
     def __init__(self, model: str = "demo", *, engine: str = "torch", device: str = "auto",
                  engine_cache: str = "engines/cache", calib: str | None = None,
-                 batch: int = 1, mask_size: str = "frame", upsample: str | None = None):
+                 batch: int = 1, mask_size: str = "frame", upsample: str | None = None,
+                 warmup: bool = True):
         from rtseg.backends import load_backend
         from rtseg.config import RUN_ENGINES
         from rtseg.export.cache import resolve_model
@@ -61,15 +64,18 @@ class Segmenter:
         self.model = resolve_model(model, engine, device, engine_cache, batch=batch,
                                    calib=calib)
         self.backend = load_backend(self.model, device)
+        self.spec = self.backend.spec
+        self._lock = threading.Lock()
+        self.calls = 0
         try:
             self.pipeline = make_pipeline(self.backend, mask_size=mask_size,
                                           upsample=upsample or "classes")
+            if warmup:
+                self.segment([np.zeros((*self.input_size, 3), np.uint8)])
+                self.calls = 0  # frames segmented, the warm-up not counted
         except BaseException:
             self.backend.close()
             raise
-        self.spec = self.backend.spec
-        self.calls = 0
-        self._lock = threading.Lock()
 
     @property
     def classes(self) -> tuple[str, ...]:

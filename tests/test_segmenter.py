@@ -82,6 +82,15 @@ def test_masks_and_metadata(demo):
     assert np.abs(picture.astype(int) - frame).mean() > 5  # the masks are drawn on it
 
 
+def test_the_warm_up_changes_no_mask_and_is_not_counted():
+    frame = scenes(1, size=(200, 300), seed=8)[0]
+    with Segmenter("demo", device="cpu", warmup=False) as cold, \
+            Segmenter("demo", device="cpu") as warm:
+        assert cold.calls == warm.calls == 0
+        assert np.array_equal(cold(frame).classes, warm(frame).classes)
+        assert cold.calls == warm.calls == 1
+
+
 def test_a_batch_of_sizes_gives_each_frame_its_own_masks(demo):
     frames = scenes(2, size=(240, 320)) + scenes(1, size=(150, 500), seed=9)
     batch = demo.segment(frames)
