@@ -1,6 +1,6 @@
-"""Command line, the tools around a running node: echo, launch, view, record, serve, keys,
-info, play (registered on the `rtseg` group in rtseg.cli). Flags -> one call into the
-package; no logic.
+"""Command line, the tools around a running node: echo, launch, view, foxglove, record,
+serve, keys, info, play (registered on the `rtseg` group in rtseg.cli). Flags -> one call
+into the package; no logic.
 """
 
 from __future__ import annotations
@@ -73,6 +73,30 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
 
     run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
                         bind=bind, allow_remote=allow_remote))
+
+
+@click.command()
+@click.argument("endpoint")
+@click.argument("names", nargs=-1)
+@click.option("--port", default=8765, show_default=True,
+              help="WebSocket port (Foxglove's default: 8765).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@click.option("--no-overlay", is_flag=True, help="Do not serve /NAME/overlay.")
+@stoppable("foxglove")
+def foxglove(endpoint, names, port, bind, allow_remote, no_overlay) -> None:
+    """Serve the cameras NAMES [default: demo] of the node at ENDPOINT live to Foxglove.
+
+    In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:PORT. Topics and
+    types are those of `rtseg record` (/NAME/classes, /NAME/drivable as
+    sensor_msgs/msg/Image; /NAME/image, /NAME/overlay as CompressedImage; /NAME/status as
+    DiagnosticArray). Needs the foxglove extra: pip install 'rtseg[foxglove]'.
+    """
+    from rtseg.foxglove_bridge import FoxgloveConfig, run_foxglove
+
+    run_foxglove(FoxgloveConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
+                                bind=bind, allow_remote=allow_remote, overlay=not no_overlay))
 
 
 @click.command()
@@ -191,4 +215,4 @@ def play(recording, bind, allow_remote, rate, loop, delay) -> None:
                                    delay_s=delay, allow_remote=allow_remote)), err=True)
 
 
-TOOLS = (echo, launch_, view, record, serve, keys, info, play)
+TOOLS = (echo, launch_, view, foxglove, record, serve, keys, info, play)

@@ -11,16 +11,20 @@ without `--image-topic` still shows its coloured masks. No torch here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rtseg.imagefile import decode_image
+from rtseg.errors import RtsegError
+from rtseg.imagefile import ImageFileError, decode_image
 from rtseg.palette import overlay
-from rtseg.protocol import MaskHeader
+from rtseg.protocol import MaskHeader, ProtocolError
+
+log = logging.getLogger("rtseg.compose")
 
 MASK_KINDS = ("classes", "drivable")
 IMAGE_KIND = "image"
@@ -117,3 +121,64 @@ def draw(parts: FrameParts) -> Composite:
                   drivable[1] if drivable else None)
     latency = (classes or drivable)[0].latency_ms
     return Composite(parts.seq, parts.stamp_ns, bgr, names, latency, image is not None)
+
+
+def overlay_jpeg(composite: Composite, quality: int) -> np.ndarray:
+    """The drawn frame as a JPEG file ``(N,) uint8`` at `quality` (0-100)."""
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", composite.bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RtsegError(f"OpenCV could not encode a {composite.bgr.shape} overlay as JPEG")
+    return jpeg.reshape(-1)
+
+
+def overlay_message(camera: str, parts: FrameParts, composite: Composite,
+                    quality: int) -> tuple[MaskHeader, np.ndarray]:
+    """`CAMERA/overlay`: the drawn frame as an image message (JPEG ``(N,) uint8``) with
+    the seq, stamp and frame_id of the frame's masks, for `rtseg record --overlay` and
+    `rtseg foxglove` (rtseg.ros2msg makes it a CompressedImage)."""
+    jpeg = overlay_jpeg(composite, quality)
+    mask = next(iter(parts.masks.values()))[0]
+    height, width = composite.bgr.shape[:2]
+    header = replace(mask, topic=f"{camera}/overlay", kind="image", encoding="jpeg",
+                     width=width, height=height, classes=())
+    return header, jpeg
+
+
+def receive_frames(sub, compositors: dict[str, Compositor], stopped: Callable[[], bool],
+                   on_frame: Callable[[str, FrameParts], None],
+                   on_message: Callable[[MaskHeader, np.ndarray], None] | None = None) -> None:
+    """The receive loop of a live consumer (`rtseg view`, `rtseg foxglove`), until
+    `stopped()`: each message goes to `on_message` (if given) and to its camera's
+    compositor; once the socket has nothing more waiting, `on_frame(camera, parts)` gets
+    each camera's newest complete frame, so a slow moment never builds a queue. `sub` is a
+    rtseg.client.MaskSubscriber; a malformed message is logged and skipped."""
+    newest: dict[str, FrameParts] = {}
+    while not stopped():
+        try:
+            header, data = sub.recv(timeout_ms=0 if newest else 200)
+        except TimeoutError:
+            for camera, parts in newest.items():
+                on_frame(camera, parts)
+            newest.clear()
+            continue
+        except ProtocolError as exc:
+            log.warning("skipped a message: %s", exc)
+            continue
+        if on_message is not None:
+            on_message(header, data)
+        camera = header.topic.rpartition("/")[0]
+        if camera in compositors:
+            done = compositors[camera].add(header, data)
+            if done is not None:
+                newest[camera] = done
+
+
+def draw_or_skip(camera: str, parts: FrameParts) -> Composite | None:
+    """`draw(parts)`, or None with a warning when the frame's JPEG cannot be decoded."""
+    try:
+        return draw(parts)
+    except ImageFileError as exc:
+        log.warning("skipped a frame of %s: %s", camera, exc)
+        return None

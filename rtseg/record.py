@@ -23,15 +23,15 @@ import logging
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtseg.bag_writer import BagFolder, McapBag, Split, open_bag
 from rtseg.client import MaskSubscriber
-from rtseg.compose import Composite, Compositor, draw
+from rtseg.compose import Composite, Compositor, FrameParts, draw, overlay_message
 from rtseg.errors import RtsegError
 from rtseg.imagefile import ImageFileError
-from rtseg.protocol import MaskHeader, ProtocolError
+from rtseg.protocol import ProtocolError
 from rtseg.signals import on_stop_signals
 from rtseg.status import NodeStatus
 
@@ -269,20 +269,13 @@ class _Recording:
         if self.video is not None and camera == self.camera:
             self.video.add(composite)
         if self.cfg.overlay:
-            self._write_overlay(camera, next(iter(parts.masks.values()))[0], composite)
+            self._write_overlay(camera, parts, composite)
 
-    def _write_overlay(self, camera: str, mask: MaskHeader, composite: Composite) -> None:
+    def _write_overlay(self, camera: str, parts: FrameParts, composite: Composite) -> None:
         """`/CAMERA/overlay`: the drawn frame as a JPEG CompressedImage with the frame's
-        seq, stamp and frame_id (those of its mask `mask`)."""
-        import cv2
-
-        ok, jpeg = cv2.imencode(".jpg", composite.bgr, [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_QUALITY])
-        if not ok:
-            raise RtsegError(f"OpenCV could not encode the overlay of {camera} as JPEG")
-        height, width = composite.bgr.shape[:2]
-        header = replace(mask, topic=f"{camera}/overlay", kind="image", encoding="jpeg",
-                         width=width, height=height, classes=())
-        self.bag.write(header, jpeg.reshape(-1), time.time_ns())
+        seq, stamp and frame_id."""
+        header, jpeg = overlay_message(camera, parts, composite, OVERLAY_QUALITY)
+        self.bag.write(header, jpeg, time.time_ns())
         self.counts[header.topic] += 1
 
     def _skip(self, exc: Exception) -> None:

@@ -72,6 +72,17 @@ class StopRequested(BaseException):  # noqa: N818  (like KeyboardInterrupt)
         return f"rtseg {command}: stopped by {self.signame}" + (f" {detail}" if detail else "")
 
 
+def wait_for_stop(stop: threading.Event, detail: Callable[[], str]) -> None:
+    """Block until `stop` is set. A stop signal meanwhile (StopRequested) leaves with its
+    detail set to `detail()` (what the serving command did, for its summary line)."""
+    try:
+        while not stop.wait(0.5):
+            pass
+    except StopRequested as stopped:
+        stopped.detail = detail()
+        raise
+
+
 def _raise(signum: int, _frame) -> None:
     repeat, _stop.retry_pending = _stop.retry_pending, False
     if repeat and _stop.raised is None:

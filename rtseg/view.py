@@ -25,13 +25,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from rtseg.client import MaskSubscriber
-from rtseg.compose import Composite, Compositor, FrameParts, draw
+from rtseg.compose import (
+    Composite,
+    Compositor,
+    FrameParts,
+    draw_or_skip,
+    overlay_jpeg,
+    receive_frames,
+)
 from rtseg.errors import RtsegError
 from rtseg.httpbind import listen_socket, socket_url
-from rtseg.imagefile import ImageFileError
 from rtseg.palette import legend
-from rtseg.protocol import NodeStatus, ProtocolError
-from rtseg.signals import StopRequested
+from rtseg.protocol import NodeStatus
+from rtseg.signals import wait_for_stop
 from rtseg.view_page import render_page
 
 log = logging.getLogger("rtseg.view")
@@ -161,43 +167,15 @@ class Viewer:
             log.exception("the viewer's subscriber failed: no new frames will show")
 
     def _receive_loop(self) -> None:
-        """Receive until stopped: collect parts, draw each camera's newest complete frame
-        once the socket has nothing more waiting (so a slow moment never builds a queue)."""
+        """Receive until stopped, drawing each camera's newest complete frame."""
         compositors = {n: Compositor(("classes", "drivable", "image")) for n in self.cameras}
-        newest: dict[str, FrameParts] = {}
-        while not self._stop.is_set():
-            try:
-                header, data = self._sub.recv(timeout_ms=0 if newest else 200)
-                name = header.topic.rsplit("/", 1)[0]
-                done = compositors[name].add(header, data)
-                if done is not None:
-                    newest[name] = done
-                continue
-            except TimeoutError:
-                pass
-            except ProtocolError as exc:
-                log.warning("skipped a message: %s", exc)
-                continue
-            for name, parts in newest.items():
-                self._show(name, parts)
-            newest.clear()
+        receive_frames(self._sub, compositors, self._stop.is_set, self._show)
 
     def _show(self, name: str, parts: FrameParts) -> None:
-        try:
-            composite = draw(parts)
-        except ImageFileError as exc:
-            log.warning("skipped a frame of %s: %s", name, exc)
-            return
-        self.cameras[name].put(composite, self._jpeg(composite))
-
-    def _jpeg(self, composite: Composite) -> bytes:
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", composite.bgr,
-                               [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
-        if not ok:
-            raise RuntimeError(f"OpenCV could not encode a {composite.bgr.shape} overlay")
-        return buf.tobytes()
+        composite = draw_or_skip(name, parts)
+        if composite is not None:
+            jpeg = overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes()
+            self.cameras[name].put(composite, jpeg)
 
     def close(self) -> None:
         """Stop the streams, the server and the subscriber. Safe to call twice."""
@@ -305,10 +283,5 @@ def run_view(cfg: ViewConfig, stop: threading.Event | None = None,
                  cfg.endpoint, viewer.url)
         if on_ready is not None:
             on_ready(viewer.url)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except StopRequested as stopped:
-            stopped.detail = f"after {viewer.overlays} overlays"
-            raise
+        wait_for_stop(stop, lambda: f"after {viewer.overlays} overlays")
         return viewer.overlays

@@ -243,7 +243,8 @@ max_retries = -2
 def test_the_bundled_launch_files_parse():
     launch = Path(__file__).resolve().parents[1] / "launch"
     names = {file.name: load_launch_file(file) for file in launch.glob("*.toml")}
-    assert {"demo.toml", "two_cameras.toml", "record.toml"} <= set(names)
+    assert {"demo.toml", "two_cameras.toml", "record.toml", "foxglove.toml"} <= set(names)
+    assert [proc.name for proc in names["foxglove.toml"].processes] == ["node", "foxglove"]
     demo = names["demo.toml"]
     assert [proc.name for proc in demo.processes] == ["node", "view", "echo"]
     assert "--image-topic" in demo.processes[0].command  # the viewer shows the frames

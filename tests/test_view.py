@@ -150,12 +150,13 @@ def test_without_an_image_topic_the_coloured_mask_alone():
     assert info["over_image"] is False and len(info["legend"]) == len(CLASS_NAMES)
 
 
-def test_a_busy_port_is_one_line_naming_it():
+@pytest.mark.parametrize("command", ["view", "foxglove"])  # the page; the Foxglove bridge
+def test_a_busy_port_is_one_line_naming_it(command):
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "rtseg", "view", "tcp://127.0.0.1:5555",
+        done = subprocess.run([sys.executable, "-m", "rtseg", command, "tcp://127.0.0.1:5555",
                                "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
@@ -164,7 +165,8 @@ def test_a_busy_port_is_one_line_naming_it():
 
 
 def test_the_viewer_recorder_and_info_import_no_torch():
-    code = ("import sys, rtseg.view, rtseg.record, rtseg.compose, rtseg.bag_info; "
+    code = ("import sys, rtseg.view, rtseg.record, rtseg.compose, rtseg.bag_info, foxglove, "
+            "rtseg.foxglove_bridge; "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

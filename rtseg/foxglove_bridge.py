@@ -1,0 +1,226 @@
+"""`rtseg foxglove`: a node's topics live in Foxglove, over the Foxglove WebSocket protocol.
+
+A WebSocket server (foxglove-sdk, subprotocol ``foxglove.sdk.v1``, what the Foxglove app
+and ``foxglove_bridge`` speak) that serves, per camera NAME, the same topics and ROS 2
+types that `rtseg record` writes (rtseg.ros2msg), in CDR, so one Foxglove layout shows a
+live node and its recordings alike:
+
+- ``/NAME/drivable``, ``/NAME/classes``: ``sensor_msgs/msg/Image`` mono8;
+- ``/NAME/image``: ``sensor_msgs/msg/CompressedImage`` jpeg (a node run with --image-topic);
+- ``/NAME/overlay``: the classes in colour over the frame (what `rtseg view` draws), jpeg;
+- ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel).
+
+A channel is advertised when its topic's first message arrives (the overlay with its
+camera's first mask), and a message is converted only while a client subscribes to its
+channel: an idle bridge costs the receive alone. Loopback unless --allow-remote.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rtseg.client import MaskSubscriber
+from rtseg.compose import (
+    Compositor,
+    FrameParts,
+    draw_or_skip,
+    overlay_message,
+    receive_frames,
+)
+from rtseg.errors import RtsegError
+from rtseg.httpbind import is_loopback
+from rtseg.protocol import MaskHeader, NodeStatus
+from rtseg.ros2msg import (
+    COMPRESSED_TYPE,
+    DIAGNOSTIC_TYPE,
+    MSGDEFS,
+    message_type,
+    ros_topic,
+    status_to_ros,
+    to_ros,
+)
+from rtseg.signals import wait_for_stop
+
+log = logging.getLogger("rtseg.foxglove")
+SUBPROTOCOL = "foxglove.sdk.v1"
+KINDS = ("drivable", "classes", "image", "status")
+INSTALL_HINT = "pip install 'rtseg[foxglove]' (the foxglove-sdk package)"
+
+
+@dataclass(frozen=True)
+class FoxgloveConfig:
+    """`rtseg foxglove`: the node's `endpoint` and camera `names`, where the WebSocket
+    server listens (`bind`, `port`; 0 = a free port), and whether to serve `/NAME/overlay`
+    (JPEG at `jpeg_quality`)."""
+
+    endpoint: str
+    names: tuple[str, ...] = ("demo",)
+    port: int = 8765
+    bind: str = "127.0.0.1"
+    allow_remote: bool = False
+    overlay: bool = True
+    jpeg_quality: int = 85
+
+
+class RosChannels:
+    """One foxglove Channel per ROS topic (``cdr`` messages of a ``ros2msg`` schema),
+    advertised on first use, and the CDR encoder of each type (mcap_ros2's)."""
+
+    def __init__(self, context) -> None:
+        from mcap_ros2._dynamic import serialize_dynamic
+
+        self._context = context
+        self._encoders = {name: serialize_dynamic(name, text)[name]
+                          for name, text in MSGDEFS.items()}
+        self._channels: dict[str, object] = {}
+        self.sent: dict[str, int] = {}  # messages sent to clients, per topic
+
+    def wanted(self, topic: str, ros_type: str) -> bool:
+        """Advertise `topic` (once) and tell whether a client subscribes to it now."""
+        channel = self._channels.get(topic)
+        if channel is None:
+            import foxglove
+
+            schema = foxglove.Schema(name=ros_type, encoding="ros2msg",
+                                     data=MSGDEFS[ros_type].encode())
+            channel = self._channels[topic] = foxglove.Channel(
+                topic, schema=schema, message_encoding="cdr", context=self._context)
+            log.info("advertised %s (%s)", topic, ros_type)
+        return channel.has_sinks()
+
+    def send(self, topic: str, ros_type: str, message: Callable[[], dict],
+             log_time_ns: int) -> None:
+        """Encode `message()` (a ROS message dict) and send it, if `topic` is wanted."""
+        if self.wanted(topic, ros_type):
+            self._channels[topic].log(self._encoders[ros_type](message()),
+                                      log_time=log_time_ns)
+            self.sent[topic] = self.sent.get(topic, 0) + 1
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+
+def start_server(cfg: FoxgloveConfig, context):
+    """foxglove-sdk's WebSocket server on `cfg.bind`:`cfg.port`, or a one-line RtsegError
+    (a non-loopback address without --allow-remote, a bad or busy port)."""
+    if not 0 <= cfg.port <= 65535:
+        raise RtsegError(f"--port {cfg.port} is outside 0..65535")
+    if not cfg.allow_remote and not is_loopback(cfg.bind):
+        raise RtsegError(f"--bind {cfg.bind} is not a loopback address: it lets other "
+                         "machines connect; pass --allow-remote if that is intended, or "
+                         "bind 127.0.0.1")
+    import foxglove
+
+    host = "127.0.0.1" if cfg.bind == "localhost" else cfg.bind.strip("[]")
+    try:
+        return foxglove.start_server(name="rtseg", host=host, port=cfg.port, context=context)
+    except RuntimeError as exc:
+        if "in use" in str(exc):
+            raise RtsegError(f"port {cfg.port} is in use on {host}: stop the program holding "
+                             "it or pick another with --port") from None
+        raise RtsegError(f"cannot serve Foxglove on {host}:{cfg.port}: {exc}; use an address "
+                         "of this machine, e.g. --bind 127.0.0.1") from None
+
+
+class FoxgloveBridge:
+    """The WebSocket server and the subscriber thread of `rtseg foxglove`; a context
+    manager. `url` is the address to open in Foxglove (ws://HOST:PORT)."""
+
+    def __init__(self, cfg: FoxgloveConfig) -> None:
+        if not cfg.names:
+            raise RtsegError("rtseg foxglove needs at least one camera NAME, e.g. demo")
+        try:
+            import foxglove
+        except ImportError:
+            raise RtsegError(f"rtseg foxglove needs foxglove-sdk: {INSTALL_HINT}") from None
+        self.cfg = cfg
+        self._stop = threading.Event()
+        self._context = foxglove.Context()
+        self._server = start_server(cfg, self._context)
+        host = "127.0.0.1" if cfg.bind == "localhost" else cfg.bind.strip("[]")
+        self.url = f"ws://[{host}]:{self._server.port}" if ":" in host else \
+            f"ws://{host}:{self._server.port}"
+        try:
+            self.channels = RosChannels(self._context)
+            topics = [f"{n}/{kind}" for n in cfg.names for kind in KINDS]
+            self._sub = MaskSubscriber(cfg.endpoint, topics, timeout_ms=200,
+                                       on_status=self._on_status)
+        except BaseException:
+            self._server.stop()
+            raise
+        self._thread = threading.Thread(target=self._receive, daemon=True,
+                                        name="rtseg-foxglove-sub")
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def _on_status(self, status: NodeStatus) -> None:
+        self.channels.send(ros_topic(status.topic), DIAGNOSTIC_TYPE,
+                           lambda: status_to_ros(status), status.stamp_ns)
+
+    def _forward(self, header: MaskHeader, data: np.ndarray) -> None:
+        """One wire message as its ROS 2 message; an image or mask's log time is its
+        capture time, so Foxglove lines the topics of one frame up."""
+        self.channels.send(ros_topic(header.topic), message_type(header),
+                           lambda: to_ros(header, data), header.stamp_ns)
+
+    def _overlay(self, camera: str, parts: FrameParts) -> None:
+        topic = ros_topic(f"{camera}/overlay")
+        if not self.channels.wanted(topic, COMPRESSED_TYPE):
+            return
+        composite = draw_or_skip(camera, parts)
+        if composite is not None:
+            header, jpeg = overlay_message(camera, parts, composite, self.cfg.jpeg_quality)
+            self._forward(header, jpeg)
+
+    def _receive(self) -> None:
+        kinds = ("classes", "drivable", "image")
+        compositors = {n: Compositor(kinds) for n in self.cfg.names} if self.cfg.overlay else {}
+        for name in compositors:  # advertised from the start: Foxglove lists it at once
+            self.channels.wanted(ros_topic(f"{name}/overlay"), COMPRESSED_TYPE)
+        try:
+            receive_frames(self._sub, compositors, self._stop.is_set, self._overlay,
+                           on_message=self._forward)
+        except Exception:
+            log.exception("the Foxglove bridge's subscriber failed: no new messages will go out")
+
+    def close(self) -> None:
+        """Stop the subscriber thread, the channels and the server. Safe to call twice."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._sub.close()
+        self.channels.close()
+        self._server.stop()
+
+    def __enter__(self) -> FoxgloveBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_foxglove(cfg: FoxgloveConfig, stop: threading.Event | None = None,
+                 on_ready: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Serve until `stop` is set or a SIGINT/SIGTERM (StopRequested, whose detail then
+    counts what went out); returns the messages sent per topic. `on_ready(url)` once
+    listening."""
+    stop = stop or threading.Event()
+    with FoxgloveBridge(cfg) as bridge:
+        log.info("Foxglove bridge of %s on %s at %s (open it in Foxglove: Open connection, "
+                 "Foxglove WebSocket; Ctrl-C stops it)", ", ".join(cfg.names), cfg.endpoint,
+                 bridge.url)
+        if on_ready is not None:
+            on_ready(bridge.url)
+        wait_for_stop(stop, lambda: f"after {sum(bridge.channels.sent.values())} messages sent")
+        return dict(bridge.channels.sent)

@@ -1,0 +1,246 @@
+"""`rtseg foxglove`: real publishers and nodes, the real bridge, and a real WebSocket client
+speaking the Foxglove protocol; the CDR it receives is read back with rosbags (an
+independent ROS 2 message reader)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
+
+from rtseg.compose import FrameParts, draw, overlay_message
+from rtseg.data import synthetic
+from rtseg.errors import RtsegError
+from rtseg.protocol import decode, encode
+from rtseg.ros2msg import MSGDEFS
+from rtseg.stream.publisher import FrameMeta, MaskPublisher
+
+pytest.importorskip("foxglove")
+from rtseg.foxglove_bridge import SUBPROTOCOL, FoxgloveBridge, FoxgloveConfig  # noqa: E402
+
+DEADLINE_S = 90.0
+CLASS_NAMES = synthetic.CLASSES
+TYPES = {"drivable": "sensor_msgs/msg/Image", "classes": "sensor_msgs/msg/Image",
+         "image": "sensor_msgs/msg/CompressedImage",
+         "overlay": "sensor_msgs/msg/CompressedImage",
+         "status": "diagnostic_msgs/msg/DiagnosticArray"}
+
+
+class FoxgloveClient:
+    """A minimal Foxglove WebSocket client: channels as advertised, subscriptions, and the
+    binary messageData frames (opcode 1, subscription id, log time, payload)."""
+
+    def __init__(self, url: str) -> None:
+        from websockets.sync.client import connect
+
+        self._connection = connect(url, subprotocols=[SUBPROTOCOL], proxy=None,
+                                   max_size=None, open_timeout=30, compression=None)
+        self.ws = self._connection.__enter__()
+        self.channels: dict[str, dict] = {}
+        self.topics: dict[int, str] = {}  # subscription id -> topic
+        self.info = self._json()
+        assert self.info["op"] == "serverInfo"
+
+    def _json(self) -> dict:
+        return json.loads(self.ws.recv(timeout=DEADLINE_S))
+
+    def _take(self, frame) -> tuple[str, int, bytes] | None:
+        """A data message as (topic, log time, payload); a JSON one is noted, None."""
+        if isinstance(frame, str):
+            message = json.loads(frame)
+            if message["op"] == "advertise":
+                self.channels.update({c["topic"]: c for c in message["channels"]})
+            return None
+        assert frame[0] == 1, frame[:1]
+        sub_id, log_time = struct.unpack_from("<IQ", frame, 1)
+        return self.topics[sub_id], log_time, bytes(frame[13:])
+
+    def subscribe(self, topics: list[str]) -> None:
+        """Wait until `topics` are advertised, then subscribe to them."""
+        deadline = time.monotonic() + DEADLINE_S
+        while not set(topics) <= set(self.channels):
+            assert time.monotonic() < deadline, f"never advertised: {topics} {self.channels}"
+            self._take(self.ws.recv(timeout=DEADLINE_S))
+        first = len(self.topics)
+        subs = [{"id": first + i, "channelId": self.channels[t]["id"]}
+                for i, t in enumerate(topics)]
+        self.topics.update({first + i: t for i, t in enumerate(topics)})
+        self.ws.send(json.dumps({"op": "subscribe", "subscriptions": subs}))
+
+    def collect(self, counts: dict[str, int]) -> dict[str, list[tuple[int, bytes]]]:
+        """Receive until each topic of `counts` has that many messages."""
+        got: dict[str, list[tuple[int, bytes]]] = {t: [] for t in counts}
+        deadline = time.monotonic() + DEADLINE_S
+        while any(len(got[t]) < n for t, n in counts.items()):
+            assert time.monotonic() < deadline, {t: len(v) for t, v in got.items()}
+            taken = self._take(self.ws.recv(timeout=DEADLINE_S))
+            if taken is not None and taken[0] in got:
+                got[taken[0]].append(taken[1:])
+        return got
+
+    def __enter__(self) -> FoxgloveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._connection.__exit__(None, None, None)
+
+
+def read_ros(payload: bytes, ros_type: str):
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY).deserialize_cdr(payload, ros_type)
+
+
+class Scenes:
+    """Publishes generated scenes as a node would (image, drivable, classes, and a status
+    every 5th frame) and keeps what it sent per capture stamp."""
+
+    def __init__(self, publisher: MaskPublisher, name: str = "scenes") -> None:
+        self.publisher, self.name = publisher, name
+        self.sent: dict[int, FrameParts] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        rng, seq = np.random.default_rng(5), 0
+        lut = np.zeros(256, np.uint8)
+        lut[[CLASS_NAMES.index(n) for n in synthetic.DRIVABLE]] = 1
+        while not self.stop.is_set():
+            image, label = synthetic.render_scene(rng, 90, 160)
+            jpeg = cv2.imencode(".jpg", image)[1].reshape(-1)
+            stamp = time.time_ns()
+            meta = FrameMeta(seq=seq, stamp_ns=stamp, frame_id=self.name, model="labels")
+            parts = FrameParts(seq, stamp, jpeg=jpeg)
+            for kind, mask, names in (("drivable", lut[label], ["not_drivable", "drivable"]),
+                                      ("classes", label, CLASS_NAMES)):
+                frame = encode(f"{self.name}/{kind}", kind, mask, seq=seq, stamp_ns=stamp,
+                               frame_id=self.name, classes=names, model="labels")
+                parts.masks[kind] = decode(frame)
+            self.sent[stamp] = parts
+            self.publisher.publish_image(self.name, jpeg.tobytes(), 160, 90, meta)
+            self.publisher.publish_frame(self.name, lut[label], label, meta,
+                                         class_names=CLASS_NAMES)
+            if seq % 5 == 0:
+                self.publisher.publish_status(self.name, "running", [])
+            seq += 1
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> Scenes:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_topics_types_and_messages_are_those_of_the_wire():
+    """Every topic arrives as the ROS 2 message of `rtseg record`, its data the very
+    mask / JPEG published (matched by capture stamp), the overlay the viewer's drawing."""
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher) as scenes, \
+            FoxgloveBridge(FoxgloveConfig(publisher.endpoint, ("scenes",), port=0)) as bridge:
+        with FoxgloveClient(bridge.url) as client:
+            topics = [f"/scenes/{kind}" for kind in TYPES]
+            client.subscribe(topics)
+            got = client.collect({t: 3 for t in topics})
+    assert client.info["name"] == "rtseg"
+    for kind, ros_type in TYPES.items():
+        channel = client.channels[f"/scenes/{kind}"]
+        assert (channel["encoding"], channel["schemaEncoding"]) == ("cdr", "ros2msg")
+        assert (channel["schemaName"], channel["schema"]) == (ros_type, MSGDEFS[ros_type])
+    for kind in ("drivable", "classes", "image", "overlay"):
+        for log_time, payload in got[f"/scenes/{kind}"]:
+            msg = read_ros(payload, TYPES[kind])
+            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            assert log_time == stamp and msg.header.frame_id == "scenes"
+            parts = scenes.sent[stamp]
+            if kind == "image":
+                assert msg.format == "jpeg" and bytes(msg.data) == parts.jpeg.tobytes()
+            elif kind == "overlay":
+                _, jpeg = overlay_message("scenes", parts, draw(parts), 85)
+                assert bytes(msg.data) == jpeg.tobytes()
+                assert cv2.imdecode(msg.data, cv2.IMREAD_COLOR).shape == (90, 160, 3)
+            else:
+                mask = parts.masks[kind][1]
+                assert (msg.height, msg.width, msg.step, msg.encoding) == (90, 160, 160, "mono8")
+                np.testing.assert_array_equal(msg.data.reshape(90, 160), mask)
+    status = read_ros(got["/scenes/status"][0][1], TYPES["status"])
+    assert [s.name for s in status.status] == ["rtseg/scenes"]
+    assert status.status[0].message == "running"
+
+
+def test_only_subscribed_topics_are_converted_and_sent():
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher), \
+            FoxgloveBridge(FoxgloveConfig(publisher.endpoint, ("scenes",), port=0)) as bridge:
+        with FoxgloveClient(bridge.url) as client:
+            client.subscribe(["/scenes/drivable"])
+            got = client.collect({"/scenes/drivable": 4})
+            sent = dict(bridge.channels.sent)
+            # the others are advertised (subscribe waits for that), yet none was sent
+            client.subscribe(["/scenes/overlay", "/scenes/image", "/scenes/classes"])
+    assert len(got["/scenes/drivable"]) == 4
+    assert set(sent) == {"/scenes/drivable"}, sent
+
+
+def test_a_live_demo_node_in_foxglove():
+    """The real node (bundled model, image topic): its frame's image, masks and overlay
+    come with one capture stamp, at the image's size."""
+    with demo_node(image_topic=True) as endpoint, \
+            FoxgloveBridge(FoxgloveConfig(endpoint, ("demo",), port=0)) as bridge:
+        with FoxgloveClient(bridge.url) as client:
+            client.subscribe(["/demo/classes", "/demo/overlay", "/demo/image"])
+            got = client.collect({"/demo/classes": 3, "/demo/overlay": 2, "/demo/image": 2})
+    shapes = set()
+    for kind in ("image", "overlay"):
+        for log_time, payload in got[f"/demo/{kind}"]:
+            msg = read_ros(payload, TYPES[kind])
+            assert log_time == msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            shapes.add(cv2.imdecode(msg.data, cv2.IMREAD_COLOR).shape)
+    assert len(shapes) == 1, shapes  # the overlay is drawn over the frame, at its size
+    for _, payload in got["/demo/classes"]:
+        msg = read_ros(payload, TYPES["classes"])
+        assert msg.encoding == "mono8" and msg.data.max() < len(CLASS_NAMES)
+        assert msg.data.size == msg.height * msg.width
+
+
+def test_bad_settings_are_one_line_errors_naming_the_fix():
+    with pytest.raises(RtsegError, match="not a loopback address.*--allow-remote"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", bind="0.0.0.0", port=0))
+    with pytest.raises(RtsegError, match="outside 0..65535"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=70000))
+    with pytest.raises(RtsegError, match="at least one camera NAME"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", names=()))
+
+
+def test_the_command_serves_until_a_signal_and_exits_0():
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher):
+        proc = subprocess.Popen([sys.executable, "-m", "rtseg", "foxglove", publisher.endpoint,
+                                 "scenes", "--port", "0"], stderr=subprocess.PIPE, text=True)
+        try:
+            url = None
+            for line in proc.stderr:
+                if " at ws://" in line:
+                    url = line.split(" at ", 1)[1].split()[0]
+                    break
+            assert url is not None, "no URL line"
+            with FoxgloveClient(url) as client:
+                client.subscribe(["/scenes/classes"])
+                got = client.collect({"/scenes/classes": 2})
+            proc.send_signal(signal.SIGINT)
+            rest = proc.stderr.read()
+            assert proc.wait(timeout=60) == 0, rest
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert len(got["/scenes/classes"]) == 2
+    assert "rtseg foxglove" in rest and "messages sent" in rest, rest
