@@ -13,6 +13,16 @@ from rtseg.cli_support import stoppable
 from rtseg.errors import RtsegError
 
 
+def curve_client_options(fn):
+    """--curve-server-key / --curve-secret: a consumer of a node run with --curve-secret."""
+    fn = click.option("--curve-secret", type=click.Path(dir_okay=False),
+                      help="This client's key pair file (NAME.key_secret), for a node that "
+                           "admits listed clients only.")(fn)
+    return click.option("--curve-server-key", type=click.Path(dir_okay=False),
+                        help="The node's public key file (NAME.key), for a node run with "
+                             "--curve-secret.")(fn)
+
+
 @click.command()
 @click.argument("endpoint")
 @click.argument("topics", nargs=-1)
@@ -21,10 +31,7 @@ from rtseg.errors import RtsegError
 @click.option("--timeout", type=float,
               help="Stop when nothing arrives for this many seconds (without TOPICS: listen "
                    "this long, default 2).")
-@click.option("--curve-server-key", type=click.Path(dir_okay=False),
-              help="The node's public key file (NAME.key) for a node run with --curve-secret.")
-@click.option("--curve-secret", type=click.Path(dir_okay=False),
-              help="This client's key pair file, for a node that admits listed clients only.")
+@curve_client_options
 @stoppable("echo")
 def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
     """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
@@ -62,8 +69,9 @@ def launch_(file, check) -> None:
 @click.option("--port", default=8080, show_default=True, help="HTTP port of the page.")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@curve_client_options
 @stoppable("view")
-def view(endpoint, names, port, bind, allow_remote) -> None:
+def view(endpoint, names, port, bind, allow_remote, curve_server_key, curve_secret) -> None:
     """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
 
     Open http://127.0.0.1:PORT/ for the overlays (run the node with --image-topic to see
@@ -72,7 +80,8 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
     from rtseg.view import ViewConfig, run_view
 
     run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
-                        bind=bind, allow_remote=allow_remote))
+                        bind=bind, allow_remote=allow_remote,
+                        curve_server_key=curve_server_key, curve_secret=curve_secret))
 
 
 @click.command()
@@ -84,8 +93,10 @@ def view(endpoint, names, port, bind, allow_remote) -> None:
               help="Address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--no-overlay", is_flag=True, help="Do not serve /NAME/overlay.")
+@curve_client_options
 @stoppable("foxglove")
-def foxglove(endpoint, names, port, bind, allow_remote, no_overlay) -> None:
+def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, curve_server_key,
+             curve_secret) -> None:
     """Serve the cameras NAMES [default: demo] of the node at ENDPOINT live to Foxglove.
 
     In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:PORT. Topics and
@@ -96,7 +107,8 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay) -> None:
     from rtseg.foxglove_bridge import FoxgloveConfig, run_foxglove
 
     run_foxglove(FoxgloveConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
-                                bind=bind, allow_remote=allow_remote, overlay=not no_overlay))
+                                bind=bind, allow_remote=allow_remote, overlay=not no_overlay,
+                                curve_server_key=curve_server_key, curve_secret=curve_secret))
 
 
 @click.command()
@@ -124,9 +136,10 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay) -> None:
 @click.option("--mp4", type=click.Path(dir_okay=False),
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
+@curve_client_options
 @stoppable("record")
 def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, count, seconds,
-           timeout, mp4, mp4_fps) -> None:
+           timeout, mp4, mp4_fps, curve_server_key, curve_secret) -> None:
     """Record TOPICS (NAME/drivable, /classes, /image, /status) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
@@ -141,7 +154,8 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
                                      mp4_fps=mp4_fps, split_mb=split_mb,
                                      split_seconds=split_seconds, max_files=max_files,
-                                     overlay=overlay))
+                                     overlay=overlay, curve_server_key=curve_server_key,
+                                     curve_secret=curve_secret))
     click.echo(report.summary(), err=True)
 
 

@@ -66,6 +66,8 @@ class FoxgloveConfig:
     allow_remote: bool = False
     overlay: bool = True
     jpeg_quality: int = 85
+    curve_server_key: str | None = None  # a node run with --curve-secret
+    curve_secret: str | None = None  # this client's key pair, for a node listing clients
 
 
 class RosChannels:
@@ -151,7 +153,9 @@ class FoxgloveBridge:
             self.channels = RosChannels(self._context)
             topics = [f"{n}/{kind}" for n in cfg.names for kind in KINDS]
             self._sub = MaskSubscriber(cfg.endpoint, topics, timeout_ms=200,
-                                       on_status=self._on_status)
+                                       on_status=self._on_status,
+                                       curve_server_key=cfg.curve_server_key,
+                                       curve_secret=cfg.curve_secret)
         except BaseException:
             self._server.stop()
             raise

@@ -64,6 +64,8 @@ class RecordConfig:
     split_seconds: float | None = None
     max_files: int | None = None
     overlay: bool = False
+    curve_server_key: str | None = None  # a node run with --curve-secret
+    curve_secret: str | None = None  # this client's key pair, for a node listing clients
 
     @property
     def folder(self) -> bool:
@@ -291,7 +293,9 @@ def record(cfg: RecordConfig) -> RecordReport:
     drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
                                                 else set())
     with MaskSubscriber(cfg.endpoint, cfg.topics,
-                        on_status=lambda status: state.on_status(status)) as sub:
+                        on_status=lambda status: state.on_status(status),
+                        curve_server_key=cfg.curve_server_key,
+                        curve_secret=cfg.curve_secret) as sub:
         bag = open_bag(cfg.out, cfg.endpoint, Split(
             bytes=None if cfg.split_mb is None else round(cfg.split_mb * 1e6),
             ns=None if cfg.split_seconds is None else round(cfg.split_seconds * 1e9),

@@ -57,6 +57,8 @@ class ViewConfig:
     bind: str = "127.0.0.1"
     allow_remote: bool = False
     jpeg_quality: int = 80
+    curve_server_key: str | None = None  # a node run with --curve-secret
+    curve_secret: str | None = None  # this client's key pair, for a node listing clients
 
 
 class CameraState:
@@ -134,7 +136,9 @@ class Viewer:
         self.page = render_page(cfg.endpoint, cfg.names)
         try:
             self._sub = MaskSubscriber(cfg.endpoint, _topics(cfg.names), timeout_ms=200,
-                                       on_status=self._on_status)
+                                       on_status=self._on_status,
+                                       curve_server_key=cfg.curve_server_key,
+                                       curve_secret=cfg.curve_secret)
         except BaseException:
             sock.close()
             raise

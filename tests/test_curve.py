@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -115,3 +116,57 @@ def test_cli_node_and_echo_with_curve(tmp_path, tiny_checkpoint):
     assert echo.returncode == 0, echo.stderr
     assert len(echo.stdout.splitlines()) == 2
     assert plain.returncode == 1 and "no message arrived" in plain.stderr
+
+
+def test_view_record_and_foxglove_reach_a_node_that_lists_clients(tmp_path, keys):
+    """The consumers take the node's public key and their own key pair (and without
+    them hear nothing): rtseg view, rtseg record (API and command line), rtseg foxglove."""
+    from foxglove_client import FoxgloveClient
+
+    from rtseg.foxglove_bridge import FoxgloveBridge, FoxgloveConfig
+    from rtseg.record import RecordConfig, record
+    from rtseg.stream.publisher import FrameMeta
+    from rtseg.view import ViewConfig, Viewer
+
+    pairs, admitted = keys
+    node_pub, node_secret = pairs["node"]
+    curve = {"curve_server_key": str(node_pub), "curve_secret": str(pairs["client"][1])}
+    stop = threading.Event()
+
+    def publish(pub: MaskPublisher) -> None:
+        seq = 0
+        while not stop.wait(0.05):
+            meta = FrameMeta(seq=seq, stamp_ns=time.time_ns(), frame_id="cam", model="m")
+            pub.publish_frame("cam", MASK, MASK * 2, meta, class_names=["a", "b", "c"])
+            seq += 1
+
+    with MaskPublisher("tcp://127.0.0.1:*", curve_secret=node_secret,
+                       curve_clients=str(admitted)) as pub:
+        thread = threading.Thread(target=publish, args=(pub,), daemon=True)
+        thread.start()
+        try:
+            with Viewer(ViewConfig(pub.endpoint, ("cam",), port=0, **curve)) as view:
+                deadline = time.monotonic() + 60
+                while view.overlays == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert view.overlays > 0
+            report = record(RecordConfig(pub.endpoint, ("cam/drivable",), str(tmp_path / "a.mcap"),
+                                         count=2, timeout_s=60, **curve))
+            assert report.counts == {"cam/drivable": 2}
+            unkeyed = record(RecordConfig(pub.endpoint, ("cam/drivable",),
+                                          str(tmp_path / "b.mcap"), timeout_s=1.5))
+            assert unkeyed.counts == {}
+            done = subprocess.run([*RTSEG, "record", pub.endpoint, "cam/classes", "--out",
+                                   str(tmp_path / "c.mcap"), "--count", "2", "--timeout", "60",
+                                   "--curve-server-key", curve["curve_server_key"],
+                                   "--curve-secret", curve["curve_secret"]],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0 and "2 messages" in done.stderr, done.stderr
+            pytest.importorskip("foxglove")
+            with FoxgloveBridge(FoxgloveConfig(pub.endpoint, ("cam",), port=0, **curve)) as fox, \
+                    FoxgloveClient(fox.url) as client:
+                client.subscribe(["/cam/drivable"])
+                assert len(client.collect({"/cam/drivable": 2})["/cam/drivable"]) == 2
+        finally:
+            stop.set()
+            thread.join(timeout=10)

@@ -250,3 +250,55 @@ def test_the_bundled_launch_files_parse():
     assert "--image-topic" in demo.processes[0].command  # the viewer shows the frames
     assert demo.processes[0].respawn and demo.processes[0].ready == "demo/drivable"
     assert demo.processes[0].argv()[:4] == [*RTSEG, "run"]
+
+
+CURVE_PUBLISHER = (
+    "import time, numpy as np; from rtseg.stream.publisher import MaskPublisher; "
+    "pub = MaskPublisher('{endpoint}', curve_secret='keys/node.key_secret', "
+    "curve_clients='admitted').__enter__(); "
+    "[(pub.publish('cam/drivable', 'drivable', np.ones((4, 6), np.uint8), seq=i, stamp_ns=1, "
+    "frame_id='f', classes=['not_drivable', 'drivable'], model='m'), time.sleep(0.05)) "
+    "for i in range(100000)]")
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_ready_on_a_curve_node_takes_key_files(tmp_path, keyed):
+    """A CURVE node that admits listed clients: `ready` gets through with the key files
+    (relative to the process's folder, as its own are), and without them times out."""
+    from rtseg.curve import write_keys
+
+    work = tmp_path / "work"
+    write_keys(work / "keys", "node")
+    launch_pub, _ = write_keys(work / "keys", "launch")
+    (work / "admitted").mkdir()
+    (work / "admitted" / "launch.key").write_bytes(launch_pub.read_bytes())
+    code = CURVE_PUBLISHER.format(endpoint=f"ipc://{tmp_path}/curve.sock")
+    keys = ('ready_curve_server_key = "keys/node.key"\n'
+            'ready_curve_secret = "keys/launch.key_secret"') if keyed else ""
+    file = write(tmp_path, f"""
+grace_period = 1
+
+[[process]]
+name = "node"
+command = {py(code)}
+cwd = "work"
+ready = "cam/drivable"
+endpoint = "ipc://{tmp_path}/curve.sock"
+ready_timeout = {30 if keyed else 3}
+{keys}
+
+[[process]]
+name = "after"
+command = {py("print('after the node')")}
+""")
+    launcher = Launcher(file)
+    try:
+        if keyed:
+            launcher.wait_for(r"\[after\] after the node", 60)
+            launcher.proc.send_signal(signal.SIGTERM)
+        code = launcher.finish()
+    finally:
+        launcher.stop()
+    out = "\n".join(launcher.lines)
+    assert code == (0 if keyed else 1), out
+    assert ("node: ready" in out) == keyed, out

@@ -12,6 +12,8 @@ max_retries = -1                    # restarts allowed (-1: forever)
 ready = "demo/drivable"             # start the next process once a message came here
 endpoint = "tcp://127.0.0.1:5555"   # where `ready` is published
 ready_timeout = 60.0
+ready_curve_server_key = "keys/node.key"      # a node run with --curve-secret: its
+ready_curve_secret = "keys/launch.key_secret" # public key (and a listed client's pair)
 env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
 cwd = "."                           # relative to the launch file's folder
 ```
@@ -52,6 +54,8 @@ class ProcessSpec:
     ready: str | None = None
     endpoint: str = DEFAULT_ENDPOINT
     ready_timeout: float = 60.0
+    ready_curve_server_key: str | None = None  # key files for a CURVE node's `ready`
+    ready_curve_secret: str | None = None
     line: int = 0  # line of its [[process]] header in the file
 
     def argv(self) -> list[str]:
@@ -144,6 +148,7 @@ _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
     "name": _name, "command": _command, "env": _env, "cwd": _string, "respawn": _flag,
     "respawn_delay": _seconds(positive=False), "max_retries": _retries, "ready": _string,
     "endpoint": _endpoint, "ready_timeout": _seconds(positive=True),
+    "ready_curve_server_key": _string, "ready_curve_secret": _string,
 }
 _TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=False)}
 assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line"}

@@ -166,7 +166,7 @@ class Supervisor:
         spec = child.spec
         started = time.monotonic()
         try:
-            sub = MaskSubscriber(spec.endpoint, [spec.ready])
+            sub = MaskSubscriber(spec.endpoint, [spec.ready], **self._ready_keys(spec))
         except RtsegError as exc:
             self._fail(f"process {spec.name!r}: ready: {exc}")
             return
@@ -180,6 +180,14 @@ class Supervisor:
                 self.console.say(f"{spec.name}: ready (a message on {spec.ready} after "
                                  f"{time.monotonic() - started:.1f} s)")
                 return
+
+    def _ready_keys(self, spec) -> dict[str, str | None]:
+        """The `ready` check's CURVE key files, relative to the folder the process runs in
+        (as the process's own --curve-secret is)."""
+        base = Path(self.spec.path).parent / spec.cwd if spec.cwd else Path()
+        keys = {"curve_server_key": spec.ready_curve_server_key,
+                "curve_secret": spec.ready_curve_secret}
+        return {key: None if value is None else str(base / value) for key, value in keys.items()}
 
     def _not_ready_yet(self, child: _Child, started: float) -> None:
         self._tick()
