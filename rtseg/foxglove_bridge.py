@@ -10,9 +10,9 @@ live node and its recordings alike:
 - ``/NAME/overlay``: the classes in colour over the frame (what `rtseg view` draws), jpeg;
 - ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel).
 
-A channel is advertised when its topic's first message arrives (the overlay with its
-camera's first mask), and a message is converted only while a client subscribes to its
-channel: an idle bridge costs the receive alone. Loopback unless --allow-remote.
+Every topic is advertised from the start (an image topic too, though a node run without
+--image-topic never fills it), and a message is converted only while a client subscribes
+to its channel: an idle bridge costs the receive alone. Loopback unless --allow-remote.
 No torch here.
 """
 
@@ -39,8 +39,8 @@ from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
     COMPRESSED_TYPE,
     DIAGNOSTIC_TYPE,
+    IMAGE_TYPE,
     MSGDEFS,
-    message_type,
     ros_topic,
     status_to_ros,
     to_ros,
@@ -71,42 +71,52 @@ class FoxgloveConfig:
 
 
 class RosChannels:
-    """One foxglove Channel per ROS topic (``cdr`` messages of a ``ros2msg`` schema),
-    advertised on first use, and the CDR encoder of each type (mcap_ros2's)."""
+    """One foxglove Channel per ROS topic (``cdr`` messages of a ``ros2msg`` schema), all
+    created (advertised) at once, and the CDR encoder of each type (mcap_ros2's).
 
-    def __init__(self, context) -> None:
+    All at once, before any client can connect: foxglove-sdk 0.30 can advertise a channel
+    created while a client is connected before that client's session knows it, so a client
+    that subscribes at once is told "Unknown channel ID" and never gets its messages (seen
+    here in 3 of 30 tries on a loaded machine)."""
+
+    def __init__(self, context, types: dict[str, str]) -> None:
+        """`types`: ROS topic -> ROS 2 type, for every topic the bridge may send."""
+        import foxglove
         from mcap_ros2._dynamic import serialize_dynamic
 
-        self._context = context
         self._encoders = {name: serialize_dynamic(name, text)[name]
                           for name, text in MSGDEFS.items()}
-        self._channels: dict[str, object] = {}
+        self._types = types
+        self._channels = {
+            topic: foxglove.Channel(topic, message_encoding="cdr", context=context,
+                                    schema=foxglove.Schema(name=ros_type, encoding="ros2msg",
+                                                           data=MSGDEFS[ros_type].encode()))
+            for topic, ros_type in types.items()}
         self.sent: dict[str, int] = {}  # messages sent to clients, per topic
 
-    def wanted(self, topic: str, ros_type: str) -> bool:
-        """Advertise `topic` (once) and tell whether a client subscribes to it now."""
+    def wanted(self, topic: str) -> bool:
+        """Whether a client subscribes to `topic` now."""
         channel = self._channels.get(topic)
-        if channel is None:
-            import foxglove
+        return channel is not None and channel.has_sinks()
 
-            schema = foxglove.Schema(name=ros_type, encoding="ros2msg",
-                                     data=MSGDEFS[ros_type].encode())
-            channel = self._channels[topic] = foxglove.Channel(
-                topic, schema=schema, message_encoding="cdr", context=self._context)
-            log.info("advertised %s (%s)", topic, ros_type)
-        return channel.has_sinks()
-
-    def send(self, topic: str, ros_type: str, message: Callable[[], dict],
-             log_time_ns: int) -> None:
+    def send(self, topic: str, message: Callable[[], dict], log_time_ns: int) -> None:
         """Encode `message()` (a ROS message dict) and send it, if `topic` is wanted."""
-        if self.wanted(topic, ros_type):
-            self._channels[topic].log(self._encoders[ros_type](message()),
-                                      log_time=log_time_ns)
+        if self.wanted(topic):
+            encode = self._encoders[self._types[topic]]
+            self._channels[topic].log(encode(message()), log_time=log_time_ns)
             self.sent[topic] = self.sent.get(topic, 0) + 1
 
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
+
+
+def bridge_topics(names: tuple[str, ...], overlay: bool) -> dict[str, str]:
+    """ROS topic -> ROS 2 type of every topic served for cameras `names`."""
+    types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
+             "status": DIAGNOSTIC_TYPE} | ({"overlay": COMPRESSED_TYPE} if overlay else {})
+    return {ros_topic(f"{name}/{kind}"): ros_type for name in names
+            for kind, ros_type in types.items()}
 
 
 def start_server(cfg: FoxgloveConfig, context):
@@ -144,13 +154,17 @@ class FoxgloveBridge:
             raise RtsegError(f"rtseg foxglove needs foxglove-sdk: {INSTALL_HINT}") from None
         self.cfg = cfg
         self._stop = threading.Event()
-        self._context = foxglove.Context()
-        self._server = start_server(cfg, self._context)
+        self._context = foxglove.Context()  # kept: the SDK forgets the channels of a freed one
+        self.channels = RosChannels(self._context, bridge_topics(cfg.names, cfg.overlay))
+        try:  # the channels exist before the server does: no client sees one appear
+            self._server = start_server(cfg, self._context)
+        except BaseException:
+            self.channels.close()
+            raise
         host = "127.0.0.1" if cfg.bind == "localhost" else cfg.bind.strip("[]")
         self.url = f"ws://[{host}]:{self._server.port}" if ":" in host else \
             f"ws://{host}:{self._server.port}"
         try:
-            self.channels = RosChannels(self._context)
             topics = [f"{n}/{kind}" for n in cfg.names for kind in KINDS]
             self._sub = MaskSubscriber(cfg.endpoint, topics, timeout_ms=200,
                                        on_status=self._on_status,
@@ -158,6 +172,7 @@ class FoxgloveBridge:
                                        curve_secret=cfg.curve_secret)
         except BaseException:
             self._server.stop()
+            self.channels.close()
             raise
         self._thread = threading.Thread(target=self._receive, daemon=True,
                                         name="rtseg-foxglove-sub")
@@ -168,18 +183,18 @@ class FoxgloveBridge:
         return self._server.port
 
     def _on_status(self, status: NodeStatus) -> None:
-        self.channels.send(ros_topic(status.topic), DIAGNOSTIC_TYPE,
-                           lambda: status_to_ros(status), status.stamp_ns)
+        self.channels.send(ros_topic(status.topic), lambda: status_to_ros(status),
+                           status.stamp_ns)
 
     def _forward(self, header: MaskHeader, data: np.ndarray) -> None:
         """One wire message as its ROS 2 message; an image or mask's log time is its
         capture time, so Foxglove lines the topics of one frame up."""
-        self.channels.send(ros_topic(header.topic), message_type(header),
-                           lambda: to_ros(header, data), header.stamp_ns)
+        self.channels.send(ros_topic(header.topic), lambda: to_ros(header, data),
+                           header.stamp_ns)
 
     def _overlay(self, camera: str, parts: FrameParts) -> None:
         topic = ros_topic(f"{camera}/overlay")
-        if not self.channels.wanted(topic, COMPRESSED_TYPE):
+        if not self.channels.wanted(topic):
             return
         composite = draw_or_skip(camera, parts)
         if composite is not None:
@@ -189,8 +204,6 @@ class FoxgloveBridge:
     def _receive(self) -> None:
         kinds = ("classes", "drivable", "image")
         compositors = {n: Compositor(kinds) for n in self.cfg.names} if self.cfg.overlay else {}
-        for name in compositors:  # advertised from the start: Foxglove lists it at once
-            self.channels.wanted(ros_topic(f"{name}/overlay"), COMPRESSED_TYPE)
         try:
             receive_frames(self._sub, compositors, self._stop.is_set, self._overlay,
                            on_message=self._forward)

@@ -40,6 +40,11 @@ class FoxgloveClient:
         sub_id, log_time = struct.unpack_from("<IQ", frame, 1)
         return self.topics[sub_id], log_time, bytes(frame[13:])
 
+    def receive(self, timeout_s: float) -> tuple[str, int, bytes] | None:
+        """The next data message as (topic, log time, payload), None for a JSON one;
+        TimeoutError if nothing arrives within `timeout_s`."""
+        return self._take(self.ws.recv(timeout=timeout_s))
+
     def subscribe(self, topics: list[str]) -> None:
         """Wait until `topics` are advertised, then subscribe to them."""
         deadline = time.monotonic() + DEADLINE_S

@@ -4,11 +4,13 @@ independent ROS 2 message reader)."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -130,6 +132,16 @@ def test_only_subscribed_topics_are_converted_and_sent():
     assert set(sent) == {"/scenes/drivable"}, sent
 
 
+def test_without_the_overlay_nothing_is_drawn_or_advertised():
+    config = FoxgloveConfig("", ("scenes",), port=0, overlay=False)
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher), \
+            FoxgloveBridge(replace(config, endpoint=publisher.endpoint)) as bridge, \
+            FoxgloveClient(bridge.url) as client:
+        client.subscribe(["/scenes/classes", "/scenes/image"])
+        client.collect({"/scenes/classes": 3, "/scenes/image": 3})
+    assert "/scenes/overlay" not in client.channels and "/scenes/classes" in client.channels
+
+
 def test_a_live_demo_node_in_foxglove():
     """The real node (bundled model, image topic): its frame's image, masks and overlay
     come with one capture stamp, at the image's size."""
@@ -162,24 +174,37 @@ def test_bad_settings_are_one_line_errors_naming_the_fix():
 
 def test_the_command_serves_until_a_signal_and_exits_0():
     with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher):
-        proc = subprocess.Popen([sys.executable, "-m", "rtseg", "foxglove", publisher.endpoint,
-                                 "scenes", "--port", "0"], stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "rtseg", "-v", "foxglove",
+                                 publisher.endpoint, "scenes", "--port", "0"],
+                                stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True)
+        reader.start()
+        seen: list[str] = []
         try:
-            url = None
-            for line in proc.stderr:
-                if " at ws://" in line:
-                    url = line.split(" at ", 1)[1].split()[0]
-                    break
-            assert url is not None, "no URL line"
-            with FoxgloveClient(url) as client:
-                client.subscribe(["/scenes/classes"])
-                got = client.collect({"/scenes/classes": 2})
+            while not any(" at ws://" in line for line in seen):
+                seen.append(lines.get(timeout=60))
+            url = next(x for x in seen if " at ws://" in x).split(" at ", 1)[1].split()[0]
+            try:
+                with FoxgloveClient(url) as client:
+                    client.subscribe(["/scenes/classes"])
+                    got = client.collect({"/scenes/classes": 2})
+            except (AssertionError, TimeoutError) as exc:
+                raise AssertionError(f"{exc}; the bridge said:\n{drain(lines)}") from None
             proc.send_signal(signal.SIGINT)
-            rest = proc.stderr.read()
-            assert proc.wait(timeout=60) == 0, rest
+            assert proc.wait(timeout=60) == 0
+            reader.join(timeout=10)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    rest = drain(lines)
     assert len(got["/scenes/classes"]) == 2
-    assert "rtseg foxglove" in rest and "messages sent" in rest, rest
+    assert "rtseg foxglove: stopped by SIGINT after" in rest and "messages sent" in rest, rest
+
+
+def drain(lines: queue.Queue) -> str:
+    out = []
+    while not lines.empty():
+        out.append(lines.get())
+    return "".join(out)
