@@ -35,6 +35,12 @@ TYPES = {"drivable": "sensor_msgs/msg/Image", "classes": "sensor_msgs/msg/Image"
          "status": "diagnostic_msgs/msg/DiagnosticArray"}
 
 
+def node_publisher() -> MaskPublisher:
+    """A PUB socket on a free loopback port queueing 4 frames of 4 messages (image, two
+    masks, status) per subscriber, as a node does (its --hwm counts frames)."""
+    return MaskPublisher("tcp://127.0.0.1:*", hwm=16)
+
+
 def read_ros(payload: bytes, ros_type: str):
     from rosbags.typesys import Stores, get_typestore
 
@@ -87,7 +93,7 @@ class Scenes:
 def test_topics_types_and_messages_are_those_of_the_wire():
     """Every topic arrives as the ROS 2 message of `rtseg record`, its data the very
     mask / JPEG published (matched by capture stamp), the overlay the viewer's drawing."""
-    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher) as scenes, \
+    with node_publisher() as publisher, Scenes(publisher) as scenes, \
             FoxgloveBridge(FoxgloveConfig(publisher.endpoint, ("scenes",), port=0)) as bridge:
         with FoxgloveClient(bridge.url) as client:
             topics = [f"/scenes/{kind}" for kind in TYPES]
@@ -120,7 +126,7 @@ def test_topics_types_and_messages_are_those_of_the_wire():
 
 
 def test_only_subscribed_topics_are_converted_and_sent():
-    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher), \
+    with node_publisher() as publisher, Scenes(publisher), \
             FoxgloveBridge(FoxgloveConfig(publisher.endpoint, ("scenes",), port=0)) as bridge:
         with FoxgloveClient(bridge.url) as client:
             client.subscribe(["/scenes/drivable"])
@@ -134,7 +140,7 @@ def test_only_subscribed_topics_are_converted_and_sent():
 
 def test_without_the_overlay_nothing_is_drawn_or_advertised():
     config = FoxgloveConfig("", ("scenes",), port=0, overlay=False)
-    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher), \
+    with node_publisher() as publisher, Scenes(publisher), \
             FoxgloveBridge(replace(config, endpoint=publisher.endpoint)) as bridge, \
             FoxgloveClient(bridge.url) as client:
         client.subscribe(["/scenes/classes", "/scenes/image"])
@@ -163,17 +169,20 @@ def test_a_live_demo_node_in_foxglove():
         assert msg.data.size == msg.height * msg.width
 
 
-def test_bad_settings_are_one_line_errors_naming_the_fix():
+def test_bad_settings_are_one_line_errors_naming_the_fix(monkeypatch):
     with pytest.raises(RtsegError, match="not a loopback address.*--allow-remote"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", bind="0.0.0.0", port=0))
     with pytest.raises(RtsegError, match="outside 0..65535"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=70000))
     with pytest.raises(RtsegError, match="at least one camera NAME"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", names=()))
+    monkeypatch.setitem(sys.modules, "foxglove", None)  # as if foxglove-sdk were absent
+    with pytest.raises(RtsegError, match=r"needs foxglove-sdk: pip install 'rtseg\[foxglove\]'"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=0))
 
 
 def test_the_command_serves_until_a_signal_and_exits_0():
-    with MaskPublisher("tcp://127.0.0.1:*") as publisher, Scenes(publisher):
+    with node_publisher() as publisher, Scenes(publisher):
         proc = subprocess.Popen([sys.executable, "-m", "rtseg", "-v", "foxglove",
                                  publisher.endpoint, "scenes", "--port", "0"],
                                 stderr=subprocess.PIPE, text=True)
