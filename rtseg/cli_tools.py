@@ -102,7 +102,8 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, curve_server
     In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:PORT. Topics and
     types are those of `rtseg record` (/NAME/classes, /NAME/drivable as
     sensor_msgs/msg/Image; /NAME/image, /NAME/overlay as CompressedImage; /NAME/status as
-    DiagnosticArray). Needs the foxglove extra: pip install 'rtseg[foxglove]'.
+    DiagnosticArray), and /NAME/timing (JSON stage times, for the Plot panel). Needs
+    the foxglove extra: pip install 'rtseg[foxglove]'.
     """
     from rtseg.foxglove_bridge import FoxgloveConfig, run_foxglove
 

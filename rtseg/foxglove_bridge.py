@@ -8,7 +8,9 @@ live node and its recordings alike:
 - ``/NAME/drivable``, ``/NAME/classes``: ``sensor_msgs/msg/Image`` mono8;
 - ``/NAME/image``: ``sensor_msgs/msg/CompressedImage`` jpeg (a node run with --image-topic);
 - ``/NAME/overlay``: the classes in colour over the frame (what `rtseg view` draws), jpeg;
-- ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel).
+- ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel);
+- ``/NAME/timing``: JSON per frame (seq, the node's stage times ``latency_ms``, and
+  ``age_ms``, capture -> received here), for the Plot panel (bridge only: not recorded).
 
 Every topic is advertised from the start (an image topic too, though a node run without
 --image-topic never fills it), and a message is converted only while a client subscribes
@@ -18,8 +20,10 @@ No torch here.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +55,16 @@ log = logging.getLogger("rtseg.foxglove")
 SUBPROTOCOL = "foxglove.sdk.v1"
 KINDS = ("drivable", "classes", "image", "status")
 INSTALL_HINT = "pip install 'rtseg[foxglove]' (the foxglove-sdk package)"
+TIMING_TYPE = "rtseg.Timing"  # /NAME/timing: a frame's stage times, for the Plot panel
+TIMING_SCHEMA = {
+    "title": TIMING_TYPE, "type": "object",
+    "properties": {
+        "seq": {"type": "integer", "description": "the frame's seq"},
+        "age_ms": {"type": "number", "description": "capture -> received by the bridge"},
+        "latency_ms": {"type": "object", "additionalProperties": {"type": "number"},
+                       "description": "the node's stage times; total = capture -> publish"},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,9 @@ class FoxgloveConfig:
 
 
 class RosChannels:
-    """One foxglove Channel per ROS topic (``cdr`` messages of a ``ros2msg`` schema), all
-    created (advertised) at once, and the CDR encoder of each type (mcap_ros2's).
+    """One foxglove Channel per topic, all created (advertised) at once: ROS 2 types as
+    ``cdr`` messages of a ``ros2msg`` schema (mcap_ros2's encoders), `TIMING_TYPE` as
+    ``json`` of `TIMING_SCHEMA`.
 
     All at once, before any client can connect: foxglove-sdk 0.30 can advertise a channel
     created while a client is connected before that client's session knows it, so a client
@@ -86,12 +101,19 @@ class RosChannels:
 
         self._encoders = {name: serialize_dynamic(name, text)[name]
                           for name, text in MSGDEFS.items()}
+        self._encoders[TIMING_TYPE] = lambda message: json.dumps(message).encode()
         self._types = types
-        self._channels = {
-            topic: foxglove.Channel(topic, message_encoding="cdr", context=context,
-                                    schema=foxglove.Schema(name=ros_type, encoding="ros2msg",
-                                                           data=MSGDEFS[ros_type].encode()))
-            for topic, ros_type in types.items()}
+        self._channels = {}
+        for topic, type_name in types.items():
+            if type_name == TIMING_TYPE:
+                schema = foxglove.Schema(name=TIMING_TYPE, encoding="jsonschema",
+                                         data=json.dumps(TIMING_SCHEMA).encode())
+            else:
+                schema = foxglove.Schema(name=type_name, encoding="ros2msg",
+                                         data=MSGDEFS[type_name].encode())
+            self._channels[topic] = foxglove.Channel(
+                topic, schema=schema, context=context,
+                message_encoding="json" if type_name == TIMING_TYPE else "cdr")
         self.sent: dict[str, int] = {}  # messages sent to clients, per topic
 
     def wanted(self, topic: str) -> bool:
@@ -114,7 +136,8 @@ class RosChannels:
 def bridge_topics(names: tuple[str, ...], overlay: bool) -> dict[str, str]:
     """ROS topic -> ROS 2 type of every topic served for cameras `names`."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
-             "status": DIAGNOSTIC_TYPE} | ({"overlay": COMPRESSED_TYPE} if overlay else {})
+             "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
+                 {"overlay": COMPRESSED_TYPE} if overlay else {})
     return {ros_topic(f"{name}/{kind}"): ros_type for name in names
             for kind, ros_type in types.items()}
 
@@ -191,6 +214,12 @@ class FoxgloveBridge:
         capture time, so Foxglove lines the topics of one frame up."""
         self.channels.send(ros_topic(header.topic), lambda: to_ros(header, data),
                            header.stamp_ns)
+        if header.kind == "classes":  # one per frame
+            age_ms = (time.time_ns() - header.stamp_ns) / 1e6
+            self.channels.send(ros_topic(f"{header.topic.rpartition('/')[0]}/timing"),
+                               lambda: {"seq": header.seq, "age_ms": round(age_ms, 3),
+                                        "latency_ms": dict(header.latency_ms)},
+                               header.stamp_ns)
 
     def _overlay(self, camera: str, parts: FrameParts) -> None:
         topic = ros_topic(f"{camera}/overlay")

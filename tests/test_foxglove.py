@@ -4,6 +4,7 @@ independent ROS 2 message reader)."""
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
@@ -96,10 +97,16 @@ def test_topics_types_and_messages_are_those_of_the_wire():
     with node_publisher() as publisher, Scenes(publisher) as scenes, \
             FoxgloveBridge(FoxgloveConfig(publisher.endpoint, ("scenes",), port=0)) as bridge:
         with FoxgloveClient(bridge.url) as client:
-            topics = [f"/scenes/{kind}" for kind in TYPES]
+            topics = [f"/scenes/{kind}" for kind in (*TYPES, "timing")]
             client.subscribe(topics)
             got = client.collect({t: 3 for t in topics})
     assert client.info["name"] == "rtseg"
+    timing = client.channels["/scenes/timing"]
+    assert (timing["encoding"], timing["schemaEncoding"]) == ("json", "jsonschema")
+    for log_time, payload in got["/scenes/timing"]:  # one per frame, for the Plot panel
+        frame = json.loads(payload)
+        assert frame["seq"] == scenes.sent[log_time].seq
+        assert frame["age_ms"] >= frame["latency_ms"]["total"] - 1.0 >= -1.0
     for kind, ros_type in TYPES.items():
         channel = client.channels[f"/scenes/{kind}"]
         assert (channel["encoding"], channel["schemaEncoding"]) == ("cdr", "ros2msg")
