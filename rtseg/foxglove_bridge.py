@@ -38,7 +38,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
-from rtseg.httpbind import is_loopback
+from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
     COMPRESSED_TYPE,
@@ -142,24 +142,16 @@ def bridge_topics(names: tuple[str, ...], overlay: bool) -> dict[str, str]:
             for kind, ros_type in types.items()}
 
 
-def start_server(cfg: FoxgloveConfig, context):
-    """foxglove-sdk's WebSocket server on `cfg.bind`:`cfg.port`, or a one-line RtsegError
-    (a non-loopback address without --allow-remote, a bad or busy port)."""
-    if not 0 <= cfg.port <= 65535:
-        raise RtsegError(f"--port {cfg.port} is outside 0..65535")
-    if not cfg.allow_remote and not is_loopback(cfg.bind):
-        raise RtsegError(f"--bind {cfg.bind} is not a loopback address: it lets other "
-                         "machines connect; pass --allow-remote if that is intended, or "
-                         "bind 127.0.0.1")
+def start_server(cfg: FoxgloveConfig, host: str, context):
+    """foxglove-sdk's WebSocket server on `host` (checked by rtseg.httpbind.check_bind):
+    `cfg.port`, or a one-line RtsegError (a busy port, an address this machine lacks)."""
     import foxglove
 
-    host = "127.0.0.1" if cfg.bind == "localhost" else cfg.bind.strip("[]")
     try:
         return foxglove.start_server(name="rtseg", host=host, port=cfg.port, context=context)
     except RuntimeError as exc:
         if "in use" in str(exc):
-            raise RtsegError(f"port {cfg.port} is in use on {host}: stop the program holding "
-                             "it or pick another with --port") from None
+            raise port_in_use(cfg.port, host) from None
         raise RtsegError(f"cannot serve Foxglove on {host}:{cfg.port}: {exc}; use an address "
                          "of this machine, e.g. --bind 127.0.0.1") from None
 
@@ -175,18 +167,17 @@ class FoxgloveBridge:
             import foxglove
         except ImportError:
             raise RtsegError(f"rtseg foxglove needs foxglove-sdk: {INSTALL_HINT}") from None
+        host = check_bind(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
         self.cfg = cfg
         self._stop = threading.Event()
         self._context = foxglove.Context()  # kept: the SDK forgets the channels of a freed one
         self.channels = RosChannels(self._context, bridge_topics(cfg.names, cfg.overlay))
         try:  # the channels exist before the server does: no client sees one appear
-            self._server = start_server(cfg, self._context)
+            self._server = start_server(cfg, host, self._context)
         except BaseException:
             self.channels.close()
             raise
-        host = "127.0.0.1" if cfg.bind == "localhost" else cfg.bind.strip("[]")
-        self.url = f"ws://[{host}]:{self._server.port}" if ":" in host else \
-            f"ws://{host}:{self._server.port}"
+        self.url = host_url("ws", host, self._server.port)
         try:
             topics = [f"{n}/{kind}" for n in cfg.names for kind in KINDS]
             self._sub = MaskSubscriber(cfg.endpoint, topics, timeout_ms=200,

@@ -1,5 +1,6 @@
 """The listening TCP socket of an HTTP command (`rtseg view`, `rtseg serve`), bound before
-anything else starts, so that a busy port is a one-line error naming it."""
+anything else starts, so that a busy port is a one-line error naming it; the same checks
+and messages for other servers (`rtseg foxglove`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, port: int, *, allow_remote: bool = False) -> str:
+    """The address to bind for `--bind host --port port` (localhost -> 127.0.0.1, IPv6
+    without brackets).
+
+    Raises:
+        RtsegError: a port outside 0..65535, or a non-loopback `host` without
+            `allow_remote`.
+    """
+    if not 0 <= port <= 65535:
+        raise RtsegError(f"--port {port} is outside 0..65535")
+    if not allow_remote and not is_loopback(host):
+        raise RtsegError(f"--bind {host} is not a loopback address: it lets other machines "
+                         "connect; pass --allow-remote if that is intended, or bind 127.0.0.1")
+    return "127.0.0.1" if host == "localhost" else host.strip("[]")
+
+
+def port_in_use(port: int, host: str) -> RtsegError:
+    """The one-line error for a port another program holds."""
+    return RtsegError(f"port {port} is in use on {host}: stop the program holding it or "
+                      "pick another with --port")
+
+
+def host_url(scheme: str, host: str, port: int) -> str:
+    """``SCHEME://HOST:PORT`` (an IPv6 host in brackets)."""
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 def listen_socket(host: str, port: int, *, allow_remote: bool = False,
                   backlog: int = 64) -> socket.socket:
     """A TCP socket bound to `host`:`port` (0: a free port; `getsockname()` tells it) and
@@ -29,12 +57,7 @@ def listen_socket(host: str, port: int, *, allow_remote: bool = False,
         RtsegError: a non-loopback `host` without `allow_remote`, a port outside 0..65535,
             a port in use, or an address this machine does not have.
     """
-    if not 0 <= port <= 65535:
-        raise RtsegError(f"--port {port} is outside 0..65535")
-    if not allow_remote and not is_loopback(host):
-        raise RtsegError(f"--bind {host} is not a loopback address: it lets other machines "
-                         "connect; pass --allow-remote if that is intended, or bind 127.0.0.1")
-    host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+    host = check_bind(host, port, allow_remote=allow_remote)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -44,8 +67,7 @@ def listen_socket(host: str, port: int, *, allow_remote: bool = False,
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise RtsegError(f"port {port} is in use on {host}: stop the program holding it "
-                             "or pick another with --port") from None
+            raise port_in_use(port, host) from None
         raise RtsegError(f"cannot listen on {host}:{port}: {exc.strerror}; use an address "
                          "of this machine, e.g. --bind 127.0.0.1") from None
     return sock
@@ -54,4 +76,4 @@ def listen_socket(host: str, port: int, *, allow_remote: bool = False,
 def socket_url(sock: socket.socket) -> str:
     """``http://HOST:PORT`` of a bound socket (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return host_url("http", host, port)
