@@ -4,8 +4,9 @@ new file past `split_bytes` or `split_ns` of log time, like `ros2 bag record
 --max-bag-size / --max-bag-duration`, optionally keeping only the newest files (a rolling
 recording).
 
-Every file is a complete MCAP file of ROS 2 messages written with mcap_ros2 (one schema
-per ROS type, a channel per topic, zstd chunks, summary and footer), with the `rtseg`
+Every file is a complete MCAP file (profile ``ros2``) of CDR ROS 2 messages, encoded by
+rtseg.ros2msg.encoders (one schema per ROS type, a channel per topic, zstd chunks, summary
+and footer), with the `rtseg`
 metadata record (endpoint, class names of each classes topic). A folder's metadata.yaml
 is rewritten after each file is finished, so a recorder killed later still leaves the
 finished files listed. A write the disk refuses (full, gone) is an RtsegError naming the
@@ -23,7 +24,17 @@ from pathlib import Path
 
 from rtseg.bag_census import RTSEG_METADATA, classes_key
 from rtseg.errors import RtsegError
-from rtseg.ros2msg import DIAGNOSTIC_TYPE, MSGDEFS, message_type, ros_topic, status_to_ros, to_ros
+from rtseg.ros2msg import (
+    DIAGNOSTIC_TYPE,
+    MSGDEFS,
+    OCCUPANCY_TYPE,
+    encoders,
+    grid_to_ros,
+    message_type,
+    ros_topic,
+    status_to_ros,
+    to_ros,
+)
 from rtseg.rosbag2 import METADATA, BagFile, write_metadata
 from rtseg.status import NodeStatus
 
@@ -31,22 +42,53 @@ log = logging.getLogger("rtseg.record")
 CHUNK_BYTES = 1 << 20  # mcap_ros2's default chunk size
 
 
+class RosWriter:
+    """The MCAP writer (the `mcap` package) of ROS 2 messages: a schema per ROS type of
+    `MSGDEFS`, a channel per topic, messages encoded by rtseg.ros2msg.encoders."""
+
+    def __init__(self, stream, chunk_bytes: int) -> None:
+        from mcap.writer import CompressionType, Writer
+
+        from rtseg import __version__
+
+        self._writer = Writer(stream, chunk_size=chunk_bytes, compression=CompressionType.ZSTD)
+        self._writer.start(profile="ros2", library=f"rtseg {__version__}")
+        self._schemas = {name: self._writer.register_schema(name, "ros2msg", text.encode())
+                         for name, text in MSGDEFS.items()}
+        self._encoders = encoders()
+        self._channels: dict[str, int] = {}
+
+    def write(self, topic: str, ros_type: str, message: dict, log_time_ns: int,
+              sequence: int = 0) -> None:
+        """`message` (a ROS message dict of `ros_type`) on `topic`, logged at `log_time_ns`."""
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._channels[topic] = self._writer.register_channel(
+                topic=topic, message_encoding="cdr", schema_id=self._schemas[ros_type])
+        self._writer.add_message(channel_id=channel, log_time=log_time_ns,
+                                 publish_time=log_time_ns, sequence=sequence,
+                                 data=self._encoders[ros_type](message))
+
+    def add_metadata(self, name: str, data: dict[str, str]) -> None:
+        self._writer.add_metadata(name, data)
+
+    def finish(self) -> None:
+        self._writer.finish()
+
+
 class McapBag:
-    """One MCAP file written with mcap_ros2; `info` counts what went in (rtseg.rosbag2).
-    `meta` is the `rtseg` metadata record's contents, shared by the files of a folder."""
+    """One MCAP file of ROS 2 messages (RosWriter); `info` counts what went in
+    (rtseg.rosbag2). `meta` is the `rtseg` metadata record's contents, shared by the files
+    of a folder."""
 
     deleted = 0  # files deleted to keep --max-files: none in a single file
 
     def __init__(self, path: Path, meta: dict[str, str], chunk_bytes: int = CHUNK_BYTES):
-        from mcap_ros2.writer import Writer
-
         self.path = Path(path)
         self.info = BagFile(self.path.name)
         self._meta = meta
         self._file = open(self.path, "wb")  # noqa: SIM115  (closed in finish)
-        self._writer = Writer(self._file, chunk_size=chunk_bytes)
-        self._schemas = {name: self._writer.register_msgdef(name, text)
-                         for name, text in MSGDEFS.items()}
+        self._writer = RosWriter(self._file, chunk_bytes)
         self._broken = False  # a write failed: finish only closes the file
 
     @property
@@ -65,19 +107,25 @@ class McapBag:
             self._meta[classes_key(topic)] = json.dumps(list(header.classes))
         ros_type = message_type(header)
         with self._writing():
-            self._writer.write_message(topic, self._schemas[ros_type], to_ros(header, data),
-                                       log_time=log_time_ns, publish_time=log_time_ns,
-                                       sequence=header.seq % 2**32)
+            self._writer.write(topic, ros_type, to_ros(header, data), log_time_ns,
+                               header.seq % 2**32)
         self.info.add(topic, ros_type, log_time_ns)
 
     def write_status(self, status: NodeStatus, log_time_ns: int) -> None:
         """A `NODE/status` heartbeat as one DiagnosticArray message (rtseg.ros2msg)."""
         topic = ros_topic(status.topic)
         with self._writing():
-            self._writer.write_message(topic, self._schemas[DIAGNOSTIC_TYPE],
-                                       status_to_ros(status), log_time=log_time_ns,
-                                       publish_time=log_time_ns)
+            self._writer.write(topic, DIAGNOSTIC_TYPE, status_to_ros(status), log_time_ns)
         self.info.add(topic, DIAGNOSTIC_TYPE, log_time_ns)
+
+    def write_grid(self, header, grid, occupancy, log_time_ns: int) -> None:
+        """A drivable mask's occupancy grid (rtseg.ground) as one OccupancyGrid message on
+        ``/NAME/grid``, with the mask's stamp and seq (rtseg.ros2msg.grid_to_ros)."""
+        topic = ros_topic(f"{header.topic.rpartition('/')[0]}/grid")
+        with self._writing():
+            self._writer.write(topic, OCCUPANCY_TYPE, grid_to_ros(header, grid, occupancy),
+                               log_time_ns, header.seq % 2**32)
+        self.info.add(topic, OCCUPANCY_TYPE, log_time_ns)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -188,6 +236,10 @@ class BagFolder:
     def write_status(self, status: NodeStatus, log_time_ns: int) -> None:
         """Write one status heartbeat (McapBag.write_status)."""
         self._file_for(log_time_ns).write_status(status, log_time_ns)
+
+    def write_grid(self, header, grid, occupancy, log_time_ns: int) -> None:
+        """Write one occupancy grid (McapBag.write_grid)."""
+        self._file_for(log_time_ns).write_grid(header, grid, occupancy, log_time_ns)
 
     def finish(self) -> None:
         """Finish the open file and write metadata.yaml listing every file."""

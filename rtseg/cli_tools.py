@@ -23,6 +23,15 @@ def curve_client_options(fn):
                              "--curve-secret.")(fn)
 
 
+def camera_option(verb: str):
+    """--camera [NAME=]FILE (repeatable): the camera file of rtseg.ground, for /NAME/grid."""
+    return click.option(
+        "--camera", "cameras", multiple=True, metavar="[NAME=]FILE",
+        help=f"A camera file (intrinsics, mount, grid; see launch/cameras/demo.toml): also "
+             f"{verb} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid. "
+             "FILE alone: every camera; NAME=FILE: one. Repeatable.")
+
+
 @click.command()
 @click.argument("endpoint")
 @click.argument("topics", nargs=-1)
@@ -93,23 +102,26 @@ def view(endpoint, names, port, bind, allow_remote, curve_server_key, curve_secr
               help="Address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--no-overlay", is_flag=True, help="Do not serve /NAME/overlay.")
+@camera_option("serve")
 @curve_client_options
 @stoppable("foxglove")
-def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, curve_server_key,
+def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, curve_server_key,
              curve_secret) -> None:
     """Serve the cameras NAMES [default: demo] of the node at ENDPOINT live to Foxglove.
 
     In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:PORT. Topics and
     types are those of `rtseg record` (/NAME/classes, /NAME/drivable as
     sensor_msgs/msg/Image; /NAME/image, /NAME/overlay as CompressedImage; /NAME/status as
-    DiagnosticArray), and /NAME/timing (JSON stage times, for the Plot panel). Needs
-    the foxglove extra: pip install 'rtseg[foxglove]'.
+    DiagnosticArray), /NAME/timing (JSON stage times, for the Plot panel) and, with
+    --camera, /NAME/grid (OccupancyGrid, for the 3D panel). Needs the foxglove extra:
+    pip install 'rtseg[foxglove]'.
     """
     from rtseg.foxglove_bridge import FoxgloveConfig, run_foxglove
 
     run_foxglove(FoxgloveConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
                                 bind=bind, allow_remote=allow_remote, overlay=not no_overlay,
-                                curve_server_key=curve_server_key, curve_secret=curve_secret))
+                                cameras=tuple(cameras), curve_server_key=curve_server_key,
+                                curve_secret=curve_secret))
 
 
 @click.command()
@@ -137,10 +149,11 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, curve_server
 @click.option("--mp4", type=click.Path(dir_okay=False),
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
+@camera_option("record")
 @curve_client_options
 @stoppable("record")
 def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, count, seconds,
-           timeout, mp4, mp4_fps, curve_server_key, curve_secret) -> None:
+           timeout, mp4, mp4_fps, cameras, curve_server_key, curve_secret) -> None:
     """Record TOPICS (NAME/drivable, /classes, /image, /status) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
@@ -155,7 +168,8 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
                                      mp4_fps=mp4_fps, split_mb=split_mb,
                                      split_seconds=split_seconds, max_files=max_files,
-                                     overlay=overlay, curve_server_key=curve_server_key,
+                                     overlay=overlay, cameras=tuple(cameras),
+                                     curve_server_key=curve_server_key,
                                      curve_secret=curve_secret))
     click.echo(report.summary(), err=True)
 
@@ -230,4 +244,20 @@ def play(recording, bind, allow_remote, rate, loop, delay) -> None:
                                    delay_s=delay, allow_remote=allow_remote)), err=True)
 
 
-TOOLS = (echo, launch_, view, foxglove, record, serve, keys, info, play)
+@click.command()
+@click.argument("camera", type=click.Path(dir_okay=False))
+@click.option("--image", type=click.Path(dir_okay=False),
+              help="A frame of that camera (PNG/JPEG) to draw the grid over.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write that drawing.")
+def ground(camera, image, out) -> None:
+    """Check the camera file CAMERA (intrinsics, mount, grid) of --camera: prints what its
+    grid covers as JSON (cells, the fraction in view, the nearest ground seen ahead, the
+    horizon's row); with --image FRAME --out FILE.png draws the grid on the ground over a
+    frame, lines every few metres, so a wrong mount or focal length shows.
+    """
+    from rtseg.ground_check import check_camera
+
+    click.echo(json.dumps(check_camera(camera, image, out), indent=1))
+
+
+TOOLS = (echo, launch_, view, foxglove, record, serve, keys, info, play, ground)

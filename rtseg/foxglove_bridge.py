@@ -9,6 +9,8 @@ live node and its recordings alike:
 - ``/NAME/image``: ``sensor_msgs/msg/CompressedImage`` jpeg (a node run with --image-topic);
 - ``/NAME/overlay``: the classes in colour over the frame (what `rtseg view` draws), jpeg;
 - ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel);
+- ``/NAME/grid``: ``nav_msgs/msg/OccupancyGrid``, the drivable mask on the ground
+  (rtseg.ground; for a camera given a camera file with --camera), for the 3D panel;
 - ``/NAME/timing``: JSON per frame (seq, the node's stage times ``latency_ms``, and
   ``age_ms``, capture -> received here), for the Plot panel (bridge only: not recorded).
 
@@ -38,6 +40,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
+from rtseg.ground import load_grounds
 from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
@@ -45,6 +48,9 @@ from rtseg.ros2msg import (
     DIAGNOSTIC_TYPE,
     IMAGE_TYPE,
     MSGDEFS,
+    OCCUPANCY_TYPE,
+    encoders,
+    grid_to_ros,
     ros_topic,
     status_to_ros,
     to_ros,
@@ -82,11 +88,12 @@ class FoxgloveConfig:
     jpeg_quality: int = 85
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
+    cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: serve /NAME/grid (rtseg.ground)
 
 
 class RosChannels:
     """One foxglove Channel per topic, all created (advertised) at once: ROS 2 types as
-    ``cdr`` messages of a ``ros2msg`` schema (mcap_ros2's encoders), `TIMING_TYPE` as
+    ``cdr`` messages of a ``ros2msg`` schema (rtseg.ros2msg.encoders), `TIMING_TYPE` as
     ``json`` of `TIMING_SCHEMA`.
 
     All at once, before any client can connect: foxglove-sdk 0.30 can advertise a channel
@@ -97,10 +104,8 @@ class RosChannels:
     def __init__(self, context, types: dict[str, str]) -> None:
         """`types`: ROS topic -> ROS 2 type, for every topic the bridge may send."""
         import foxglove
-        from mcap_ros2._dynamic import serialize_dynamic
 
-        self._encoders = {name: serialize_dynamic(name, text)[name]
-                          for name, text in MSGDEFS.items()}
+        self._encoders = encoders()
         self._encoders[TIMING_TYPE] = lambda message: json.dumps(message).encode()
         self._types = types
         self._channels = {}
@@ -133,13 +138,16 @@ class RosChannels:
             channel.close()
 
 
-def bridge_topics(names: tuple[str, ...], overlay: bool) -> dict[str, str]:
-    """ROS topic -> ROS 2 type of every topic served for cameras `names`."""
+def bridge_topics(names: tuple[str, ...], overlay: bool,
+                  grids: tuple[str, ...] = ()) -> dict[str, str]:
+    """ROS topic -> ROS 2 type of every topic served for cameras `names` (and `/NAME/grid`
+    for the names in `grids`)."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
              "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
                  {"overlay": COMPRESSED_TYPE} if overlay else {})
-    return {ros_topic(f"{name}/{kind}"): ros_type for name in names
-            for kind, ros_type in types.items()}
+    topics = {ros_topic(f"{name}/{kind}"): ros_type for name in names
+              for kind, ros_type in types.items()}
+    return topics | {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE for name in grids}
 
 
 def start_server(cfg: FoxgloveConfig, host: str, context):
@@ -170,8 +178,10 @@ class FoxgloveBridge:
         host = check_bind(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
         self.cfg = cfg
         self._stop = threading.Event()
+        self._grounds = load_grounds(cfg.cameras, cfg.names)
         self._context = foxglove.Context()  # kept: the SDK forgets the channels of a freed one
-        self.channels = RosChannels(self._context, bridge_topics(cfg.names, cfg.overlay))
+        self.channels = RosChannels(self._context, bridge_topics(cfg.names, cfg.overlay,
+                                                                 tuple(self._grounds)))
         try:  # the channels exist before the server does: no client sees one appear
             self._server = start_server(cfg, host, self._context)
         except BaseException:
@@ -205,9 +215,14 @@ class FoxgloveBridge:
         capture time, so Foxglove lines the topics of one frame up."""
         self.channels.send(ros_topic(header.topic), lambda: to_ros(header, data),
                            header.stamp_ns)
+        camera = header.topic.rpartition("/")[0]
+        if header.kind == "drivable" and camera in self._grounds:
+            ground = self._grounds[camera]
+            self.channels.send(ros_topic(f"{camera}/grid"), lambda: grid_to_ros(
+                header, ground.grid, ground.occupancy(data)), header.stamp_ns)
         if header.kind == "classes":  # one per frame
             age_ms = (time.time_ns() - header.stamp_ns) / 1e6
-            self.channels.send(ros_topic(f"{header.topic.rpartition('/')[0]}/timing"),
+            self.channels.send(ros_topic(f"{camera}/timing"),
                                lambda: {"seq": header.seq, "age_ms": round(age_ms, 3),
                                         "latency_ms": dict(header.latency_ms)},
                                header.stamp_ns)

@@ -14,7 +14,9 @@ rtseg.bag_writer) for ``ros2 bag info|play run``. With ``overlay`` each camera's
 too, as ``/NAME/overlay`` JPEG CompressedImages with the frame's stamp: what Foxglove shows
 in colour (a classes mask holds small values and looks black as mono8). With ``mp4`` the
 first camera's overlay is also written as a video, at `mp4_fps`, each frame held until the
-next one's capture time. No torch here.
+next one's capture time. With ``cameras`` (camera files, rtseg.ground) each drivable mask
+of those cameras is also written as ``/NAME/grid``, a ``nav_msgs/msg/OccupancyGrid`` on the
+ground with the mask's stamp and seq. No torch here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rtseg.bag_writer import BagFolder, McapBag, Split, open_bag
 from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, FrameParts, draw, overlay_message
 from rtseg.errors import RtsegError
+from rtseg.ground import GroundGrid, load_grounds
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
 from rtseg.signals import on_stop_signals
@@ -66,6 +69,7 @@ class RecordConfig:
     overlay: bool = False
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
+    cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: also /NAME/grid (rtseg.ground)
 
     @property
     def folder(self) -> bool:
@@ -124,6 +128,14 @@ def check_config(cfg: RecordConfig) -> None:
         if wanted and not video_camera(cfg.topics):
             raise RtsegError(f"{flag} draws masks: record a NAME/classes or NAME/drivable topic")
     _check_out(cfg)
+    if cfg.cameras and not drivable_cameras(cfg.topics):
+        raise RtsegError("--camera puts drivable masks on the ground: record a NAME/drivable "
+                         "topic")
+
+
+def drivable_cameras(topics: tuple[str, ...]) -> tuple[str, ...]:
+    """The camera NAMEs whose drivable mask is among `topics`, in order."""
+    return tuple(t.rpartition("/")[0] for t in topics if t.rpartition("/")[2] == "drivable")
 
 
 def _check_out(cfg: RecordConfig) -> None:
@@ -208,6 +220,7 @@ class _Recording:
     video: OverlayVideo | None
     compositors: dict[str, Compositor]  # the cameras drawn, for the video or --overlay
     camera: str | None  # the video's
+    grounds: dict[str, GroundGrid]  # camera -> its grid, for /NAME/grid
     counts: Counter = field(default_factory=Counter)
     signalled: list = field(default_factory=list)
     skipped: int = 0
@@ -228,6 +241,7 @@ class _Recording:
             self._first(header.topic)
             self.bag.write(header, data, time.time_ns())
             self.counts[header.topic] += 1
+            self._ground(header, data)
             self._draw(header, data)
         return time.monotonic() - start
 
@@ -256,6 +270,12 @@ class _Recording:
         """Whether `count` messages of the subscribed topics have been written."""
         received = sum(self.counts[topic] for topic in self.cfg.topics)
         return self.cfg.count is not None and received >= self.cfg.count
+
+    def _ground(self, header, data) -> None:
+        ground = self.grounds.get(header.topic.rpartition("/")[0])
+        if ground is not None and header.kind == "drivable":
+            self.bag.write_grid(header, ground.grid, ground.occupancy(data), time.time_ns())
+            self.counts[f"{header.topic.rpartition('/')[0]}/grid"] += 1
 
     def _draw(self, header, data) -> None:
         camera = header.topic.rpartition("/")[0]
@@ -289,6 +309,7 @@ def record(cfg: RecordConfig) -> RecordReport:
     """Record until `count` messages, `seconds`, `timeout_s` of silence or SIGINT/SIGTERM;
     the file is finished (summary + footer) in every case. Returns what was written."""
     check_config(cfg)
+    grounds = load_grounds(cfg.cameras, drivable_cameras(cfg.topics))
     camera = video_camera(cfg.topics) if cfg.mp4 else None
     drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
                                                 else set())
@@ -303,7 +324,7 @@ def record(cfg: RecordConfig) -> RecordReport:
         video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
         compositors = {name: Compositor(t.rpartition("/")[2] for t in cfg.topics
                                         if t.rpartition("/")[0] == name) for name in drawn}
-        state = _Recording(cfg, bag, video, compositors, camera)
+        state = _Recording(cfg, bag, video, compositors, camera, grounds)
         log.info("recording %s from %s to %s", ", ".join(cfg.topics), cfg.endpoint, cfg.out)
         try:
             with on_stop_signals(state.signalled.append):

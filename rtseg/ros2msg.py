@@ -1,7 +1,8 @@
 """rtseg messages as ROS 2 messages, for MCAP files that Foxglove and ``ros2 bag`` read
 without ROS installed: masks as ``sensor_msgs/msg/Image`` (mono8), frames as
 ``sensor_msgs/msg/CompressedImage`` (jpeg), status heartbeats as
-``diagnostic_msgs/msg/DiagnosticArray``. The message definitions are the ROS 2 ones in
+``diagnostic_msgs/msg/DiagnosticArray``, drivable masks on the ground (rtseg.ground) as
+``nav_msgs/msg/OccupancyGrid``. The message definitions are the ROS 2 ones in
 the ``ros2msg`` schema encoding: the message, then each dependency after a ``====`` line.
 No torch, no ROS.
 """
@@ -9,9 +10,13 @@ No torch, no ROS.
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
+from rtseg.ground import GridSpec
 from rtseg.protocol import MaskHeader
 from rtseg.status import NodeStatus
 
@@ -58,8 +63,35 @@ MSG: diagnostic_msgs/KeyValue
 string key
 string value
 {_HEADER_DEPS}"""
+OCCUPANCY_TYPE = "nav_msgs/msg/OccupancyGrid"
+OCCUPANCY_MSGDEF = f"""std_msgs/Header header
+MapMetaData info
+int8[] data
+{_SEPARATOR}
+MSG: nav_msgs/MapMetaData
+builtin_interfaces/Time map_load_time
+float32 resolution
+uint32 width
+uint32 height
+geometry_msgs/Pose origin
+{_SEPARATOR}
+MSG: geometry_msgs/Pose
+Point position
+Quaternion orientation
+{_SEPARATOR}
+MSG: geometry_msgs/Point
+float64 x
+float64 y
+float64 z
+{_SEPARATOR}
+MSG: geometry_msgs/Quaternion
+float64 x 0
+float64 y 0
+float64 z 0
+float64 w 1
+{_HEADER_DEPS}"""
 MSGDEFS = {IMAGE_TYPE: IMAGE_MSGDEF, COMPRESSED_TYPE: COMPRESSED_MSGDEF,
-           DIAGNOSTIC_TYPE: DIAGNOSTIC_MSGDEF}
+           DIAGNOSTIC_TYPE: DIAGNOSTIC_MSGDEF, OCCUPANCY_TYPE: OCCUPANCY_MSGDEF}
 # DiagnosticStatus levels of a node's and a source's states (rtseg.status)
 LEVELS = {"running": 0, "stopping": 0, "ok": 0, "reconnecting": 2, "ended": 3}
 
@@ -115,3 +147,41 @@ def to_ros(header: MaskHeader, data: np.ndarray) -> dict:
     return {"header": ros_header(header), "height": height, "width": width,
             "encoding": "mono8", "is_bigendian": 0, "step": width,
             "data": np.ascontiguousarray(data).tobytes()}
+
+
+def grid_to_ros(header: MaskHeader, grid: GridSpec, occupancy: np.ndarray) -> dict:
+    """A drivable mask's occupancy grid (rtseg.ground: ``(rows, cols) int8``, 0 free, 100
+    occupied, -1 unknown) as ``nav_msgs/OccupancyGrid``: the frame's capture stamp, the
+    grid's frame_id, its corner (x_min, y_min) as the origin."""
+    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
+    stamp = {"sec": sec, "nanosec": nanosec}
+    rows, cols = occupancy.shape
+    origin = {"position": {"x": grid.x_min, "y": grid.y_min, "z": 0.0},
+              "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}
+    return {"header": {"stamp": stamp, "frame_id": grid.frame_id},
+            "info": {"map_load_time": stamp, "resolution": grid.resolution, "width": cols,
+                     "height": rows, "origin": origin},
+            "data": np.ascontiguousarray(occupancy, np.int8).ravel()}  # see `encoders`
+
+
+def encoders() -> dict[str, Callable[[dict], bytes]]:
+    """ROS 2 type -> the CDR encoder of its message dict: mcap_ros2's, made from `MSGDEFS`.
+
+    An OccupancyGrid's ``int8[] data`` (an int8 array here) is written as raw bytes after
+    its length: mcap_ros2 would write it one Python int at a time (~25 ms a 160 x 200 grid);
+    it is the message's last field and int8 needs no alignment, so those bytes are exactly
+    CDR's (rosbags reads them back in the tests)."""
+    from mcap_ros2._dynamic import serialize_dynamic
+
+    coders = {name: serialize_dynamic(name, text)[name] for name, text in MSGDEFS.items()}
+    coders[OCCUPANCY_TYPE] = partial(_encode_grid, coders[OCCUPANCY_TYPE])
+    return coders
+
+
+def _encode_grid(encode: Callable[[dict], bytes], message: dict) -> bytes:
+    data = np.ascontiguousarray(message["data"], np.int8).ravel()
+    head = encode({**message, "data": []})  # ends with the empty array's uint32 length
+    if head[-4:] != bytes(4):
+        raise AssertionError("an OccupancyGrid's CDR must end with its data's length")
+    order = "<" if head[1] == 1 else ">"  # encapsulation 00 01: little-endian CDR
+    return head[:-4] + struct.pack(f"{order}I", data.size) + data.tobytes()

@@ -1,5 +1,6 @@
 """Replaying MCAP recordings (`--source drive.mcap[#TOPIC]`): real files written with the
-mcap_ros2 writer, the one `rtseg record` uses, and a real node publishing their frames."""
+mcap_ros2 writer (as other ROS 2 tools write them; `rtseg record`'s own files are replayed in
+test_record), and a real node publishing their frames."""
 
 from __future__ import annotations
 

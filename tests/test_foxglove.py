@@ -16,20 +16,23 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 from foxglove_client import FoxgloveClient
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.compose import FrameParts, draw, overlay_message
 from rtseg.data import synthetic
 from rtseg.errors import RtsegError
+from rtseg.ground import load_ground
 from rtseg.protocol import decode, encode
-from rtseg.ros2msg import MSGDEFS
+from rtseg.ros2msg import MSGDEFS, OCCUPANCY_TYPE
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
 
 pytest.importorskip("foxglove")
 from rtseg.foxglove_bridge import FoxgloveBridge, FoxgloveConfig  # noqa: E402
 
 CLASS_NAMES = synthetic.CLASSES
+DEMO_CAMERA = REPO / "launch" / "cameras" / "demo.toml"
 TYPES = {"drivable": "sensor_msgs/msg/Image", "classes": "sensor_msgs/msg/Image",
          "image": "sensor_msgs/msg/CompressedImage",
          "overlay": "sensor_msgs/msg/CompressedImage",
@@ -176,6 +179,35 @@ def test_a_live_demo_node_in_foxglove():
         assert msg.data.size == msg.height * msg.width
 
 
+def test_the_grid_is_the_drivable_mask_on_the_ground():
+    """With a camera file, /NAME/grid is each published drivable mask through
+    rtseg.ground, as a nav_msgs/OccupancyGrid with the frame's stamp and the grid's
+    frame and corner."""
+    camera = str(DEMO_CAMERA)
+    ground = load_ground(camera)
+    cfg = FoxgloveConfig("", ("scenes",), port=0, cameras=(camera,))
+    with node_publisher() as publisher, Scenes(publisher) as scenes, \
+            FoxgloveBridge(replace(cfg, endpoint=publisher.endpoint)) as bridge, \
+            FoxgloveClient(bridge.url) as client:
+        client.subscribe(["/scenes/grid"])
+        got = client.collect({"/scenes/grid": 3})
+    channel = client.channels["/scenes/grid"]
+    assert (channel["schemaName"], channel["schema"]) == (OCCUPANCY_TYPE, MSGDEFS[OCCUPANCY_TYPE])
+    values = set()
+    for log_time, payload in got["/scenes/grid"]:
+        msg = read_ros(payload, OCCUPANCY_TYPE)
+        assert log_time == msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        assert msg.header.frame_id == "base_link" and msg.info.resolution == pytest.approx(0.2)
+        assert (msg.info.height, msg.info.width) == ground.grid.shape == (160, 200)
+        origin = msg.info.origin
+        assert (origin.position.x, origin.position.y, origin.orientation.w) == (6.0, -16.0, 1.0)
+        drivable = scenes.sent[log_time].masks["drivable"][1]
+        grid = msg.data.reshape(ground.grid.shape)
+        np.testing.assert_array_equal(grid, ground.occupancy(drivable))
+        values |= set(np.unique(grid).tolist())
+    assert values == {-1, 0, 100}
+
+
 def test_bad_settings_are_one_line_errors_naming_the_fix(monkeypatch):
     with pytest.raises(RtsegError, match="not a loopback address.*--allow-remote"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", bind="0.0.0.0", port=0))
@@ -183,6 +215,10 @@ def test_bad_settings_are_one_line_errors_naming_the_fix(monkeypatch):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=70000))
     with pytest.raises(RtsegError, match="at least one camera NAME"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", names=()))
+    with pytest.raises(RtsegError, match="--camera back=.*back is not one of the cameras here "
+                       r"\(demo\)"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=0,
+                                      cameras=(f"back={DEMO_CAMERA}",)))
     monkeypatch.setitem(sys.modules, "foxglove", None)  # as if foxglove-sdk were absent
     with pytest.raises(RtsegError, match=r"needs foxglove-sdk: pip install 'rtseg\[foxglove\]'"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", port=0))

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
@@ -24,6 +25,7 @@ from rtseg.bag_info import recording_info
 from rtseg.client import MaskSubscriber
 from rtseg.compose import FrameParts, draw
 from rtseg.errors import RtsegError
+from rtseg.ground import load_ground
 from rtseg.protocol import MaskHeader
 from rtseg.record import RecordConfig, check_config, record
 from rtseg.rosbag2 import listed_files
@@ -152,6 +154,32 @@ def test_overlays_are_the_drawn_frames_and_a_recording_replays_as_a_source(node,
     for got, jpeg in zip(frames, jpegs):
         want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert got is not None and np.array_equal(got.image, want)
+
+
+def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
+    """`--camera FILE`: each drivable mask also as /demo/grid, a nav_msgs/OccupancyGrid
+    with the mask's stamp and seq: rtseg.ground's grid of that very mask."""
+    camera = str(REPO / "launch" / "cameras" / "demo.toml")
+    out = tmp_path / "grid.mcap"
+    report = record(RecordConfig(endpoint=node, topics=("demo/drivable",), out=str(out),
+                                 count=5, timeout_s=DEADLINE_S, cameras=(camera,)))
+    assert report.counts == {"demo/drivable": 5, "demo/grid": 5}
+    messages = read_back(out)
+    masks = {msg.sequence: ros for _, ch, msg, ros in messages if ch.topic == "/demo/drivable"}
+    grids = [(schema, msg, ros) for schema, ch, msg, ros in messages if ch.topic == "/demo/grid"]
+    ground = load_ground(camera)
+    assert len(grids) == 5
+    for schema, msg, grid in grids:
+        mask = masks[msg.sequence]
+        assert schema.name == "nav_msgs/msg/OccupancyGrid" and schema.encoding == "ros2msg"
+        assert stamp_ns(grid) == stamp_ns(mask) and grid.header.frame_id == "base_link"
+        assert (grid.info.height, grid.info.width) == ground.grid.shape
+        want = ground.occupancy(np.frombuffer(bytes(mask.data), np.uint8).reshape(
+            mask.height, mask.width))
+        assert np.array_equal(np.asarray(grid.data, np.int8).reshape(ground.grid.shape), want)
+        assert (want == 0).any() and (want == 100).any()  # the demo's road and its sides
+    topics = {t["topic"]: t for t in recording_info(str(out))["topics"]}
+    assert topics["/demo/grid"]["type"] == "nav_msgs/msg/OccupancyGrid"
 
 
 def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp_path):
@@ -431,6 +459,8 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
      "--max-files keeps the newest N >= 2 files of a split recording"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "run", split_mb=1, max_files=1),
      "got 1"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "x.mcap", cameras=("c.toml",)),
+     "--camera puts drivable masks on the ground: record a NAME/drivable topic"),
 ])
 def test_bad_requests_are_refused_before_anything_opens(cfg, problem, tmp_path):
     (tmp_path / "full").mkdir()

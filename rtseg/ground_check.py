@@ -1,0 +1,133 @@
+"""`rtseg ground`: check a camera file (rtseg.ground) before trusting its grid.
+
+What the grid covers (cells, how much of it the camera sees, where the ground comes into
+view straight ahead, the horizon's row) and, over a frame of that camera, the grid drawn
+as it lies on the ground: its outline and lines every few metres, labelled with their
+distance. A calibration that is off shows at once: the lines miss the lane markings, the
+outline's near edge sits below the bonnet. No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.errors import RtsegError
+from rtseg.ground import GroundGrid
+from rtseg.imagefile import ImageFileError, decode_image
+
+OUTLINE, LINES = (0, 215, 255), (255, 255, 255)  # BGR
+SAMPLES = 400  # points per drawn line
+
+
+def describe(ground: GroundGrid) -> dict:
+    """The facts of a camera file: grid shape and extent, the fraction of cells in view,
+    the nearest ground seen straight ahead (metres, None if none) and the horizon's row
+    (None when off the image), at the camera's own image size."""
+    cam, grid = ground.camera, ground.grid
+    rows, cols = grid.shape
+    ahead = np.stack([np.linspace(0.05, 500.0, 20000), np.zeros(20000), np.zeros(20000)], -1)
+    ahead = ahead @ _yaw(cam.yaw_deg).T + (cam.x, cam.y, 0.0)
+    pixels, seen = cam.project(ahead)
+    inside = seen & _inside(pixels, cam.height, cam.width)
+    nearest = float(np.hypot(*(ahead[inside][0, :2] - (cam.x, cam.y)))) if inside.any() else None
+    (_, horizon), _ = cam.project(np.array([cam.x, cam.y, 0.0]) + _yaw(cam.yaw_deg)[:, 0] * 1e7)
+    return {"cells": [rows, cols], "resolution_m": grid.resolution, "frame_id": grid.frame_id,
+            "x_m": [grid.x_min, grid.x_max], "y_m": [grid.y_min, grid.y_max],
+            "visible_fraction": round(ground.visible_fraction(), 4),
+            "nearest_ground_ahead_m": None if nearest is None else round(nearest, 2),
+            "horizon_row": round(float(horizon), 1) if -0.5 < horizon < cam.height - 0.5
+            else None,
+            "hfov_deg": round(math.degrees(2 * math.atan(cam.width / 2 / cam.fx)), 1)}
+
+
+def _yaw(degrees: float) -> np.ndarray:
+    a = math.radians(degrees)
+    return np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+
+
+def _inside(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    u, v = pixels[..., 0], pixels[..., 1]
+    return (u > -0.5) & (u < width - 0.5) & (v > -0.5) & (v < height - 0.5)
+
+
+def draw_grid(ground: GroundGrid, image: np.ndarray, step_m: float | None = None) -> np.ndarray:
+    """`image` (H, W, 3) uint8 BGR, a frame of the camera (any size: the intrinsics are
+    scaled to it) -> a copy with the grid on the ground: outline, lines of equal x and y
+    every `step_m` metres (default: about eight across the grid), distances written."""
+
+    grid, out = ground.grid, image.copy()
+    step = step_m or _nice_step(max(grid.x_max - grid.x_min, grid.y_max - grid.y_min) / 8)
+    size, labelled = image.shape[:2], []
+    for x in _ticks(grid.x_min, grid.x_max, step):
+        _line(ground, out, (x, grid.y_min), (x, grid.y_max), LINES, size, (f"{x:g} m", labelled))
+    for y in _ticks(grid.y_min, grid.y_max, step):
+        _line(ground, out, (grid.x_min, y), (grid.x_max, y), LINES, size)
+    corners = [(grid.x_min, grid.y_min), (grid.x_max, grid.y_min), (grid.x_max, grid.y_max),
+               (grid.x_min, grid.y_max), (grid.x_min, grid.y_min)]
+    for start, end in zip(corners, corners[1:]):
+        _line(ground, out, start, end, OUTLINE, size)
+    return out
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, at least `raw`."""
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _ticks(low: float, high: float, step: float) -> list[float]:
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 6) for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _line(ground: GroundGrid, image: np.ndarray, start, end, colour, size,
+          label: tuple[str, list] | None = None) -> None:
+    """The ground segment `start` -> `end` ((x, y) metres), the parts in front of the
+    camera, as a polyline; `label` = (text, rows of the labels so far): the text at the
+    middle of its visible part, unless it would crowd an earlier label."""
+    import cv2
+
+    t = np.linspace(0.0, 1.0, SAMPLES)[:, None]
+    points = np.concatenate([(1 - t) * start + t * np.asarray(end), np.zeros((SAMPLES, 1))], 1)
+    pixels, ahead = ground.camera.project(points, size)
+    keep = ahead & _inside(pixels, size[0] + 2000, size[1] + 2000)  # near: drawable ints
+    runs = np.split(np.arange(SAMPLES), np.flatnonzero(np.diff(keep.astype(np.int8))) + 1)
+    for run in runs:
+        if keep[run[0]] and len(run) > 1:
+            cv2.polylines(image, [np.round(pixels[run] * 16).astype(np.int32)], False, colour,
+                          1, cv2.LINE_AA, shift=4)
+    visible = np.flatnonzero(ahead & _inside(pixels, *size))
+    if label and visible.size:
+        (text, rows), (u, v) = label, pixels[visible[len(visible) // 2]]
+        if all(abs(v - row) >= 14 for row in rows):
+            rows.append(v)
+            cv2.putText(image, text, (int(u) + 3, int(v) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        colour, 1, cv2.LINE_AA)
+
+
+def check_camera(path: str, image: str | None = None, out: str | None = None) -> dict:
+    """`rtseg ground`: load the camera file at `path`, describe it, and with `image` write
+    the grid drawn over it to `out`. Returns the description (+ ``"drawn": out``)."""
+    from rtseg.ground import load_ground
+
+    ground = load_ground(path)
+    facts = describe(ground)
+    if (image is None) != (out is None):
+        raise RtsegError("--image FRAME and --out FILE.png go together: the frame to draw "
+                         "the grid over, and where to write it")
+    if image is not None:
+        import cv2
+
+        try:
+            frame = decode_image(Path(image).read_bytes())
+        except (OSError, ImageFileError) as exc:
+            raise RtsegError(f"cannot draw the grid over {image}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not cv2.imwrite(out, draw_grid(ground, frame)):
+            raise RtsegError(f"cannot write {out}: use a .png or .jpg path in an existing "
+                             f"folder ({Path(out).parent})")
+        facts["drawn"] = out
+    return facts

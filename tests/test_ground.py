@@ -1,0 +1,233 @@
+"""rtseg.ground: drivable masks -> occupancy grids on the ground, checked against the
+synthetic scenes' own road geometry (rtseg.data.synthetic paints a flat road through a
+pinhole of known parameters) and against the pinhole formula."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
+
+from rtseg.data.synthetic import SceneParams, drivable_mask, render
+from rtseg.errors import RtsegError
+from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid, load_ground
+
+H, W = 360, 640
+SCENE = SceneParams(horizon=0.42, vp_x=0.55, road_width=0.8, depth_bottom=5.0,
+                    lateral_offset=1.2, lane_count=2, lane_width=3.5, cars=())
+
+
+def scene_camera(p: SceneParams = SCENE) -> tuple[Camera, float, float]:
+    """The pinhole the painter drew `p` through, and the road's edges (y, base frame).
+
+    The painter's rows: nearness d = (v_edge - hy) / (H - hy) sees depth zb / d, g pixels
+    per metre at d = 1 (the bottom row): f = g zb, camera height (H - hy) / g; its
+    coordinates are pixel edges (OpenCV's centres are 0.5 less); lateral + is right."""
+    half = p.lane_count * p.lane_width / 2
+    g = p.road_width * W / (2 * half)
+    hy, vp = p.horizon * H, p.vp_x * W
+    camera = Camera(width=W, height=H, fx=g * p.depth_bottom, fy=g * p.depth_bottom,
+                    cx=vp - 0.5, cy=hy - 0.5, z=(H - hy) / g)
+    centre_y = -p.lateral_offset  # the road centre, metres left of the camera
+    return camera, centre_y - half, centre_y + half
+
+
+def test_projection_is_the_pinhole_formula():
+    cam = Camera(width=W, height=H, fx=500.0, fy=480.0, cx=320.0, cy=170.0, z=1.6)
+    (u, v), ahead = cam.project(np.array([10.0, 2.0, 0.0]))
+    assert ahead and u == pytest.approx(320 - 500 * 2 / 10)
+    assert v == pytest.approx(170 + 480 * 1.6 / 10)
+    pitched = replace(cam, pitch_deg=6.0)  # looking down: the horizon rises
+    (_, v_far), _ = pitched.project(np.array([1e7, 0.0, 0.0]))
+    assert v_far == pytest.approx(170 - 480 * math.tan(math.radians(6.0)), abs=1e-3)
+    yawed = replace(cam, yaw_deg=10.0)  # turned left: a point straight ahead moves right
+    (u_yaw, _), _ = yawed.project(np.array([1e7, 0.0, 0.0]))
+    assert u_yaw == pytest.approx(320 + 500 * math.tan(math.radians(10.0)), abs=1e-3)
+    half_size, _ = cam.project(np.array([10.0, 2.0, 0.0]), size=(H // 2, W // 2))
+    assert half_size == pytest.approx([(u + 0.5) / 2 - 0.5, (v + 0.5) / 2 - 0.5])
+    _, behind = cam.project(np.array([-5.0, 0.0, 0.0]))
+    assert not behind
+
+
+def test_grid_of_a_painted_road_puts_the_road_where_it_is():
+    image, classes = render(SCENE, H, W)
+    camera, right_edge, left_edge = scene_camera()
+    grid = GridSpec(x_min=0.0, x_max=40.0, y_min=-12.0, y_max=12.0, resolution=0.2)
+    occupancy = GroundGrid(camera, grid).occupancy(drivable_mask(classes))
+    assert occupancy.shape == (120, 200) and occupancy.dtype == np.int8
+    centres = grid.centres()
+    x, y = centres[..., 0], centres[..., 1]
+    seen = (x > SCENE.depth_bottom + 0.5) & (x < 30)
+    on_road = seen & (y > right_edge + 0.3) & (y < left_edge - 0.3)
+    off_road = seen & ((y < right_edge - 0.3) | (y > left_edge + 0.3)) & (np.abs(y) < 0.4 * x)
+    assert on_road.sum() > 1000 and off_road.sum() > 1000
+    assert (occupancy[on_road] == FREE).mean() > 0.99
+    assert (occupancy[off_road] == OCCUPIED).mean() > 0.99
+    assert (occupancy[x < SCENE.depth_bottom - 0.5] == UNKNOWN).all()  # under the bottom row
+    assert (occupancy[(x > 5) & (np.abs(y) > 1.2 * x)] == UNKNOWN).all()  # out of the view
+
+
+def test_a_smaller_mask_gives_the_same_grid():
+    _, classes = render(SCENE, H, W)
+    camera, _, _ = scene_camera()
+    ground = GroundGrid(camera, GridSpec(x_min=6.0, x_max=30.0, resolution=0.25))
+    full = ground.occupancy(drivable_mask(classes))
+    import cv2
+
+    small = cv2.resize(drivable_mask(classes), (W // 2, H // 2), interpolation=cv2.INTER_NEAREST)
+    assert (ground.occupancy(small) == full).mean() > 0.97
+    assert (ground.occupancy(small) == UNKNOWN).sum() == (full == UNKNOWN).sum()
+
+
+def test_a_camera_that_sees_no_cell_is_refused():
+    camera, _, _ = scene_camera()
+    with pytest.raises(RtsegError, match="no cell of the grid"):
+        GroundGrid(replace(camera, pitch_deg=-60.0))  # looking at the sky
+    with pytest.raises(RtsegError, match="no cell of the grid"):
+        GroundGrid(camera, GridSpec(x_min=-40.0, x_max=-2.0))  # behind the robot
+
+
+def test_occupancy_refuses_a_mask_that_is_not_one():
+    ground = GroundGrid(scene_camera()[0])
+    with pytest.raises(ValueError, match="uint8"):
+        ground.occupancy(np.zeros((H, W, 3), np.uint8))
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "camera.toml"
+    path.write_text(text)
+    return path
+
+
+def test_camera_file_loads(tmp_path):
+    ground = load_ground(write(tmp_path, """
+[camera]
+width = 640
+height = 360
+hfov_deg = 90.0
+cy = 150.0
+[mount]
+z = 1.4
+pitch_deg = 3.0
+x = 0.5
+[grid]
+x_min = 1.0
+x_max = 21.0
+y_min = -5.0
+y_max = 5.0
+resolution = 0.5
+frame_id = "robot"
+"""))
+    assert ground.camera.fx == pytest.approx(320.0) and ground.camera.fy == pytest.approx(320.0)
+    assert (ground.camera.cx, ground.camera.cy, ground.camera.x) == (320.0, 150.0, 0.5)
+    assert ground.grid.shape == (20, 40) and ground.grid.frame_id == "robot"
+    assert 0 < ground.visible_fraction() < 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n", r"\[mount\] needs z"),
+    ("[camera]\nwidth = 640\nheight = 360\n[mount]\nz = 1.0\n", "fx .* or hfov_deg"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 5.0\nhfov_deg = 60\n[mount]\nz = 1.0\n",
+     "exactly one"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = -1.0\n",
+     "height above the ground"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\nfocal = 3\n[mount]\nz = 1.0\n",
+     r"unknown key\(s\) \['focal'\]"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 'wide'\n[mount]\nz = 1.0\n",
+     "fx must be a number"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\n"
+     "[grid]\nx_min = 10.0\nx_max = 5.0\n", "x_max > x_min"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\npitch_deg = -80.0\n",
+     "no cell of the grid"),
+    ("[camera\nwidth = 640\n", "not valid TOML"),
+    ("[lens]\nk1 = 0.1\n", r"unknown table\(s\) \['lens'\]"),
+])
+def test_camera_file_mistakes_are_named(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(RtsegError, match=message) as info:
+        load_ground(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_camera_file_is_named(tmp_path):
+    with pytest.raises(RtsegError, match="cannot read camera file .*nope.toml"):
+        load_ground(tmp_path / "nope.toml")
+
+
+def run_ground(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rtseg", "ground", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_check_command_describes_and_draws_the_grid(tmp_path):
+    """`rtseg ground CAMERA --image FRAME --out PNG`: the facts as JSON, and the grid's
+    lines on the ground where the pinhole puts them (the 10 m line across the road at
+    row cy + fy z / 10); nothing drawn in the sky."""
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    ground = load_ground(camera)
+    cam = ground.camera
+    frame = np.full((cam.height, cam.width, 3), 60, np.uint8)
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["cells"] == [160, 200] and facts["horizon_row"] == pytest.approx(cam.cy, abs=0.1)
+    assert 0 < facts["visible_fraction"] < 1 and facts["hfov_deg"] == pytest.approx(57.2, abs=0.1)
+    bottom = cam.z * cam.fy / (cam.height - 0.5 - cam.cy)  # the ground at the bottom row
+    assert facts["nearest_ground_ahead_m"] == pytest.approx(bottom, abs=0.05)
+    drawn = cv2.imread(str(tmp_path / "check.png"))
+    changed = np.abs(drawn.astype(int) - frame).sum(axis=2) > 30
+    row = round(cam.cy + cam.fy * cam.z / 10)
+    assert changed[row - 1:row + 2, round(cam.cx) - 40:round(cam.cx) + 40].any(axis=0).all()
+    assert not changed[:round(cam.cy) - 20].any()
+    assert changed.mean() < 0.2
+
+
+def test_the_check_command_names_its_mistakes(tmp_path):
+    camera = str(REPO / "launch" / "cameras" / "demo.toml")
+    done = run_ground(camera, "--image", str(tmp_path / "frame.png"))
+    assert done.returncode != 0 and "--image FRAME and --out FILE.png go together" in done.stderr
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    done = run_ground(camera, "--image", str(tmp_path / "broken.png"), "--out",
+                      str(tmp_path / "x.png"))
+    assert done.returncode != 0 and "cannot draw the grid over" in done.stderr
+    done = run_ground(str(tmp_path / "none.toml"))
+    assert done.returncode != 0 and "cannot read camera file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_readme_consumer_reads_grids_off_a_live_demo_node():
+    """The README's consumer snippet, run as written against a real demo node (its
+    bundled model): every grid has road (free), roadside (occupied) and unseen cells, and
+    is rtseg.ground's grid of a published drivable mask (the demo drives up to cars, so
+    what lies straight ahead varies)."""
+    from live_node import demo_node  # tests/ is on sys.path
+
+    readme = (REPO / "README.md").read_text()
+    snippet = next(block for block in readme.split("```python")[1:]
+                   if "load_ground" in block).split("```")[0]
+    snippet = textwrap.dedent(snippet).replace("launch/cameras/demo.toml",
+                                               str(REPO / "launch" / "cameras" / "demo.toml"))
+    grids = []
+    with demo_node(image_topic=False) as endpoint:
+        code = snippet.replace("tcp://127.0.0.1:5555", endpoint).replace(
+            "grid = ground.occupancy(mask)", "grids.append((mask, ground.occupancy(mask)))\n"
+            "        if len(grids) == 4: break")
+        exec(compile(code, "README.md", "exec"), {"grids": grids})
+    ground = load_ground(REPO / "launch" / "cameras" / "demo.toml")
+    assert len(grids) == 4
+    for mask, grid in grids:
+        assert mask.shape == (360, 640) and grid.shape == ground.grid.shape
+        np.testing.assert_array_equal(grid, ground.occupancy(mask))
+        seen = grid[grid != UNKNOWN]
+        assert 0.5 < seen.size / grid.size < 0.9
+        assert 0.05 < (seen == FREE).mean() < 0.95
