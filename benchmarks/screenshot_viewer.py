@@ -2,11 +2,15 @@
 a real demo node with the image topic (tests/live_node.py), the viewer on a free port, and
 headless Chromium (tests/browser.py).
 
-    python benchmarks/screenshot_viewer.py [OUT.png]   # default benchmarks/results/viewer.png
+    python benchmarks/screenshot_viewer.py [OUT.png] [--camera FILE]
+    # default benchmarks/results/viewer.png; --camera: the grid from above too
+    # (python benchmarks/screenshot_viewer.py benchmarks/results/viewer-ground.png
+    #  --camera launch/cameras/demo.toml)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,9 +23,10 @@ from live_node import demo_node  # noqa: E402
 from rtseg.view import ViewConfig, Viewer  # noqa: E402
 
 
-def main(out: Path) -> None:
+def main(out: Path, cameras: tuple[str, ...] = ()) -> None:
     with demo_node(image_topic=True) as endpoint, \
-            Viewer(ViewConfig(endpoint=endpoint, names=("demo",), port=0)) as viewer:
+            Viewer(ViewConfig(endpoint=endpoint, names=("demo",), port=0,
+                              cameras=cameras)) as viewer:
         with chromium_page() as page:
             page.goto(viewer.url + "/")
             seq = wait_for_new_seq(page, "demo", None)
@@ -35,4 +40,8 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "benchmarks/results/viewer.png")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default=str(REPO / "benchmarks/results/viewer.png"))
+    parser.add_argument("--camera", action="append", default=[])
+    args = parser.parse_args()
+    main(Path(args.out), tuple(args.camera))

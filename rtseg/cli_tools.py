@@ -23,13 +23,16 @@ def curve_client_options(fn):
                              "--curve-secret.")(fn)
 
 
-def camera_option(verb: str):
-    """--camera [NAME=]FILE (repeatable): the camera file of rtseg.ground, for /NAME/grid."""
+def camera_option(adds: str):
+    """--camera [NAME=]FILE (repeatable): a camera file of rtseg.ground; `adds` says what
+    it adds to the command."""
     return click.option(
         "--camera", "cameras", multiple=True, metavar="[NAME=]FILE",
-        help=f"A camera file (intrinsics, mount, grid; see launch/cameras/demo.toml): also "
-             f"{verb} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid. "
+        help=f"A camera file (intrinsics, mount, grid; see launch/cameras/demo.toml): {adds} "
              "FILE alone: every camera; NAME=FILE: one. Repeatable.")
+
+
+GRID_TOPIC = "also {} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid."
 
 
 @click.command()
@@ -78,9 +81,11 @@ def launch_(file, check) -> None:
 @click.option("--port", default=8080, show_default=True, help="HTTP port of the page.")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
+@camera_option("the drivable mask on the ground, seen from above, beside the overlay.")
 @curve_client_options
 @stoppable("view")
-def view(endpoint, names, port, bind, allow_remote, curve_server_key, curve_secret) -> None:
+def view(endpoint, names, port, bind, allow_remote, cameras, curve_server_key,
+         curve_secret) -> None:
     """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
 
     Open http://127.0.0.1:PORT/ for the overlays (run the node with --image-topic to see
@@ -89,7 +94,7 @@ def view(endpoint, names, port, bind, allow_remote, curve_server_key, curve_secr
     from rtseg.view import ViewConfig, run_view
 
     run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
-                        bind=bind, allow_remote=allow_remote,
+                        bind=bind, allow_remote=allow_remote, cameras=tuple(cameras),
                         curve_server_key=curve_server_key, curve_secret=curve_secret))
 
 
@@ -102,7 +107,7 @@ def view(endpoint, names, port, bind, allow_remote, curve_server_key, curve_secr
               help="Address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--no-overlay", is_flag=True, help="Do not serve /NAME/overlay.")
-@camera_option("serve")
+@camera_option(GRID_TOPIC.format("serve"))
 @curve_client_options
 @stoppable("foxglove")
 def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, curve_server_key,
@@ -149,7 +154,7 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, cur
 @click.option("--mp4", type=click.Path(dir_okay=False),
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
-@camera_option("record")
+@camera_option(GRID_TOPIC.format("record"))
 @curve_client_options
 @stoppable("record")
 def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, count, seconds,
@@ -255,7 +260,7 @@ def ground(camera, image, out) -> None:
     horizon's row); with --image FRAME --out FILE.png draws the grid on the ground over a
     frame, lines every few metres, so a wrong mount or focal length shows.
     """
-    from rtseg.ground_check import check_camera
+    from rtseg.ground_draw import check_camera
 
     click.echo(json.dumps(check_camera(camera, image, out), indent=1))
 

@@ -10,6 +10,8 @@ Per camera NAME it subscribes to `NAME/classes`, `NAME/drivable`, `NAME/image` a
 - ``/NAME/info.json``: the numbers and the legend the page shows.
 
 Without an image topic (a node run without ``--image-topic``) the coloured masks alone.
+With a camera file for a camera (``cameras``, rtseg.ground) its picture also shows, on the
+right, the drivable mask on the ground seen from above (rtseg.ground_draw.grid_picture).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -34,6 +36,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
+from rtseg.ground import GroundGrid, load_grounds
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.palette import legend
 from rtseg.protocol import NodeStatus
@@ -59,6 +62,7 @@ class ViewConfig:
     jpeg_quality: int = 80
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
+    cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: the grid from above, beside
 
 
 class CameraState:
@@ -118,6 +122,17 @@ class CameraState:
         }
 
 
+def with_grid(composite: Composite, ground: GroundGrid, drivable) -> Composite:
+    """`composite` with the grid of its `drivable` mask ``(H, W) uint8`` seen from above
+    (rtseg.ground_draw.grid_picture) on its right, at its height."""
+    import numpy as np
+
+    from rtseg.ground_draw import grid_picture
+
+    picture = grid_picture(ground.grid, ground.occupancy(drivable), composite.bgr.shape[0])
+    return replace(composite, bgr=np.hstack([composite.bgr, picture]))
+
+
 def _topics(names: tuple[str, ...]) -> list[str]:
     return [f"{n}/{kind}" for n in names for kind in ("drivable", "classes", "image", "status")]
 
@@ -129,6 +144,7 @@ class Viewer:
         if not cfg.names:
             raise RtsegError("rtseg view needs at least one camera NAME, e.g. demo")
         self.cfg = cfg
+        self.grounds = load_grounds(cfg.cameras, cfg.names)
         self.cameras = {name: CameraState(name) for name in cfg.names}
         self._stop = threading.Event()
         sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
@@ -178,6 +194,8 @@ class Viewer:
     def _show(self, name: str, parts: FrameParts) -> None:
         composite = draw_or_skip(name, parts)
         if composite is not None:
+            if name in self.grounds and "drivable" in parts.masks:
+                composite = with_grid(composite, self.grounds[name], parts.masks["drivable"][1])
             jpeg = overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes()
             self.cameras[name].put(composite, jpeg)
 

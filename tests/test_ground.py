@@ -19,6 +19,7 @@ from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
 from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid, load_ground
+from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR, grid_picture
 
 H, W = 360, 640
 SCENE = SceneParams(horizon=0.42, vp_x=0.55, road_width=0.8, depth_bottom=5.0,
@@ -231,3 +232,18 @@ def test_the_readme_consumer_reads_grids_off_a_live_demo_node():
         seen = grid[grid != UNKNOWN]
         assert 0.5 < seen.size / grid.size < 0.9
         assert 0.05 < (seen == FREE).mean() < 0.95
+
+
+def test_the_picture_from_above_has_ahead_up_and_left_on_the_left():
+    grid = GridSpec(x_min=0.0, x_max=20.0, y_min=-5.0, y_max=5.0, resolution=0.5)
+    occupancy = np.full(grid.shape, OCCUPIED, np.int8)  # (20 rows along y, 40 cols along x)
+    occupancy[15, 30] = FREE  # the cell at x = 15.25 m, y = +2.75 m (left)
+    occupancy[:, :2] = UNKNOWN  # x < 1 m
+    picture = grid_picture(grid, occupancy, 400)  # 10 pixels a cell
+    assert picture.shape == (400, 200, 3)
+    free = np.argwhere((picture == FREE_BGR).all(axis=2))
+    rows, cols = free[:, 0], free[:, 1]
+    assert (rows.min(), rows.max()) == (90, 99)  # (20 - 15.5) * 20 .. (20 - 15) * 20 - 1
+    assert (cols.min(), cols.max()) == (40, 49)  # (5 - 3) * 20 .. (5 - 2.5) * 20 - 1
+    assert (picture[381:398, 150] == UNKNOWN_BGR).all()  # the nearest metre, bottom
+    assert (picture[392:400, 100] == 255).all()  # the robot, on the bottom edge at y = 0

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from browser import CHROMIUM, chromium_page, overlay_png, wait_for_new_seq, wait_for_other_overlay
+from conftest import REPO
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.data import synthetic
@@ -171,3 +172,49 @@ def test_the_viewer_recorder_and_info_import_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.split() == ["False"], done.stderr
+
+
+def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
+    """`--camera FILE`: the picture is the overlay, then on its right the drivable mask's
+    grid seen from above (rtseg.ground_draw.grid_picture), at the overlay's height."""
+    from rtseg.compose import FrameParts, draw
+    from rtseg.ground import load_ground
+    from rtseg.ground_draw import grid_picture
+    from rtseg.protocol import decode, encode
+
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    _, label = synthetic.render(synthetic.random_params(np.random.default_rng(0)), 360, 640)
+    drivable = synthetic.drivable_mask(label)
+    stop = threading.Event()
+
+    def publish(publisher: MaskPublisher) -> None:  # one scene, again and again
+        seq = 0
+        while not stop.is_set():
+            meta = FrameMeta(seq=seq, stamp_ns=time.time_ns(), frame_id="scenes", model="x")
+            publisher.publish_frame("scenes", drivable, label, meta, class_names=CLASS_NAMES)
+            seq += 1
+            stop.wait(0.05)
+
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher:
+        thread = threading.Thread(target=publish, args=(publisher,), daemon=True)
+        thread.start()
+        try:
+            cfg = ViewConfig(publisher.endpoint, ("scenes",), port=0, cameras=(str(camera),))
+            with Viewer(cfg) as view:
+                wait_until(lambda: view.cameras["scenes"].version >= 2, "two overlays")
+                status, _, jpeg = get(view.url, "/scenes/overlay.jpg")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    got = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    ground = load_ground(camera)
+    picture = grid_picture(ground.grid, ground.occupancy(drivable), 360)
+    masks = {kind: decode(encode(f"scenes/{kind}", kind, mask, seq=0, stamp_ns=1,
+                                 frame_id="scenes", classes=names, model="x"))
+             for kind, mask, names in (("drivable", drivable, ["not_drivable", "drivable"]),
+                                       ("classes", label, CLASS_NAMES))}
+    overlay = draw(FrameParts(0, 1, masks)).bgr
+    assert status == 200 and got.shape == (360, 640 + picture.shape[1], 3)
+    assert np.abs(got[:, :640] - overlay).mean() < 6  # JPEG at quality 80
+    assert np.abs(got[:, 640:] - picture).mean() < 6
+    assert 0.1 < (picture == (70, 170, 60)).all(axis=2).mean() < 0.9  # road, free

@@ -1,6 +1,9 @@
-"""`rtseg ground`: check a camera file (rtseg.ground) before trusting its grid.
+"""Drawing the ground (rtseg.ground): a grid seen from above, for `rtseg view --camera`;
+and `rtseg ground`, the check of a camera file before trusting its grid.
 
-What the grid covers (cells, how much of it the camera sees, where the ground comes into
+`grid_picture`: an occupancy grid as a picture, ahead up and left on the left, free cells
+green, occupied red, unknown grey, a line every 10 m, the robot's place marked. The check:
+what the grid covers (cells, how much of it the camera sees, where the ground comes into
 view straight ahead, the horizon's row) and, over a frame of that camera, the grid drawn
 as it lies on the ground: its outline and lines every few metres, labelled with their
 distance. A calibration that is off shows at once: the lines miss the lane markings, the
@@ -15,11 +18,40 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.errors import RtsegError
-from rtseg.ground import GroundGrid
+from rtseg.ground import GridSpec, GroundGrid
 from rtseg.imagefile import ImageFileError, decode_image
 
 OUTLINE, LINES = (0, 215, 255), (255, 255, 255)  # BGR
 SAMPLES = 400  # points per drawn line
+# grid_picture's colours (BGR) of occupancy 0 (free), 100 (occupied), -1 (unknown)
+FREE_BGR, OCCUPIED_BGR, UNKNOWN_BGR = (70, 170, 60), (50, 40, 170), (80, 80, 80)
+_GRID_LUT = np.zeros((256, 3), np.uint8)
+_GRID_LUT[0], _GRID_LUT[100], _GRID_LUT[255] = FREE_BGR, OCCUPIED_BGR, UNKNOWN_BGR
+RULE_M = 10.0  # grid_picture: a line across every this many metres ahead
+
+
+def grid_picture(grid: GridSpec, occupancy: np.ndarray, height: int) -> np.ndarray:
+    """`occupancy` (rows, cols) int8 of `grid` -> (height, W, 3) uint8 BGR seen from above:
+    ahead (x) up, left (y) on the left, square cells (W = height * rows / cols); free
+    green, occupied red, unknown grey; a faint line every `RULE_M` metres ahead, and a
+    white triangle where the robot (x = 0, y = 0) is, on the bottom edge if it is behind."""
+    import cv2
+
+    rows, cols = occupancy.shape
+    top_down = _GRID_LUT[occupancy.view(np.uint8)[::-1, ::-1].T]  # (cols, rows, 3)
+    width = max(1, round(height * rows / cols))
+    picture = cv2.resize(top_down, (width, height), interpolation=cv2.INTER_NEAREST)
+    scale = height / (grid.x_max - grid.x_min)  # pixels per metre
+    for x in np.arange(math.ceil(grid.x_min / RULE_M) * RULE_M, grid.x_max, RULE_M):
+        row = round((grid.x_max - x) * scale)
+        picture[row:row + 1] = picture[row:row + 1] // 2 + 100
+    u = (grid.y_max - 0.0) * scale
+    v = min(height - 1.0, (grid.x_max - 0.0) * scale)
+    if 0 <= u < width:
+        size = max(4.0, height / 40)
+        tip = np.array([[u, v - 2 * size], [u - size, v], [u + size, v]], np.int32)
+        cv2.fillPoly(picture, [tip], (255, 255, 255))
+    return picture
 
 
 def describe(ground: GroundGrid) -> dict:
