@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from encode_speed import cpu_name, save  # noqa: I001 (benchmarks/ is sys.path[0])
 
-from rtseg.ground import GroundGrid, _maps, load_ground
+from rtseg.camera_file import load_ground
+from rtseg.ground import GroundGrid, _maps
 from rtseg.protocol import MaskHeader
 from rtseg.ros2msg import MSGDEFS, OCCUPANCY_TYPE, encoders, grid_to_ros
 

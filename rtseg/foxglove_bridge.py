@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtseg.camera_file import load_grounds
 from rtseg.client import MaskSubscriber
 from rtseg.compose import (
     Compositor,
@@ -40,7 +41,6 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
-from rtseg.ground import load_grounds
 from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (

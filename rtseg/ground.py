@@ -2,7 +2,8 @@
 
 A navigation stack plans in metres, not pixels. With the camera's pinhole intrinsics and
 where it sits on the robot, every cell of a flat-ground grid around the robot projects to
-one pixel of the drivable mask; sampling the mask there gives the grid a planner reads
+one pixel of the drivable mask (through the lens's distortion, OpenCV's model, when the
+camera has one); sampling the mask there gives the grid a planner reads
 (ROS ``nav_msgs/OccupancyGrid`` values: 0 = free (drivable), 100 = occupied (not
 drivable), -1 = unknown (out of view)). Assumes flat ground: anything standing on it (a
 car, a wall) is occupied where it hides the ground, and its shadow in the grid reaches
@@ -13,24 +14,7 @@ z = 0; the camera's mount is its position in that frame and roll / pitch / yaw i
 (pitch > 0 looks down); pixels are OpenCV's (u right, v down, pixel centres at integers).
 The grid is ``rows x cols`` cells of `resolution` metres: column j along x from `x_min`,
 row i along y from `y_min`, row-major as in OccupancyGrid (whose origin is the corner
-(x_min, y_min)). The camera file (TOML) gives all three::
-
-    [camera]              # intrinsics at this image size (scaled to the mask's size)
-    width = 640
-    height = 360
-    fx = 480.0            # or hfov_deg = 67.4; fy defaults to fx
-    cx = 320.0            # default width / 2
-    cy = 162.0            # default height / 2
-    [mount]               # in the base frame: metres and degrees
-    z = 2.5               # height above the ground (required)
-    pitch_deg = 0.0
-    [grid]
-    x_min = 2.0
-    x_max = 40.0
-    y_min = -10.0
-    y_max = 10.0
-    resolution = 0.1
-    frame_id = "base_link"
+(x_min, y_min)). A camera file gives all three (rtseg.camera_file).
 
 No torch here: numpy and OpenCV.
 """
@@ -38,14 +22,12 @@ No torch here: numpy and OpenCV.
 from __future__ import annotations
 
 import math
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from rtseg.errors import RtsegError, type_name
+from rtseg.errors import RtsegError
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 MIN_DEPTH_M = 0.05  # a ground point nearer the camera's image plane than this is not seen
@@ -56,8 +38,10 @@ _OCCUPANCY[0], _OCCUPANCY[1] = OCCUPIED, FREE
 
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera on the robot: intrinsics (pixels) at `width` x `height`, and its
-    mount in the base frame (x, y, z metres; roll, pitch, yaw degrees, pitch > 0 down)."""
+    """A pinhole camera on the robot: intrinsics (pixels) at `width` x `height`, the lens's
+    `distortion` (OpenCV's coefficients k1, k2, p1, p2[, k3[, k4, k5, k6]]; () for none),
+    and its mount in the base frame (x, y, z metres; roll, pitch, yaw degrees, pitch > 0
+    down)."""
 
     width: int
     height: int
@@ -71,6 +55,7 @@ class Camera:
     roll_deg: float = 0.0
     pitch_deg: float = 0.0
     yaw_deg: float = 0.0
+    distortion: tuple[float, ...] = ()
 
     def rotation(self) -> np.ndarray:
         """(3, 3) float64: optical-frame axes (x right, y down, z ahead) in the base frame."""
@@ -93,9 +78,29 @@ class Camera:
         depth = opt[..., 2]
         ahead = depth > MIN_DEPTH_M
         safe = np.where(ahead, depth, 1.0)
-        u = (self.fx * opt[..., 0] / safe + self.cx + 0.5) * sx - 0.5
-        v = (self.fy * opt[..., 1] / safe + self.cy + 0.5) * sy - 0.5
+        x, y = opt[..., 0] / safe, opt[..., 1] / safe
+        if any(self.distortion):
+            x, y, within = self._distort(x, y)
+            ahead &= within
+        u = (self.fx * x + self.cx + 0.5) * sx - 0.5
+        v = (self.fy * y + self.cy + 0.5) * sy - 0.5
         return np.stack([u, v], axis=-1), ahead
+
+    def _distort(self, x: np.ndarray, y: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised pinhole coordinates -> distorted ones (OpenCV's model), and whether
+        each is within the lens's field (its radius at most that of the image's corners:
+        beyond, the polynomial folds far-off points back into the picture)."""
+        k1, k2, p1, p2, k3, k4, k5, k6 = (*self.distortion, *(0.0,) * 8)[:8]
+        r2 = x * x + y * y
+        radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        return xd, yd, r2 <= self.field_radius() ** 2
+
+    def field_radius(self) -> float:
+        """The largest normalised radius the image sees (at its border), undistorted."""
+        return _field_radius(self)
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,22 @@ class GroundGrid:
 
 
 @lru_cache(maxsize=16)
+def _field_radius(camera: Camera) -> float:
+    import cv2
+
+    left, top, right, bottom = -0.5, -0.5, camera.width - 0.5, camera.height - 0.5
+    t = np.linspace(0.0, 1.0, 64)
+    u, v = left + t * (right - left), top + t * (bottom - top)
+    border = np.concatenate([np.stack([u, np.full_like(u, top)], 1),
+                             np.stack([u, np.full_like(u, bottom)], 1),
+                             np.stack([np.full_like(v, left), v], 1),
+                             np.stack([np.full_like(v, right), v], 1)])
+    k = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]])
+    normal = cv2.undistortPoints(border.reshape(-1, 1, 2), k, np.array(camera.distortion))
+    return float(np.hypot(normal[..., 0], normal[..., 1]).max())
+
+
+@lru_cache(maxsize=16)
 def _maps(camera: Camera, grid: GridSpec, height: int, width: int
           ) -> tuple[np.ndarray, np.ndarray]:
     pixels, ahead = camera.project(grid.centres(), (height, width))
@@ -174,114 +195,3 @@ def _maps(camera: Camera, grid: GridSpec, height: int, width: int
     map_v = np.ascontiguousarray(pixels[..., 1], np.float32)
     map_u.flags.writeable = map_v.flags.writeable = False
     return map_u, map_v
-
-
-def load_ground(path: str | Path) -> GroundGrid:
-    """A camera file (TOML, see the module docstring) -> its GroundGrid; an RtsegError
-    naming the file and the key for anything missing, unknown or out of range."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise RtsegError(f"cannot read camera file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RtsegError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(raw) - {"camera", "mount", "grid"}
-    if unknown:
-        raise RtsegError(f"{path}: unknown table(s) {sorted(unknown)}: a camera file has "
-                         "[camera], [mount] and [grid]")
-    camera = _camera(path, _table(path, raw, "camera"), _table(path, raw, "mount"))
-    grid = _grid(path, _table(path, raw, "grid"))
-    try:
-        return GroundGrid(camera, grid)
-    except RtsegError as exc:
-        raise RtsegError(f"{path}: {exc}") from None
-
-
-def _table(path: Path, raw: dict, name: str) -> dict:
-    table = raw.get(name, {})
-    if not isinstance(table, dict):
-        raise RtsegError(f"{path}: [{name}] must be a table, got {type_name(table)}")
-    return table
-
-
-def _number(path: Path, table: str, values: dict, key: str, default=None) -> float:
-    value = values.get(key, default)
-    if value is None:
-        raise RtsegError(f"{path}: [{table}] needs {key}")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RtsegError(f"{path}: [{table}] {key} must be a number, got {value!r}")
-    return float(value)
-
-
-def _check_keys(path: Path, table: str, values: dict, allowed: set[str]) -> None:
-    unknown = set(values) - allowed
-    if unknown:
-        raise RtsegError(f"{path}: [{table}] has unknown key(s) {sorted(unknown)}; "
-                         f"known: {sorted(allowed)}")
-
-
-def _camera(path: Path, cam: dict, mount: dict) -> Camera:
-    _check_keys(path, "camera", cam, {"width", "height", "fx", "fy", "cx", "cy", "hfov_deg"})
-    _check_keys(path, "mount", mount,
-                {"x", "y", "z", "roll_deg", "pitch_deg", "yaw_deg"})
-    width, height = (_number(path, "camera", cam, k) for k in ("width", "height"))
-    if width < 1 or height < 1 or width != int(width) or height != int(height):
-        raise RtsegError(f"{path}: [camera] width and height are image sizes in pixels, "
-                         f"got {width} x {height}")
-    if ("fx" in cam) == ("hfov_deg" in cam):
-        raise RtsegError(f"{path}: [camera] needs fx (pixels) or hfov_deg, exactly one")
-    if "hfov_deg" in cam:
-        hfov = _number(path, "camera", cam, "hfov_deg")
-        if not 0 < hfov < 180:
-            raise RtsegError(f"{path}: [camera] hfov_deg must be in (0, 180), got {hfov}")
-        fx = width / 2 / math.tan(math.radians(hfov) / 2)
-    else:
-        fx = _number(path, "camera", cam, "fx")
-    fy = _number(path, "camera", cam, "fy", fx)
-    if fx <= 0 or fy <= 0:
-        raise RtsegError(f"{path}: [camera] focal lengths must be positive, got {fx}, {fy}")
-    z = _number(path, "mount", mount, "z")
-    if z <= 0:
-        raise RtsegError(f"{path}: [mount] z is the camera's height above the ground and "
-                         f"must be positive, got {z}")
-    return Camera(width=int(width), height=int(height), fx=fx, fy=fy,
-                  cx=_number(path, "camera", cam, "cx", width / 2),
-                  cy=_number(path, "camera", cam, "cy", height / 2), z=z,
-                  **{k: _number(path, "mount", mount, k, 0.0)
-                     for k in ("x", "y", "roll_deg", "pitch_deg", "yaw_deg")})
-
-
-def _grid(path: Path, values: dict) -> GridSpec:
-    names = {f.name for f in fields(GridSpec)}
-    _check_keys(path, "grid", values, names)
-    frame_id = values.get("frame_id", GridSpec.frame_id)
-    if not isinstance(frame_id, str) or not frame_id:
-        raise RtsegError(f"{path}: [grid] frame_id must be a non-empty string")
-    numbers = {k: _number(path, "grid", values, k, getattr(GridSpec, k))
-               for k in names - {"frame_id"}}
-    grid = GridSpec(frame_id=frame_id, **numbers)
-    if grid.resolution <= 0:
-        raise RtsegError(f"{path}: [grid] resolution must be positive, got {grid.resolution}")
-    rows, cols = grid.shape
-    if rows < 1 or cols < 1 or rows * cols > 25_000_000:
-        raise RtsegError(f"{path}: [grid] makes {rows} x {cols} cells; x_max > x_min, y_max > "
-                         "y_min and at most 25 million cells (raise resolution)")
-    return grid
-
-
-def load_grounds(options: tuple[str, ...], names: tuple[str, ...]) -> dict[str, GroundGrid]:
-    """`--camera [NAME=]FILE` options -> camera NAME -> its GroundGrid; a FILE without
-    ``NAME=`` serves every one of `names`. An RtsegError for a NAME not among `names`."""
-    grounds: dict[str, GroundGrid] = {}
-    for option in options:
-        name, sep, file = option.partition("=")
-        if not sep or "/" in name or "\\" in name:
-            name, file = "", option
-        if name and name not in names:
-            raise RtsegError(f"--camera {option}: {name} is not one of the cameras here "
-                             f"({', '.join(names) or 'none'}); give --camera NAME=FILE for one "
-                             "of them, or FILE for all")
-        ground = load_ground(file)
-        grounds |= {n: ground for n in ([name] if name else names)}
-    return grounds

@@ -72,7 +72,8 @@ def describe(ground: GroundGrid) -> dict:
             "nearest_ground_ahead_m": None if nearest is None else round(nearest, 2),
             "horizon_row": round(float(horizon), 1) if -0.5 < horizon < cam.height - 0.5
             else None,
-            "hfov_deg": round(math.degrees(2 * math.atan(cam.width / 2 / cam.fx)), 1)}
+            "hfov_deg": round(math.degrees(2 * math.atan(cam.width / 2 / cam.fx)), 1),
+            "distortion": list(cam.distortion)}
 
 
 def _yaw(degrees: float) -> np.ndarray:
@@ -143,7 +144,7 @@ def _line(ground: GroundGrid, image: np.ndarray, start, end, colour, size,
 def check_camera(path: str, image: str | None = None, out: str | None = None) -> dict:
     """`rtseg ground`: load the camera file at `path`, describe it, and with `image` write
     the grid drawn over it to `out`. Returns the description (+ ``"drawn": out``)."""
-    from rtseg.ground import load_ground
+    from rtseg.camera_file import load_ground
 
     ground = load_ground(path)
     facts = describe(ground)

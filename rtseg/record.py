@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtseg.bag_writer import BagFolder, McapBag, Split, open_bag
+from rtseg.camera_file import load_grounds
 from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, FrameParts, draw, overlay_message
 from rtseg.errors import RtsegError
-from rtseg.ground import GroundGrid, load_grounds
+from rtseg.ground import GroundGrid
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
 from rtseg.signals import on_stop_signals

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from rtseg.camera_file import load_grounds
 from rtseg.client import MaskSubscriber
 from rtseg.compose import (
     Composite,
@@ -36,7 +37,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
-from rtseg.ground import GroundGrid, load_grounds
+from rtseg.ground import GroundGrid
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.palette import legend
 from rtseg.protocol import NodeStatus

@@ -20,10 +20,10 @@ from conftest import REPO
 from foxglove_client import FoxgloveClient
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 
+from rtseg.camera_file import load_ground
 from rtseg.compose import FrameParts, draw, overlay_message
 from rtseg.data import synthetic
 from rtseg.errors import RtsegError
-from rtseg.ground import load_ground
 from rtseg.protocol import decode, encode
 from rtseg.ros2msg import MSGDEFS, OCCUPANCY_TYPE
 from rtseg.stream.publisher import FrameMeta, MaskPublisher

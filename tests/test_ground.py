@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 
+from rtseg.camera_file import load_ground
 from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
-from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid, load_ground
+from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid
 from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR, grid_picture
 
 H, W = 360, 640
@@ -247,3 +248,136 @@ def test_the_picture_from_above_has_ahead_up_and_left_on_the_left():
     assert (cols.min(), cols.max()) == (40, 49)  # (5 - 3) * 20 .. (5 - 2.5) * 20 - 1
     assert (picture[381:398, 150] == UNKNOWN_BGR).all()  # the nearest metre, bottom
     assert (picture[392:400, 100] == 255).all()  # the robot, on the bottom edge at y = 0
+
+
+LENS = (-0.30, 0.09, 0.001, -0.0005, -0.012)  # barrel, as a wide road camera's
+
+
+def test_distortion_is_opencvs_model():
+    """Projection through a lens = cv2.projectPoints of the same pinhole and lens."""
+    cam = replace(scene_camera()[0], distortion=LENS, pitch_deg=4.0, yaw_deg=-3.0)
+    ground = np.stack(np.meshgrid(np.linspace(5, 40, 15), np.linspace(-8, 8, 11)), -1)
+    points = np.concatenate([ground.reshape(-1, 2), np.zeros((165, 1))], 1)
+    pixels, seen = cam.project(points)
+    optical = (points - (cam.x, cam.y, cam.z)) @ cam.rotation()
+    k = np.array([[cam.fx, 0, cam.cx], [0, cam.fy, cam.cy], [0, 0, 1]])
+    want, _ = cv2.projectPoints(optical, np.zeros(3), np.zeros(3), k, np.array(LENS))
+    inside = seen & (pixels[:, 0] > 0) & (pixels[:, 0] < W) & (pixels[:, 1] < H)
+    assert inside.sum() > 40
+    np.testing.assert_allclose(pixels[inside], want.reshape(-1, 2)[inside], atol=1e-6)
+
+
+def test_points_beyond_the_lens_field_are_not_folded_back_in():
+    """A barrel polynomial turns back past the image's corners: a point far to the side
+    lands inside the image by the formula alone. It is out of view."""
+    cam = replace(scene_camera()[0], distortion=(-0.12, 0.0, 0.0, 0.0))
+    far_side = np.array([[3.0, 8.8, 0.0]])  # 72 degrees to the left, where 1 + k1 r^2 < 0
+    (pixel, ), (seen, ) = cam.project(far_side)
+    optical = (far_side - (cam.x, cam.y, cam.z)) @ cam.rotation()
+    k = np.array([[cam.fx, 0, cam.cx], [0, cam.fy, cam.cy], [0, 0, 1]])
+    folded, _ = cv2.projectPoints(optical, np.zeros(3), np.zeros(3), k, np.array(cam.distortion))
+    u, v = folded.reshape(2)
+    assert 0 <= u < W and 0 <= v < H  # the bare formula: in the picture
+    assert not seen  # but no lens sees 84 degrees off its axis at this focal length
+
+
+def distort(image: np.ndarray, camera: Camera) -> np.ndarray:
+    """What `camera`'s lens makes of a pinhole `image` (same K): each distorted pixel takes
+    the pinhole pixel it comes from (cv2.undistortPoints), nearest."""
+    k = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]])
+    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
+    source = cv2.undistortPoints(np.stack([u, v], -1).reshape(-1, 1, 2), k,
+                                 np.array(camera.distortion), P=k).reshape(H, W, 2)
+    return cv2.remap(image, source[..., 0], source[..., 1], cv2.INTER_NEAREST,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def test_a_road_seen_through_a_lens_lands_where_it_is():
+    """The painted road through a barrel lens: with the lens in the camera file the grid's
+    free cells end at the road's edges (within a cell and a pixel), from 6 to 20 m ahead;
+    with the lens ignored, the edges near the robot land over a metre off."""
+    _, classes = render(SCENE, H, W)
+    camera, right_edge, left_edge = scene_camera()
+    lens = replace(camera, distortion=LENS)
+    drivable = distort(drivable_mask(classes), lens)
+    grid = GridSpec(x_min=0.0, x_max=30.0, y_min=-12.0, y_max=12.0, resolution=0.2)
+    xs, ys = grid.centres()[0, :, 0], grid.centres()[:, 0, 1]
+
+    def edge_error_m(cam: Camera) -> float:
+        """The largest distance between the free cells' outermost centres and the road's
+        edges, over the grid's columns from 6 to 20 m ahead."""
+        occupancy = GroundGrid(cam, grid).occupancy(drivable)
+        errors = [0.0]
+        for column in np.flatnonzero((xs > 6) & (xs < 20)):
+            free = ys[occupancy[:, column] == FREE]
+            errors.append(max(abs(free.min() - right_edge), abs(free.max() - left_edge)))
+        return max(errors)
+
+    assert edge_error_m(lens) <= 0.3
+    assert edge_error_m(camera) > 1.0  # the lens ignored
+
+
+CAMERA_INFO = """image_width: 1280
+image_height: 720
+camera_name: front
+camera_matrix:
+  rows: 3
+  cols: 3
+  data: [912.5, 0.0, 641.2, 0.0, 910.8, 362.9, 0.0, 0.0, 1.0]
+distortion_model: {model}
+distortion_coefficients:
+  rows: 1
+  cols: 5
+  data: [-0.31, 0.11, 0.0004, -0.0002, -0.018]
+rectification_matrix:
+  rows: 3
+  cols: 3
+  data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+projection_matrix:
+  rows: 3
+  cols: 4
+  data: [850.1, 0.0, 640.0, 0.0, 0.0, 870.3, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+"""
+
+
+def test_a_ros_camera_calibration_gives_the_intrinsics(tmp_path):
+    """[camera] camera_info = a ROS camera_calibration YAML beside the file: size, K and
+    the plumb_bob lens from it (not the rectified projection matrix)."""
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "front.yaml").write_text(CAMERA_INFO.format(model="plumb_bob"))
+    ground = load_ground(write(tmp_path, '[camera]\ncamera_info = "calib/front.yaml"\n'
+                                         "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
+    cam = ground.camera
+    assert (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy) == (
+        1280, 720, 912.5, 910.8, 641.2, 362.9)
+    assert cam.distortion == (-0.31, 0.11, 0.0004, -0.0002, -0.018)
+    toml = load_ground(write(tmp_path, "[camera]\nwidth = 1280\nheight = 720\nfx = 912.5\n"
+                                       "fy = 910.8\ncx = 641.2\ncy = 362.9\n"
+                                       "distortion = [-0.31, 0.11, 0.0004, -0.0002, -0.018]\n"
+                                       "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
+    assert toml.camera == cam
+
+
+@pytest.mark.parametrize(("camera", "info", "message"), [
+    ('camera_info = "front.yaml"\nfx = 900.0', "plumb_bob",
+     r"camera_info gives the intrinsics: drop \['fx'\]"),
+    ('camera_info = "front.yaml"', "equidistant", "distortion_model 'equidistant' is not "
+     "supported: plumb_bob or rational_polynomial"),
+    ('camera_info = "front.yaml"', "rational_polynomial", "rational_polynomial has 8 "
+     "distortion coefficients, got 5"),
+    ('camera_info = "gone.yaml"', "plumb_bob", "cannot read camera_info .*gone.yaml"),
+    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = [0.1, 0.2, 0.3]", "plumb_bob",
+     "distortion has 4, 5 or 8 coefficients"),
+    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = 0.1", "plumb_bob",
+     "distortion is a list of numbers"),
+])
+def test_camera_calibration_mistakes_are_named(tmp_path, camera, info, message):
+    (tmp_path / "front.yaml").write_text(CAMERA_INFO.format(model=info))
+    with pytest.raises(RtsegError, match=message):
+        load_ground(write(tmp_path, f"[camera]\n{camera}\n[mount]\nz = 1.3\n"))
+
+
+def test_a_file_that_is_no_calibration_is_named(tmp_path):
+    (tmp_path / "front.yaml").write_text("image_width: 640\nfocal: 3\n")
+    with pytest.raises(RtsegError, match="front.yaml: not a ROS camera calibration"):
+        load_ground(write(tmp_path, '[camera]\ncamera_info = "front.yaml"\n[mount]\nz = 1.0\n'))

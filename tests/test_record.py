@@ -22,10 +22,10 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from rtseg.bag_info import recording_info
+from rtseg.camera_file import load_ground
 from rtseg.client import MaskSubscriber
 from rtseg.compose import FrameParts, draw
 from rtseg.errors import RtsegError
-from rtseg.ground import load_ground
 from rtseg.protocol import MaskHeader
 from rtseg.record import RecordConfig, check_config, record
 from rtseg.rosbag2 import listed_files

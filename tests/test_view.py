@@ -177,8 +177,8 @@ def test_the_viewer_recorder_and_info_import_no_torch():
 def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
     """`--camera FILE`: the picture is the overlay, then on its right the drivable mask's
     grid seen from above (rtseg.ground_draw.grid_picture), at the overlay's height."""
+    from rtseg.camera_file import load_ground
     from rtseg.compose import FrameParts, draw
-    from rtseg.ground import load_ground
     from rtseg.ground_draw import grid_picture
     from rtseg.protocol import decode, encode
 
