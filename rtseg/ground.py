@@ -21,6 +21,7 @@ No torch here: numpy and OpenCV.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +29,9 @@ from functools import lru_cache
 import numpy as np
 
 from rtseg.errors import RtsegError
+
+log = logging.getLogger("rtseg.ground")
+ASPECT_TOLERANCE = 0.01  # relative: a mask of another shape than the camera's is warned of
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 MIN_DEPTH_M = 0.05  # a ground point nearer the camera's image plane than this is not seen
@@ -188,6 +192,11 @@ def _field_radius(camera: Camera) -> float:
 @lru_cache(maxsize=16)
 def _maps(camera: Camera, grid: GridSpec, height: int, width: int
           ) -> tuple[np.ndarray, np.ndarray]:
+    aspect = (width / height) / (camera.width / camera.height)
+    if abs(aspect - 1) > ASPECT_TOLERANCE:  # once per size: the tables are cached
+        log.warning("a %dx%d mask has another shape than the camera file's %dx%d: taken as "
+                    "the whole frame resized; if the source crops, calibrate at its size",
+                    width, height, camera.width, camera.height)
     pixels, ahead = camera.project(grid.centres(), (height, width))
     pixels[~ahead] = -1e6  # far outside: remap's border value (unknown)
     pixels = np.clip(pixels, -1e6, 1e6)

@@ -381,3 +381,14 @@ def test_a_file_that_is_no_calibration_is_named(tmp_path):
     (tmp_path / "front.yaml").write_text("image_width: 640\nfocal: 3\n")
     with pytest.raises(RtsegError, match="front.yaml: not a ROS camera calibration"):
         load_ground(write(tmp_path, '[camera]\ncamera_info = "front.yaml"\n[mount]\nz = 1.0\n'))
+
+
+def test_a_mask_of_another_shape_is_warned_of_once(caplog):
+    ground = GroundGrid(replace(scene_camera()[0], z=2.0))  # a camera of its own: no cache
+    with caplog.at_level("WARNING", logger="rtseg.ground"):
+        ground.occupancy(np.zeros((180, 320), np.uint8))  # 640x360 halved: the same shape
+        assert not caplog.records
+        for _ in range(3):
+            ground.occupancy(np.zeros((256, 512), np.uint8))
+    assert len(caplog.records) == 1
+    assert "a 512x256 mask has another shape than the camera file's 640x360" in caplog.text
