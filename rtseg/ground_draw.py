@@ -159,8 +159,10 @@ def check_camera(path: str, image: str | None = None, out: str | None = None) ->
         except (OSError, ImageFileError) as exc:
             raise RtsegError(f"cannot draw the grid over {image}: "
                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise RtsegError(f"cannot write {out}: --out is a .png or .jpg file")
         if not cv2.imwrite(out, draw_grid(ground, frame)):
-            raise RtsegError(f"cannot write {out}: use a .png or .jpg path in an existing "
-                             f"folder ({Path(out).parent})")
+            raise RtsegError(f"cannot write {out}: is its folder ({Path(out).parent}) there "
+                             "and writable?")
         facts["drawn"] = out
     return facts

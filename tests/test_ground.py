@@ -196,12 +196,18 @@ def test_the_check_command_describes_and_draws_the_grid(tmp_path):
 
 def test_the_check_command_names_its_mistakes(tmp_path):
     camera = str(REPO / "launch" / "cameras" / "demo.toml")
+    cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((36, 64, 3), np.uint8))
     done = run_ground(camera, "--image", str(tmp_path / "frame.png"))
     assert done.returncode != 0 and "--image FRAME and --out FILE.png go together" in done.stderr
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     done = run_ground(camera, "--image", str(tmp_path / "broken.png"), "--out",
                       str(tmp_path / "x.png"))
     assert done.returncode != 0 and "cannot draw the grid over" in done.stderr
+    for out, problem in (("check.xyz", "--out is a .png or .jpg file"),
+                         ("no/check.png", "is its folder")):
+        done = run_ground(camera, "--image", str(tmp_path / "frame.png"), "--out",
+                          str(tmp_path / out))
+        assert done.returncode == 1 and problem in done.stderr, done.stderr
     done = run_ground(str(tmp_path / "none.toml"))
     assert done.returncode != 0 and "cannot read camera file" in done.stderr
     assert "Traceback" not in done.stderr
