@@ -27,9 +27,7 @@ from rtseg.errors import RtsegError
 from rtseg.ros2msg import (
     DIAGNOSTIC_TYPE,
     MSGDEFS,
-    OCCUPANCY_TYPE,
     encoders,
-    grid_to_ros,
     message_type,
     ros_topic,
     status_to_ros,
@@ -118,14 +116,13 @@ class McapBag:
             self._writer.write(topic, DIAGNOSTIC_TYPE, status_to_ros(status), log_time_ns)
         self.info.add(topic, DIAGNOSTIC_TYPE, log_time_ns)
 
-    def write_grid(self, header, grid, occupancy, log_time_ns: int) -> None:
-        """A drivable mask's occupancy grid (rtseg.ground) as one OccupancyGrid message on
-        ``/NAME/grid``, with the mask's stamp and seq (rtseg.ros2msg.grid_to_ros)."""
-        topic = ros_topic(f"{header.topic.rpartition('/')[0]}/grid")
+    def write_ros(self, topic: str, ros_type: str, message: dict, log_time_ns: int,
+                  seq: int = 0) -> None:
+        """A ROS message dict of `ros_type` (one of rtseg.ros2msg.MSGDEFS) on `topic` (a
+        ROS name: an occupancy grid, a camera info, a transform)."""
         with self._writing():
-            self._writer.write(topic, OCCUPANCY_TYPE, grid_to_ros(header, grid, occupancy),
-                               log_time_ns, header.seq % 2**32)
-        self.info.add(topic, OCCUPANCY_TYPE, log_time_ns)
+            self._writer.write(topic, ros_type, message, log_time_ns, seq % 2**32)
+        self.info.add(topic, ros_type, log_time_ns)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -237,9 +234,10 @@ class BagFolder:
         """Write one status heartbeat (McapBag.write_status)."""
         self._file_for(log_time_ns).write_status(status, log_time_ns)
 
-    def write_grid(self, header, grid, occupancy, log_time_ns: int) -> None:
-        """Write one occupancy grid (McapBag.write_grid)."""
-        self._file_for(log_time_ns).write_grid(header, grid, occupancy, log_time_ns)
+    def write_ros(self, topic: str, ros_type: str, message: dict, log_time_ns: int,
+                  seq: int = 0) -> None:
+        """Write one ROS message (McapBag.write_ros)."""
+        self._file_for(log_time_ns).write_ros(topic, ros_type, message, log_time_ns, seq)
 
     def finish(self) -> None:
         """Finish the open file and write metadata.yaml listing every file."""

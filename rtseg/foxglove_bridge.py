@@ -10,7 +10,9 @@ live node and its recordings alike:
 - ``/NAME/overlay``: the classes in colour over the frame (what `rtseg view` draws), jpeg;
 - ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel);
 - ``/NAME/grid``: ``nav_msgs/msg/OccupancyGrid``, the drivable mask on the ground
-  (rtseg.ground; for a camera given a camera file with --camera), for the 3D panel;
+  (rtseg.ground; for a camera given a camera file with --camera), for the 3D panel, and
+  with each of its images ``/NAME/camera_info`` (``sensor_msgs/msg/CameraInfo``) and
+  ``/tf`` (its mount, ``tf2_msgs/msg/TFMessage``), which place the camera in 3D;
 - ``/NAME/timing``: JSON per frame (seq, the node's stage times ``latency_ms``, and
   ``age_ms``, capture -> received here), for the Plot panel (bridge only: not recorded).
 
@@ -44,13 +46,15 @@ from rtseg.errors import RtsegError
 from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
+    CAMERA_INFO_TYPE,
     COMPRESSED_TYPE,
     DIAGNOSTIC_TYPE,
     IMAGE_TYPE,
     MSGDEFS,
     OCCUPANCY_TYPE,
+    TF_TYPE,
     encoders,
-    grid_to_ros,
+    ground_messages,
     ros_topic,
     status_to_ros,
     to_ros,
@@ -140,14 +144,17 @@ class RosChannels:
 
 def bridge_topics(names: tuple[str, ...], overlay: bool,
                   grids: tuple[str, ...] = ()) -> dict[str, str]:
-    """ROS topic -> ROS 2 type of every topic served for cameras `names` (and `/NAME/grid`
-    for the names in `grids`)."""
+    """ROS topic -> ROS 2 type of every topic served for cameras `names` (and, for the
+    names in `grids`, `/NAME/grid`, `/NAME/camera_info` and `/tf`)."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
              "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
                  {"overlay": COMPRESSED_TYPE} if overlay else {})
     topics = {ros_topic(f"{name}/{kind}"): ros_type for name in names
               for kind, ros_type in types.items()}
-    return topics | {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE for name in grids}
+    for name in grids:
+        topics |= {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE,
+                   ros_topic(f"{name}/camera_info"): CAMERA_INFO_TYPE, "/tf": TF_TYPE}
+    return topics
 
 
 def start_server(cfg: FoxgloveConfig, host: str, context):
@@ -216,10 +223,9 @@ class FoxgloveBridge:
         self.channels.send(ros_topic(header.topic), lambda: to_ros(header, data),
                            header.stamp_ns)
         camera = header.topic.rpartition("/")[0]
-        if header.kind == "drivable" and camera in self._grounds:
-            ground = self._grounds[camera]
-            self.channels.send(ros_topic(f"{camera}/grid"), lambda: grid_to_ros(
-                header, ground.grid, ground.occupancy(data)), header.stamp_ns)
+        if camera in self._grounds and not header.topic.endswith("/overlay"):
+            for topic, _, message in ground_messages(header, data, self._grounds[camera]):
+                self.channels.send(ros_topic(topic), message, header.stamp_ns)
         if header.kind == "classes":  # one per frame
             age_ms = (time.time_ns() - header.stamp_ns) / 1e6
             self.channels.send(ros_topic(f"{camera}/timing"),

@@ -36,6 +36,7 @@ from rtseg.errors import RtsegError
 from rtseg.ground import GroundGrid
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
+from rtseg.ros2msg import ground_messages, ros_topic
 from rtseg.signals import on_stop_signals
 from rtseg.status import NodeStatus
 
@@ -273,10 +274,15 @@ class _Recording:
         return self.cfg.count is not None and received >= self.cfg.count
 
     def _ground(self, header, data) -> None:
-        ground = self.grounds.get(header.topic.rpartition("/")[0])
-        if ground is not None and header.kind == "drivable":
-            self.bag.write_grid(header, ground.grid, ground.occupancy(data), time.time_ns())
-            self.counts[f"{header.topic.rpartition('/')[0]}/grid"] += 1
+        """With the camera's file: its drivable mask's grid; its image's camera info and
+        the camera's mount (rtseg.ros2msg.ground_messages)."""
+        camera = header.topic.rpartition("/")[0]
+        ground = self.grounds.get(camera)
+        if ground is None:
+            return
+        for topic, ros_type, message in ground_messages(header, data, ground):
+            self.bag.write_ros(ros_topic(topic), ros_type, message(), time.time_ns(), header.seq)
+            self.counts[topic] += 1
 
     def _draw(self, header, data) -> None:
         camera = header.topic.rpartition("/")[0]

@@ -2,7 +2,8 @@
 without ROS installed: masks as ``sensor_msgs/msg/Image`` (mono8), frames as
 ``sensor_msgs/msg/CompressedImage`` (jpeg), status heartbeats as
 ``diagnostic_msgs/msg/DiagnosticArray``, drivable masks on the ground (rtseg.ground) as
-``nav_msgs/msg/OccupancyGrid``. The message definitions are the ROS 2 ones in
+``nav_msgs/msg/OccupancyGrid``, and a camera file's camera as ``sensor_msgs/msg/CameraInfo``
+and its mount as a ``tf2_msgs/msg/TFMessage``. The message definitions are the ROS 2 ones in
 the ``ros2msg`` schema encoding: the message, then each dependency after a ``====`` line.
 No torch, no ROS.
 """
@@ -16,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from rtseg.ground import GridSpec
+from rtseg.ground import Camera, GridSpec, GroundGrid
 from rtseg.protocol import MaskHeader
 from rtseg.status import NodeStatus
 
@@ -32,6 +33,13 @@ MSG: builtin_interfaces/Time
 int32 sec
 uint32 nanosec
 """
+_QUATERNION_DEPS = f"""{_SEPARATOR}
+MSG: geometry_msgs/Quaternion
+float64 x 0
+float64 y 0
+float64 z 0
+float64 w 1
+{_HEADER_DEPS}"""
 IMAGE_MSGDEF = f"""std_msgs/Header header
 uint32 height
 uint32 width
@@ -83,15 +91,47 @@ MSG: geometry_msgs/Point
 float64 x
 float64 y
 float64 z
+{_QUATERNION_DEPS}"""
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+CAMERA_INFO_MSGDEF = f"""std_msgs/Header header
+uint32 height
+uint32 width
+string distortion_model
+float64[] d
+float64[9] k
+float64[9] r
+float64[12] p
+uint32 binning_x
+uint32 binning_y
+RegionOfInterest roi
 {_SEPARATOR}
-MSG: geometry_msgs/Quaternion
-float64 x 0
-float64 y 0
-float64 z 0
-float64 w 1
+MSG: sensor_msgs/RegionOfInterest
+uint32 x_offset
+uint32 y_offset
+uint32 height
+uint32 width
+bool do_rectify
 {_HEADER_DEPS}"""
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+TF_MSGDEF = f"""geometry_msgs/TransformStamped[] transforms
+{_SEPARATOR}
+MSG: geometry_msgs/TransformStamped
+std_msgs/Header header
+string child_frame_id
+Transform transform
+{_SEPARATOR}
+MSG: geometry_msgs/Transform
+Vector3 translation
+Quaternion rotation
+{_SEPARATOR}
+MSG: geometry_msgs/Vector3
+float64 x
+float64 y
+float64 z
+{_QUATERNION_DEPS}"""
 MSGDEFS = {IMAGE_TYPE: IMAGE_MSGDEF, COMPRESSED_TYPE: COMPRESSED_MSGDEF,
-           DIAGNOSTIC_TYPE: DIAGNOSTIC_MSGDEF, OCCUPANCY_TYPE: OCCUPANCY_MSGDEF}
+           DIAGNOSTIC_TYPE: DIAGNOSTIC_MSGDEF, OCCUPANCY_TYPE: OCCUPANCY_MSGDEF,
+           CAMERA_INFO_TYPE: CAMERA_INFO_MSGDEF, TF_TYPE: TF_MSGDEF}
 # DiagnosticStatus levels of a node's and a source's states (rtseg.status)
 LEVELS = {"running": 0, "stopping": 0, "ok": 0, "reconnecting": 2, "ended": 3}
 
@@ -162,6 +202,73 @@ def grid_to_ros(header: MaskHeader, grid: GridSpec, occupancy: np.ndarray) -> di
             "info": {"map_load_time": stamp, "resolution": grid.resolution, "width": cols,
                      "height": rows, "origin": origin},
             "data": np.ascontiguousarray(occupancy, np.int8).ravel()}  # see `encoders`
+
+
+def camera_info_to_ros(header: MaskHeader, camera: Camera) -> dict:
+    """``sensor_msgs/CameraInfo`` of the image (or mask) `header` describes: `camera`'s
+    intrinsics scaled to its ``width`` x ``height``, its lens (plumb_bob, or
+    rational_polynomial for 8 coefficients), the image's stamp and frame_id. Unrectified:
+    R is the identity and P is K with a zero fourth column."""
+    sx, sy = header.width / camera.width, header.height / camera.height
+    fx, fy = camera.fx * sx, camera.fy * sy
+    cx, cy = (camera.cx + 0.5) * sx - 0.5, (camera.cy + 0.5) * sy - 0.5
+    d = list(camera.distortion)
+    model = "rational_polynomial" if len(d) == 8 else "plumb_bob"
+    d = d + [0.0] * (5 - len(d)) if model == "plumb_bob" else d
+    roi = {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False}
+    return {"header": ros_header(header), "height": header.height, "width": header.width,
+            "distortion_model": model, "d": d,
+            "k": [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+            "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            "p": [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+            "binning_x": 0, "binning_y": 0, "roi": roi}
+
+
+def mount_to_ros(header: MaskHeader, camera: Camera, base_frame: str) -> dict:
+    """``tf2_msgs/TFMessage``: where the camera (its optical frame, named by the image's
+    frame_id: x right, y down, z ahead) sits in `base_frame`, at the image's stamp."""
+    x, y, z, w = quaternion(camera.rotation())
+    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
+    return {"transforms": [{
+        "header": {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": base_frame},
+        "child_frame_id": header.frame_id,
+        "transform": {"translation": {"x": camera.x, "y": camera.y, "z": camera.z},
+                      "rotation": {"x": x, "y": y, "z": z, "w": w}}}]}
+
+
+def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
+                    ) -> list[tuple[str, str, Callable[[], dict]]]:
+    """What a camera with a camera file adds beside a message of its (rtseg topic, ROS
+    type, message): a drivable mask's ``NAME/grid``; an image's ``NAME/camera_info`` (its
+    calibration at the image's size) and ``tf`` (the camera's mount), which place the
+    image in a 3D view. Messages are made when called."""
+    camera = header.topic.rpartition("/")[0]
+    if header.kind == "drivable":
+        return [(f"{camera}/grid", OCCUPANCY_TYPE,
+                 lambda: grid_to_ros(header, ground.grid, ground.occupancy(data)))]
+    if header.kind == "image":
+        return [(f"{camera}/camera_info", CAMERA_INFO_TYPE,
+                 lambda: camera_info_to_ros(header, ground.camera)),
+                ("tf", TF_TYPE, lambda: mount_to_ros(header, ground.camera, ground.grid.frame_id))]
+    return []
+
+
+def quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """A rotation matrix (3, 3) -> its unit quaternion (x, y, z, w), w >= 0."""
+    m = np.asarray(rotation, np.float64)
+    trace = np.trace(m)
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = ((m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4)
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
+        v = [0.0, 0.0, 0.0]
+        v[i], v[j], v[k] = s / 4, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
+        q = (*v, (m[k, j] - m[j, k]) / s)
+    q = np.array(q) / np.linalg.norm(q)
+    return tuple(float(c) for c in (q if q[3] >= 0 else -q))
 
 
 def encoders() -> dict[str, Callable[[dict], bytes]]:

@@ -25,7 +25,7 @@ from rtseg.compose import FrameParts, draw, overlay_message
 from rtseg.data import synthetic
 from rtseg.errors import RtsegError
 from rtseg.protocol import decode, encode
-from rtseg.ros2msg import MSGDEFS, OCCUPANCY_TYPE
+from rtseg.ros2msg import CAMERA_INFO_TYPE, MSGDEFS, OCCUPANCY_TYPE, TF_TYPE
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
 
 pytest.importorskip("foxglove")
@@ -189,8 +189,8 @@ def test_the_grid_is_the_drivable_mask_on_the_ground():
     with node_publisher() as publisher, Scenes(publisher) as scenes, \
             FoxgloveBridge(replace(cfg, endpoint=publisher.endpoint)) as bridge, \
             FoxgloveClient(bridge.url) as client:
-        client.subscribe(["/scenes/grid"])
-        got = client.collect({"/scenes/grid": 3})
+        client.subscribe(["/scenes/grid", "/scenes/camera_info", "/tf"])
+        got = client.collect({"/scenes/grid": 3, "/scenes/camera_info": 2, "/tf": 2})
     channel = client.channels["/scenes/grid"]
     assert (channel["schemaName"], channel["schema"]) == (OCCUPANCY_TYPE, MSGDEFS[OCCUPANCY_TYPE])
     values = set()
@@ -206,6 +206,16 @@ def test_the_grid_is_the_drivable_mask_on_the_ground():
         np.testing.assert_array_equal(grid, ground.occupancy(drivable))
         values |= set(np.unique(grid).tolist())
     assert values == {-1, 0, 100}
+    cam, scale = ground.camera, 160 / 640  # the images are 160x90, the camera file 640x360
+    for (log_time, info), (tf_time, tf) in zip(got["/scenes/camera_info"], got["/tf"]):
+        info, tf = read_ros(info, CAMERA_INFO_TYPE), read_ros(tf, TF_TYPE).transforms[0]
+        assert log_time == tf_time and scenes.sent[log_time].jpeg is not None
+        assert (info.header.frame_id, info.width, info.height) == ("scenes", 160, 90)
+        assert info.k == pytest.approx([cam.fx * scale, 0, (cam.cx + 0.5) * scale - 0.5, 0,
+                                        cam.fy * scale, (cam.cy + 0.5) * scale - 0.5, 0, 0, 1])
+        assert info.distortion_model == "plumb_bob" and list(info.d) == [0.0] * 5
+        assert (tf.header.frame_id, tf.child_frame_id) == ("base_link", "scenes")
+        assert (tf.transform.translation.z, tf.transform.rotation.w) == (cam.z, 0.5)
 
 
 def test_bad_settings_are_one_line_errors_naming_the_fix(monkeypatch):

@@ -21,6 +21,7 @@ from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
 from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid
 from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR, grid_picture
+from rtseg.ros2msg import quaternion
 
 H, W = 360, 640
 SCENE = SceneParams(horizon=0.42, vp_x=0.55, road_width=0.8, depth_bottom=5.0,
@@ -398,3 +399,26 @@ def test_a_mask_of_another_shape_is_warned_of_once(caplog):
             ground.occupancy(np.zeros((256, 512), np.uint8))
     assert len(caplog.records) == 1
     assert "a 512x256 mask has another shape than the camera file's 640x360" in caplog.text
+
+
+def rotation_of(q) -> np.ndarray:
+    """The rotation matrix of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+@pytest.mark.parametrize("angles", [(0, 0, 0), (0, 8, 0), (3, -12, 40), (-170, 5, 178),
+                                    (90, 89, -90), (0, 0, 180)])
+def test_the_mount_as_a_quaternion(angles):
+    """The camera's rotation as a ROS quaternion: a level camera's optical frame is the
+    well-known (-0.5, 0.5, -0.5, 0.5) of base -> camera_optical; any mount's quaternion
+    rotates like its matrix."""
+    roll, pitch, yaw = angles
+    cam = replace(scene_camera()[0], roll_deg=roll, pitch_deg=pitch, yaw_deg=yaw)
+    q = quaternion(cam.rotation())
+    assert np.linalg.norm(q) == pytest.approx(1.0) and q[3] >= 0
+    np.testing.assert_allclose(rotation_of(q), cam.rotation(), atol=1e-12)
+    if angles == (0, 0, 0):
+        assert q == pytest.approx((-0.5, 0.5, -0.5, 0.5))

@@ -158,19 +158,24 @@ def test_overlays_are_the_drawn_frames_and_a_recording_replays_as_a_source(node,
 
 def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
     """`--camera FILE`: each drivable mask also as /demo/grid, a nav_msgs/OccupancyGrid
-    with the mask's stamp and seq: rtseg.ground's grid of that very mask."""
+    with the mask's stamp and seq: rtseg.ground's grid of that very mask; each image with
+    /demo/camera_info (at the image's size) and /tf (the camera's mount)."""
     camera = str(REPO / "launch" / "cameras" / "demo.toml")
     out = tmp_path / "grid.mcap"
-    report = record(RecordConfig(endpoint=node, topics=("demo/drivable",), out=str(out),
-                                 count=5, timeout_s=DEADLINE_S, cameras=(camera,)))
-    assert report.counts == {"demo/drivable": 5, "demo/grid": 5}
+    report = record(RecordConfig(endpoint=node, topics=("demo/drivable", "demo/image"),
+                                 out=str(out), count=10, timeout_s=DEADLINE_S,
+                                 cameras=(camera,)))
+    images, masks = report.counts["demo/image"], report.counts["demo/drivable"]
+    assert images + masks == 10 and images >= 1 and masks >= 1
+    assert report.counts == {"demo/drivable": masks, "demo/grid": masks, "demo/image": images,
+                             "demo/camera_info": images, "tf": images}
     messages = read_back(out)
-    masks = {msg.sequence: ros for _, ch, msg, ros in messages if ch.topic == "/demo/drivable"}
-    grids = [(schema, msg, ros) for schema, ch, msg, ros in messages if ch.topic == "/demo/grid"]
+    by_topic: dict[str, list] = {}
+    for schema, ch, msg, ros in messages:
+        by_topic.setdefault(ch.topic, []).append((schema, msg, ros))
     ground = load_ground(camera)
-    assert len(grids) == 5
-    for schema, msg, grid in grids:
-        mask = masks[msg.sequence]
+    for schema, msg, grid in by_topic["/demo/grid"]:
+        mask = next(ros for _, m, ros in by_topic["/demo/drivable"] if m.sequence == msg.sequence)
         assert schema.name == "nav_msgs/msg/OccupancyGrid" and schema.encoding == "ros2msg"
         assert stamp_ns(grid) == stamp_ns(mask) and grid.header.frame_id == "base_link"
         assert (grid.info.height, grid.info.width) == ground.grid.shape
@@ -178,8 +183,15 @@ def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
             mask.height, mask.width))
         assert np.array_equal(np.asarray(grid.data, np.int8).reshape(ground.grid.shape), want)
         assert (want == 0).any() and (want == 100).any()  # the demo's road and its sides
+    for (_, _, image), (_, _, info), (_, _, tf) in zip(
+            by_topic["/demo/image"], by_topic["/demo/camera_info"], by_topic["/tf"]):
+        assert stamp_ns(info) == stamp_ns(image) == stamp_ns(tf.transforms[0])
+        assert (info.width, info.height) == (640, 360)  # the demo's frames, full size
+        assert list(info.k) == pytest.approx([586.5, 0, 398.9, 0, 586.5, 184.2, 0, 0, 1])
+        assert tf.transforms[0].child_frame_id == info.header.frame_id == "demo"
     topics = {t["topic"]: t for t in recording_info(str(out))["topics"]}
     assert topics["/demo/grid"]["type"] == "nav_msgs/msg/OccupancyGrid"
+    assert topics["/tf"]["type"] == "tf2_msgs/msg/TFMessage"
 
 
 def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp_path):
