@@ -11,6 +11,7 @@ live node and its recordings alike:
 - ``/NAME/status``: ``diagnostic_msgs/msg/DiagnosticArray`` (the Diagnostics panel);
 - ``/NAME/grid``: ``nav_msgs/msg/OccupancyGrid``, the drivable mask on the ground
   (rtseg.ground; for a camera given a camera file with --camera), for the 3D panel, and
+  ``/NAME/scan`` (``sensor_msgs/msg/LaserScan``, its free space, rtseg.free_space), and
   with each of its images ``/NAME/camera_info`` (``sensor_msgs/msg/CameraInfo``) and
   ``/tf`` (its mount, ``tf2_msgs/msg/TFMessage``), which place the camera in 3D;
 - ``/NAME/timing``: JSON per frame (seq, the node's stage times ``latency_ms``, and
@@ -52,6 +53,7 @@ from rtseg.ros2msg import (
     IMAGE_TYPE,
     MSGDEFS,
     OCCUPANCY_TYPE,
+    SCAN_TYPE,
     TF_TYPE,
     encoders,
     ground_messages,
@@ -145,14 +147,14 @@ class RosChannels:
 def bridge_topics(names: tuple[str, ...], overlay: bool,
                   grids: tuple[str, ...] = ()) -> dict[str, str]:
     """ROS topic -> ROS 2 type of every topic served for cameras `names` (and, for the
-    names in `grids`, `/NAME/grid`, `/NAME/camera_info` and `/tf`)."""
+    names in `grids`, `/NAME/grid`, `/NAME/scan`, `/NAME/camera_info` and `/tf`)."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
              "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
                  {"overlay": COMPRESSED_TYPE} if overlay else {})
     topics = {ros_topic(f"{name}/{kind}"): ros_type for name in names
               for kind, ros_type in types.items()}
     for name in grids:
-        topics |= {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE,
+        topics |= {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE, ros_topic(f"{name}/scan"): SCAN_TYPE,
                    ros_topic(f"{name}/camera_info"): CAMERA_INFO_TYPE, "/tf": TF_TYPE}
     return topics
 

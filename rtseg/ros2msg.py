@@ -2,8 +2,9 @@
 without ROS installed: masks as ``sensor_msgs/msg/Image`` (mono8), frames as
 ``sensor_msgs/msg/CompressedImage`` (jpeg), status heartbeats as
 ``diagnostic_msgs/msg/DiagnosticArray``, drivable masks on the ground (rtseg.ground) as
-``nav_msgs/msg/OccupancyGrid``, and a camera file's camera as ``sensor_msgs/msg/CameraInfo``
-and its mount as a ``tf2_msgs/msg/TFMessage``. The message definitions are the ROS 2 ones in
+``nav_msgs/msg/OccupancyGrid`` and their free space as ``sensor_msgs/msg/LaserScan``, and a
+camera file's camera as ``sensor_msgs/msg/CameraInfo`` and its mount as a
+``tf2_msgs/msg/TFMessage``. The message definitions are the ROS 2 ones in
 the ``ros2msg`` schema encoding: the message, then each dependency after a ``====`` line.
 No torch, no ROS.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 
@@ -112,6 +113,18 @@ uint32 height
 uint32 width
 bool do_rectify
 {_HEADER_DEPS}"""
+SCAN_TYPE = "sensor_msgs/msg/LaserScan"
+SCAN_MSGDEF = f"""std_msgs/Header header
+float32 angle_min
+float32 angle_max
+float32 angle_increment
+float32 time_increment
+float32 scan_time
+float32 range_min
+float32 range_max
+float32[] ranges
+float32[] intensities
+{_HEADER_DEPS}"""
 TF_TYPE = "tf2_msgs/msg/TFMessage"
 TF_MSGDEF = f"""geometry_msgs/TransformStamped[] transforms
 {_SEPARATOR}
@@ -131,7 +144,7 @@ float64 z
 {_QUATERNION_DEPS}"""
 MSGDEFS = {IMAGE_TYPE: IMAGE_MSGDEF, COMPRESSED_TYPE: COMPRESSED_MSGDEF,
            DIAGNOSTIC_TYPE: DIAGNOSTIC_MSGDEF, OCCUPANCY_TYPE: OCCUPANCY_MSGDEF,
-           CAMERA_INFO_TYPE: CAMERA_INFO_MSGDEF, TF_TYPE: TF_MSGDEF}
+           CAMERA_INFO_TYPE: CAMERA_INFO_MSGDEF, TF_TYPE: TF_MSGDEF, SCAN_TYPE: SCAN_MSGDEF}
 # DiagnosticStatus levels of a node's and a source's states (rtseg.status)
 LEVELS = {"running": 0, "stopping": 0, "ok": 0, "reconnecting": 2, "ended": 3}
 
@@ -204,6 +217,22 @@ def grid_to_ros(header: MaskHeader, grid: GridSpec, occupancy: np.ndarray) -> di
             "data": np.ascontiguousarray(occupancy, np.int8).ravel()}  # see `encoders`
 
 
+def scan_to_ros(header: MaskHeader, ground: GroundGrid, occupancy: np.ndarray) -> dict:
+    """A drivable mask's grid as ``sensor_msgs/LaserScan`` (rtseg.free_space: the camera's
+    default beams; +inf = free to range_max, nan = unseen) in the grid's frame, at the
+    mask's stamp."""
+    from rtseg.free_space import default_scan, scan_ranges
+
+    spec = default_scan(ground)
+    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
+    return {"header": {"stamp": {"sec": sec, "nanosec": nanosec},
+                       "frame_id": ground.grid.frame_id},
+            "angle_min": spec.angle_min, "angle_max": spec.angle_max,
+            "angle_increment": spec.angle_increment, "time_increment": 0.0, "scan_time": 0.0,
+            "range_min": 0.0, "range_max": spec.range_max,
+            "ranges": scan_ranges(ground.grid, occupancy, spec).tolist(), "intensities": []}
+
+
 def camera_info_to_ros(header: MaskHeader, camera: Camera) -> dict:
     """``sensor_msgs/CameraInfo`` of the image (or mask) `header` describes: `camera`'s
     intrinsics scaled to its ``width`` x ``height``, its lens (plumb_bob, or
@@ -239,13 +268,16 @@ def mount_to_ros(header: MaskHeader, camera: Camera, base_frame: str) -> dict:
 def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
                     ) -> list[tuple[str, str, Callable[[], dict]]]:
     """What a camera with a camera file adds beside a message of its (rtseg topic, ROS
-    type, message): a drivable mask's ``NAME/grid``; an image's ``NAME/camera_info`` (its
-    calibration at the image's size) and ``tf`` (the camera's mount), which place the
-    image in a 3D view. Messages are made when called."""
+    type, message): a drivable mask's ``NAME/grid`` and ``NAME/scan`` (its free space as
+    a laser scan, rtseg.free_space); an image's ``NAME/camera_info`` (its calibration at
+    the image's size) and ``tf`` (the camera's mount), which place the image in a 3D view.
+    Messages are made when called (the grid once for both)."""
     camera = header.topic.rpartition("/")[0]
     if header.kind == "drivable":
+        occupancy = cache(lambda: ground.occupancy(data))
         return [(f"{camera}/grid", OCCUPANCY_TYPE,
-                 lambda: grid_to_ros(header, ground.grid, ground.occupancy(data)))]
+                 lambda: grid_to_ros(header, ground.grid, occupancy())),
+                (f"{camera}/scan", SCAN_TYPE, lambda: scan_to_ros(header, ground, occupancy()))]
     if header.kind == "image":
         return [(f"{camera}/camera_info", CAMERA_INFO_TYPE,
                  lambda: camera_info_to_ros(header, ground.camera)),

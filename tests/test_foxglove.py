@@ -24,8 +24,9 @@ from rtseg.camera_file import load_ground
 from rtseg.compose import FrameParts, draw, overlay_message
 from rtseg.data import synthetic
 from rtseg.errors import RtsegError
+from rtseg.free_space import default_scan, scan_ranges
 from rtseg.protocol import decode, encode
-from rtseg.ros2msg import CAMERA_INFO_TYPE, MSGDEFS, OCCUPANCY_TYPE, TF_TYPE
+from rtseg.ros2msg import CAMERA_INFO_TYPE, MSGDEFS, OCCUPANCY_TYPE, SCAN_TYPE, TF_TYPE
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
 
 pytest.importorskip("foxglove")
@@ -189,8 +190,9 @@ def test_the_grid_is_the_drivable_mask_on_the_ground():
     with node_publisher() as publisher, Scenes(publisher) as scenes, \
             FoxgloveBridge(replace(cfg, endpoint=publisher.endpoint)) as bridge, \
             FoxgloveClient(bridge.url) as client:
-        client.subscribe(["/scenes/grid", "/scenes/camera_info", "/tf"])
-        got = client.collect({"/scenes/grid": 3, "/scenes/camera_info": 2, "/tf": 2})
+        client.subscribe(["/scenes/grid", "/scenes/scan", "/scenes/camera_info", "/tf"])
+        got = client.collect({"/scenes/grid": 3, "/scenes/scan": 3, "/scenes/camera_info": 2,
+                              "/tf": 2})
     channel = client.channels["/scenes/grid"]
     assert (channel["schemaName"], channel["schema"]) == (OCCUPANCY_TYPE, MSGDEFS[OCCUPANCY_TYPE])
     values = set()
@@ -206,6 +208,14 @@ def test_the_grid_is_the_drivable_mask_on_the_ground():
         np.testing.assert_array_equal(grid, ground.occupancy(drivable))
         values |= set(np.unique(grid).tolist())
     assert values == {-1, 0, 100}
+    spec = default_scan(ground)
+    for log_time, payload in got["/scenes/scan"]:  # the free space of that very grid
+        scan = read_ros(payload, SCAN_TYPE)
+        assert scan.header.frame_id == "base_link" and scan.range_max == pytest.approx(
+            spec.range_max) and scan.angle_min == pytest.approx(spec.angle_min)
+        want = scan_ranges(ground.grid, ground.occupancy(scenes.sent[log_time].masks[
+            "drivable"][1]), spec)
+        np.testing.assert_array_equal(scan.ranges, want)
     cam, scale = ground.camera, 160 / 640  # the images are 160x90, the camera file 640x360
     for (log_time, info), (tf_time, tf) in zip(got["/scenes/camera_info"], got["/tf"]):
         info, tf = read_ros(info, CAMERA_INFO_TYPE), read_ros(tf, TF_TYPE).transforms[0]

@@ -26,6 +26,7 @@ from rtseg.camera_file import load_ground
 from rtseg.client import MaskSubscriber
 from rtseg.compose import FrameParts, draw
 from rtseg.errors import RtsegError
+from rtseg.free_space import default_scan, scan_ranges
 from rtseg.protocol import MaskHeader
 from rtseg.record import RecordConfig, check_config, record
 from rtseg.rosbag2 import listed_files
@@ -167,8 +168,8 @@ def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
                                  cameras=(camera,)))
     images, masks = report.counts["demo/image"], report.counts["demo/drivable"]
     assert images + masks == 10 and images >= 1 and masks >= 1
-    assert report.counts == {"demo/drivable": masks, "demo/grid": masks, "demo/image": images,
-                             "demo/camera_info": images, "tf": images}
+    assert report.counts == {"demo/drivable": masks, "demo/grid": masks, "demo/scan": masks,
+                             "demo/image": images, "demo/camera_info": images, "tf": images}
     messages = read_back(out)
     by_topic: dict[str, list] = {}
     for schema, ch, msg, ros in messages:
@@ -183,6 +184,10 @@ def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
             mask.height, mask.width))
         assert np.array_equal(np.asarray(grid.data, np.int8).reshape(ground.grid.shape), want)
         assert (want == 0).any() and (want == 100).any()  # the demo's road and its sides
+        scan = next(ros for _, m, ros in by_topic["/demo/scan"] if m.sequence == msg.sequence)
+        assert stamp_ns(scan) == stamp_ns(mask) and scan.header.frame_id == "base_link"
+        np.testing.assert_array_equal(np.asarray(scan.ranges, np.float32), scan_ranges(
+            ground.grid, want, default_scan(ground)))
     for (_, _, image), (_, _, info), (_, _, tf) in zip(
             by_topic["/demo/image"], by_topic["/demo/camera_info"], by_topic["/tf"]):
         assert stamp_ns(info) == stamp_ns(image) == stamp_ns(tf.transforms[0])
