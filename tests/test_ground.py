@@ -19,6 +19,7 @@ from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 from rtseg.camera_file import load_ground
 from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
+from rtseg.free_space import default_scan
 from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid
 from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR, grid_picture
 from rtseg.ros2msg import quaternion
@@ -228,15 +229,18 @@ def test_the_readme_consumer_reads_grids_off_a_live_demo_node():
                                                str(REPO / "launch" / "cameras" / "demo.toml"))
     grids = []
     with demo_node(image_topic=False) as endpoint:
+        last = next(line for line in snippet.splitlines() if "ranges = " in line)
         code = snippet.replace("tcp://127.0.0.1:5555", endpoint).replace(
-            "grid = ground.occupancy(mask)", "grids.append((mask, ground.occupancy(mask)))\n"
+            last, last + "\n        grids.append((mask, grid, ranges))\n"
             "        if len(grids) == 4: break")
         exec(compile(code, "README.md", "exec"), {"grids": grids})
     ground = load_ground(REPO / "launch" / "cameras" / "demo.toml")
     assert len(grids) == 4
-    for mask, grid in grids:
+    for mask, grid, ranges in grids:
         assert mask.shape == (360, 640) and grid.shape == ground.grid.shape
         np.testing.assert_array_equal(grid, ground.occupancy(mask))
+        assert ranges.shape == default_scan(ground).angles.shape
+        assert np.isfinite(ranges).any()  # the road's edges, or a car
         seen = grid[grid != UNKNOWN]
         assert 0.5 < seen.size / grid.size < 0.9
         assert 0.05 < (seen == FREE).mean() < 0.95
