@@ -63,21 +63,30 @@ def load_ground(path: str | Path) -> GroundGrid:
 
 
 def load_grounds(options: tuple[str, ...], names: tuple[str, ...]) -> dict[str, GroundGrid]:
-    """`--camera [NAME=]FILE` options -> camera NAME -> its GroundGrid; a FILE without
-    ``NAME=`` serves every one of `names` (a later option wins). An RtsegError for a NAME
-    not among `names`."""
-    grounds: dict[str, GroundGrid] = {}
+    """`--camera [NAME=]FILE` options -> camera NAME -> its GroundGrid. A FILE without
+    ``NAME=`` serves every one of `names` that no ``NAME=FILE`` names; an RtsegError for a
+    NAME not among `names`, or named twice."""
+    named: dict[str, str] = {}
+    everyone: list[str] = []
     for option in options:
         name, sep, file = option.partition("=")
         if not sep or "/" in name or "\\" in name:
-            name, file = "", option
-        if name and name not in names:
+            everyone.append(option)
+            continue
+        if name not in names:
             raise RtsegError(f"--camera {option}: {name} is not one of the cameras here "
                              f"({', '.join(names) or 'none'}); give --camera NAME=FILE for one "
                              "of them, or FILE for all")
-        ground = load_ground(file)
-        grounds |= {n: ground for n in ([name] if name else names)}
-    return grounds
+        if name in named:
+            raise RtsegError(f"--camera {option}: {name} has a camera file already "
+                             f"({named[name]})")
+        named[name] = file
+    if len(everyone) > 1:
+        raise RtsegError(f"--camera {everyone[1]}: a second file for every camera (after "
+                         f"{everyone[0]}); name the camera: --camera NAME=FILE")
+    files = {name: named.get(name, everyone[0] if everyone else None) for name in names}
+    loaded = {file: load_ground(file) for file in dict.fromkeys(files.values()) if file}
+    return {name: loaded[file] for name, file in files.items() if file}
 
 
 def _table(path: Path, raw: dict, name: str) -> dict:

@@ -29,7 +29,7 @@ def camera_option(adds: str):
     return click.option(
         "--camera", "cameras", multiple=True, metavar="[NAME=]FILE",
         help=f"A camera file (intrinsics, mount, grid; see launch/cameras/demo.toml): {adds} "
-             "FILE alone: every camera; NAME=FILE: one. Repeatable.")
+             "FILE alone: every camera; NAME=FILE: one (it wins over FILE). Repeatable.")
 
 
 GRID_TOPIC = "also {} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid."

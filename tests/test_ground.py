@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 
-from rtseg.camera_file import load_ground
+from rtseg.camera_file import load_ground, load_grounds
 from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
 from rtseg.free_space import default_scan
@@ -426,3 +426,19 @@ def test_the_mount_as_a_quaternion(angles):
     np.testing.assert_allclose(rotation_of(q), cam.rotation(), atol=1e-12)
     if angles == (0, 0, 0):
         assert q == pytest.approx((-0.5, 0.5, -0.5, 0.5))
+
+
+def test_camera_options_name_cameras_or_serve_them_all(tmp_path):
+    """--camera FILE serves every camera no --camera NAME=FILE names, whatever the order;
+    one file is loaded once however many cameras share it."""
+    demo = str(REPO / "launch" / "cameras" / "demo.toml")
+    other = write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nhfov_deg = 90\n"
+                            "[mount]\nz = 1.0\n")
+    grounds = load_grounds((f"rear={other}", demo), ("front", "rear", "side"))
+    assert grounds["rear"].camera.z == 1.0
+    assert grounds["front"] is grounds["side"] and grounds["front"].camera.z == 2.07
+    assert set(load_grounds((f"rear={other}",), ("front", "rear"))) == {"rear"}
+    with pytest.raises(RtsegError, match="rear has a camera file already"):
+        load_grounds((f"rear={other}", f"rear={demo}"), ("front", "rear"))
+    with pytest.raises(RtsegError, match="a second file for every camera"):
+        load_grounds((demo, str(other)), ("front", "rear"))
