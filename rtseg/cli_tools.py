@@ -254,15 +254,19 @@ def play(recording, bind, allow_remote, rate, loop, delay) -> None:
 @click.option("--image", type=click.Path(dir_okay=False),
               help="A frame of that camera (PNG/JPEG) to draw the grid over.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Where to write that drawing.")
-def ground(camera, image, out) -> None:
+@click.option("--model", help="Also segment the frame with this model (a checkpoint, an "
+                              "engine, demo): its overlay under the lines, its grid from above "
+                              "beside it.")
+def ground(camera, image, out, model) -> None:
     """Check the camera file CAMERA (intrinsics, mount, grid) of --camera: prints what its
     grid covers as JSON (cells, the fraction in view, the nearest ground seen ahead, the
     horizon's row); with --image FRAME --out FILE.png draws the grid on the ground over a
-    frame, lines every few metres, so a wrong mount or focal length shows.
+    frame, lines every few metres, so a wrong mount or focal length shows; with --model
+    the frame segmented too and its drivable area's grid from above beside it.
     """
     from rtseg.ground_draw import check_camera
 
-    click.echo(json.dumps(check_camera(camera, image, out), indent=1))
+    click.echo(json.dumps(check_camera(camera, image, out, model), indent=1))
 
 
 TOOLS = (echo, launch_, view, foxglove, record, serve, keys, info, play, ground)

@@ -141,9 +141,13 @@ def _line(ground: GroundGrid, image: np.ndarray, start, end, colour, size,
                         colour, 1, cv2.LINE_AA)
 
 
-def check_camera(path: str, image: str | None = None, out: str | None = None) -> dict:
+def check_camera(path: str, image: str | None = None, out: str | None = None,
+                 model: str | None = None) -> dict:
     """`rtseg ground`: load the camera file at `path`, describe it, and with `image` write
-    the grid drawn over it to `out`. Returns the description (+ ``"drawn": out``)."""
+    the grid drawn over it to `out`; with `model` too, the frame segmented by it (the
+    viewer's overlay) under the grid's lines and, on the right, its drivable mask's grid
+    from above (`grid_picture`), and the fraction of seen cells that are free. Returns the
+    description (+ ``"drawn": out``)."""
     from rtseg.camera_file import load_ground
 
     ground = load_ground(path)
@@ -151,18 +155,47 @@ def check_camera(path: str, image: str | None = None, out: str | None = None) ->
     if (image is None) != (out is None):
         raise RtsegError("--image FRAME and --out FILE.png go together: the frame to draw "
                          "the grid over, and where to write it")
+    if model is not None and image is None:
+        raise RtsegError("--model segments the frame of --image FRAME (with --out FILE.png)")
     if image is not None:
-        import cv2
-
-        try:
-            frame = decode_image(Path(image).read_bytes())
-        except (OSError, ImageFileError) as exc:
-            raise RtsegError(f"cannot draw the grid over {image}: "
-                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        frame = _read_frame(image)
         if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise RtsegError(f"cannot write {out}: --out is a .png or .jpg file")
-        if not cv2.imwrite(out, draw_grid(ground, frame)):
-            raise RtsegError(f"cannot write {out}: is its folder ({Path(out).parent}) there "
-                             "and writable?")
+        drawing = draw_grid(ground, frame)
+        if model is not None:
+            drawing, facts["free_fraction"] = _segmented(ground, frame, model)
+        _write(out, drawing)
         facts["drawn"] = out
     return facts
+
+
+def _read_frame(image: str) -> np.ndarray:
+    try:
+        return decode_image(Path(image).read_bytes())
+    except (OSError, ImageFileError) as exc:
+        raise RtsegError(f"cannot draw the grid over {image}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _segmented(ground: GroundGrid, frame: np.ndarray, model: str) -> tuple[np.ndarray, float]:
+    """[the frame's overlay by `model` with the grid's lines | its grid from above], and the
+    fraction of the seen cells that are free."""
+    from rtseg.ground import FREE, UNKNOWN
+    from rtseg.segmenter import Segmenter
+
+    with Segmenter(model) as segmenter:
+        masks = segmenter(frame)
+        overlay = segmenter.overlay(frame, masks)
+    occupancy = ground.occupancy(masks.drivable)
+    seen = occupancy[occupancy != UNKNOWN]
+    picture = grid_picture(ground.grid, occupancy, frame.shape[0])
+    free = float((seen == FREE).mean()) if seen.size else 0.0
+    return np.hstack([draw_grid(ground, overlay), picture]), round(free, 4)
+
+
+def _write(out: str, picture: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.imwrite(out, picture):
+        raise RtsegError(f"cannot write {out}: is its folder ({Path(out).parent}) there "
+                         "and writable?")

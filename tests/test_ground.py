@@ -442,3 +442,37 @@ def test_camera_options_name_cameras_or_serve_them_all(tmp_path):
         load_grounds((f"rear={other}", f"rear={demo}"), ("front", "rear"))
     with pytest.raises(RtsegError, match="a second file for every camera"):
         load_grounds((demo, str(other)), ("front", "rear"))
+
+
+def test_the_check_command_segments_the_frame_with_a_model(tmp_path):
+    """--model demo: the frame's overlay by the bundled model under the grid's lines, and
+    on its right that model's drivable area on the ground (rtseg.Segmenter's mask through
+    the camera file), pixel for pixel."""
+    from rtseg import Segmenter
+
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    image, _ = render(synthetic_scene_0(), H, W)
+    frame = np.ascontiguousarray(image[..., ::-1])
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"), "--model", "demo")
+    assert done.returncode == 0, done.stderr
+    ground = load_ground(camera)
+    with Segmenter("demo") as segmenter:
+        occupancy = ground.occupancy(segmenter(frame).drivable)
+    picture = grid_picture(ground.grid, occupancy, H)
+    drawn = cv2.imread(str(tmp_path / "check.png"))
+    assert drawn.shape == (H, W + picture.shape[1], 3)
+    np.testing.assert_array_equal(drawn[:, W:], picture)
+    seen = occupancy[occupancy != UNKNOWN]
+    assert json.loads(done.stdout)["free_fraction"] == pytest.approx((seen == FREE).mean(),
+                                                                     abs=1e-4)
+    done = run_ground(str(camera), "--model", "demo")
+    assert done.returncode == 1 and "--model segments the frame of --image" in done.stderr
+
+
+def synthetic_scene_0():
+    """The demo's first scene (launch/cameras/demo.toml is its camera)."""
+    from rtseg.data.synthetic import random_params
+
+    return random_params(np.random.default_rng(0))
