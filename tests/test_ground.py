@@ -4,10 +4,7 @@ pinhole of known parameters) and against the pinhole formula."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 
@@ -16,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 
-from rtseg.camera_file import load_ground, load_grounds
+from rtseg.camera_file import load_ground
 from rtseg.data.synthetic import SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
 from rtseg.free_space import default_scan
@@ -25,6 +22,8 @@ from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR, grid_picture
 from rtseg.ros2msg import quaternion
 
 H, W = 360, 640
+
+
 SCENE = SceneParams(horizon=0.42, vp_x=0.55, road_width=0.8, depth_bottom=5.0,
                     lateral_offset=1.2, lane_count=2, lane_width=3.5, cars=())
 
@@ -103,116 +102,6 @@ def test_occupancy_refuses_a_mask_that_is_not_one():
     ground = GroundGrid(scene_camera()[0])
     with pytest.raises(ValueError, match="uint8"):
         ground.occupancy(np.zeros((H, W, 3), np.uint8))
-
-
-def write(tmp_path, text: str):
-    path = tmp_path / "camera.toml"
-    path.write_text(text)
-    return path
-
-
-def test_camera_file_loads(tmp_path):
-    ground = load_ground(write(tmp_path, """
-[camera]
-width = 640
-height = 360
-hfov_deg = 90.0
-cy = 150.0
-[mount]
-z = 1.4
-pitch_deg = 3.0
-x = 0.5
-[grid]
-x_min = 1.0
-x_max = 21.0
-y_min = -5.0
-y_max = 5.0
-resolution = 0.5
-frame_id = "robot"
-"""))
-    assert ground.camera.fx == pytest.approx(320.0) and ground.camera.fy == pytest.approx(320.0)
-    assert (ground.camera.cx, ground.camera.cy, ground.camera.x) == (320.0, 150.0, 0.5)
-    assert ground.grid.shape == (20, 40) and ground.grid.frame_id == "robot"
-    assert 0 < ground.visible_fraction() < 1
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n", r"\[mount\] needs z"),
-    ("[camera]\nwidth = 640\nheight = 360\n[mount]\nz = 1.0\n", "fx .* or hfov_deg"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 5.0\nhfov_deg = 60\n[mount]\nz = 1.0\n",
-     "exactly one"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = -1.0\n",
-     "height above the ground"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\nfocal = 3\n[mount]\nz = 1.0\n",
-     r"unknown key\(s\) \['focal'\]"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 'wide'\n[mount]\nz = 1.0\n",
-     "fx must be a number"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\n"
-     "[grid]\nx_min = 10.0\nx_max = 5.0\n", "x_max > x_min"),
-    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\npitch_deg = -80.0\n",
-     "no cell of the grid"),
-    ("[camera\nwidth = 640\n", "not valid TOML"),
-    ("[lens]\nk1 = 0.1\n", r"unknown table\(s\) \['lens'\]"),
-])
-def test_camera_file_mistakes_are_named(tmp_path, text, message):
-    path = write(tmp_path, text)
-    with pytest.raises(RtsegError, match=message) as info:
-        load_ground(path)
-    assert str(path) in str(info.value)
-
-
-def test_missing_camera_file_is_named(tmp_path):
-    with pytest.raises(RtsegError, match="cannot read camera file .*nope.toml"):
-        load_ground(tmp_path / "nope.toml")
-
-
-def run_ground(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rtseg", "ground", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_the_check_command_describes_and_draws_the_grid(tmp_path):
-    """`rtseg ground CAMERA --image FRAME --out PNG`: the facts as JSON, and the grid's
-    lines on the ground where the pinhole puts them (the 10 m line across the road at
-    row cy + fy z / 10); nothing drawn in the sky."""
-    camera = REPO / "launch" / "cameras" / "demo.toml"
-    ground = load_ground(camera)
-    cam = ground.camera
-    frame = np.full((cam.height, cam.width, 3), 60, np.uint8)
-    cv2.imwrite(str(tmp_path / "frame.png"), frame)
-    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
-                      str(tmp_path / "check.png"))
-    assert done.returncode == 0, done.stderr
-    facts = json.loads(done.stdout)
-    assert facts["cells"] == [160, 200] and facts["horizon_row"] == pytest.approx(cam.cy, abs=0.1)
-    assert 0 < facts["visible_fraction"] < 1 and facts["hfov_deg"] == pytest.approx(57.2, abs=0.1)
-    bottom = cam.z * cam.fy / (cam.height - 0.5 - cam.cy)  # the ground at the bottom row
-    assert facts["nearest_ground_ahead_m"] == pytest.approx(bottom, abs=0.05)
-    drawn = cv2.imread(str(tmp_path / "check.png"))
-    changed = np.abs(drawn.astype(int) - frame).sum(axis=2) > 30
-    row = round(cam.cy + cam.fy * cam.z / 10)
-    assert changed[row - 1:row + 2, round(cam.cx) - 40:round(cam.cx) + 40].any(axis=0).all()
-    assert not changed[:round(cam.cy) - 20].any()
-    assert changed.mean() < 0.2
-
-
-def test_the_check_command_names_its_mistakes(tmp_path):
-    camera = str(REPO / "launch" / "cameras" / "demo.toml")
-    cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((36, 64, 3), np.uint8))
-    done = run_ground(camera, "--image", str(tmp_path / "frame.png"))
-    assert done.returncode != 0 and "--image FRAME and --out FILE.png go together" in done.stderr
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    done = run_ground(camera, "--image", str(tmp_path / "broken.png"), "--out",
-                      str(tmp_path / "x.png"))
-    assert done.returncode != 0 and "cannot draw the grid over" in done.stderr
-    for out, problem in (("check.xyz", "--out is a .png or .jpg file"),
-                         ("no/check.png", "is its folder")):
-        done = run_ground(camera, "--image", str(tmp_path / "frame.png"), "--out",
-                          str(tmp_path / out))
-        assert done.returncode == 1 and problem in done.stderr, done.stderr
-    done = run_ground(str(tmp_path / "none.toml"))
-    assert done.returncode != 0 and "cannot read camera file" in done.stderr
-    assert "Traceback" not in done.stderr
 
 
 def test_the_readme_consumer_reads_grids_off_a_live_demo_node():
@@ -328,72 +217,6 @@ def test_a_road_seen_through_a_lens_lands_where_it_is():
     assert edge_error_m(camera) > 1.0  # the lens ignored
 
 
-CAMERA_INFO = """image_width: 1280
-image_height: 720
-camera_name: front
-camera_matrix:
-  rows: 3
-  cols: 3
-  data: [912.5, 0.0, 641.2, 0.0, 910.8, 362.9, 0.0, 0.0, 1.0]
-distortion_model: {model}
-distortion_coefficients:
-  rows: 1
-  cols: 5
-  data: [-0.31, 0.11, 0.0004, -0.0002, -0.018]
-rectification_matrix:
-  rows: 3
-  cols: 3
-  data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-projection_matrix:
-  rows: 3
-  cols: 4
-  data: [850.1, 0.0, 640.0, 0.0, 0.0, 870.3, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-"""
-
-
-def test_a_ros_camera_calibration_gives_the_intrinsics(tmp_path):
-    """[camera] camera_info = a ROS camera_calibration YAML beside the file: size, K and
-    the plumb_bob lens from it (not the rectified projection matrix)."""
-    (tmp_path / "calib").mkdir()
-    (tmp_path / "calib" / "front.yaml").write_text(CAMERA_INFO.format(model="plumb_bob"))
-    ground = load_ground(write(tmp_path, '[camera]\ncamera_info = "calib/front.yaml"\n'
-                                         "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
-    cam = ground.camera
-    assert (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy) == (
-        1280, 720, 912.5, 910.8, 641.2, 362.9)
-    assert cam.distortion == (-0.31, 0.11, 0.0004, -0.0002, -0.018)
-    toml = load_ground(write(tmp_path, "[camera]\nwidth = 1280\nheight = 720\nfx = 912.5\n"
-                                       "fy = 910.8\ncx = 641.2\ncy = 362.9\n"
-                                       "distortion = [-0.31, 0.11, 0.0004, -0.0002, -0.018]\n"
-                                       "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
-    assert toml.camera == cam
-
-
-@pytest.mark.parametrize(("camera", "info", "message"), [
-    ('camera_info = "front.yaml"\nfx = 900.0', "plumb_bob",
-     r"camera_info gives the intrinsics: drop \['fx'\]"),
-    ('camera_info = "front.yaml"', "equidistant", "distortion_model 'equidistant' is not "
-     "supported: plumb_bob or rational_polynomial"),
-    ('camera_info = "front.yaml"', "rational_polynomial", "rational_polynomial has 8 "
-     "distortion coefficients, got 5"),
-    ('camera_info = "gone.yaml"', "plumb_bob", "cannot read camera_info .*gone.yaml"),
-    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = [0.1, 0.2, 0.3]", "plumb_bob",
-     "distortion has 4, 5 or 8 coefficients"),
-    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = 0.1", "plumb_bob",
-     "distortion is a list of numbers"),
-])
-def test_camera_calibration_mistakes_are_named(tmp_path, camera, info, message):
-    (tmp_path / "front.yaml").write_text(CAMERA_INFO.format(model=info))
-    with pytest.raises(RtsegError, match=message):
-        load_ground(write(tmp_path, f"[camera]\n{camera}\n[mount]\nz = 1.3\n"))
-
-
-def test_a_file_that_is_no_calibration_is_named(tmp_path):
-    (tmp_path / "front.yaml").write_text("image_width: 640\nfocal: 3\n")
-    with pytest.raises(RtsegError, match="front.yaml: not a ROS camera calibration"):
-        load_ground(write(tmp_path, '[camera]\ncamera_info = "front.yaml"\n[mount]\nz = 1.0\n'))
-
-
 def test_a_mask_of_another_shape_is_warned_of_once(caplog):
     ground = GroundGrid(replace(scene_camera()[0], z=2.0))  # a camera of its own: no cache
     with caplog.at_level("WARNING", logger="rtseg.ground"):
@@ -426,53 +249,3 @@ def test_the_mount_as_a_quaternion(angles):
     np.testing.assert_allclose(rotation_of(q), cam.rotation(), atol=1e-12)
     if angles == (0, 0, 0):
         assert q == pytest.approx((-0.5, 0.5, -0.5, 0.5))
-
-
-def test_camera_options_name_cameras_or_serve_them_all(tmp_path):
-    """--camera FILE serves every camera no --camera NAME=FILE names, whatever the order;
-    one file is loaded once however many cameras share it."""
-    demo = str(REPO / "launch" / "cameras" / "demo.toml")
-    other = write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nhfov_deg = 90\n"
-                            "[mount]\nz = 1.0\n")
-    grounds = load_grounds((f"rear={other}", demo), ("front", "rear", "side"))
-    assert grounds["rear"].camera.z == 1.0
-    assert grounds["front"] is grounds["side"] and grounds["front"].camera.z == 2.07
-    assert set(load_grounds((f"rear={other}",), ("front", "rear"))) == {"rear"}
-    with pytest.raises(RtsegError, match="rear has a camera file already"):
-        load_grounds((f"rear={other}", f"rear={demo}"), ("front", "rear"))
-    with pytest.raises(RtsegError, match="a second file for every camera"):
-        load_grounds((demo, str(other)), ("front", "rear"))
-
-
-def test_the_check_command_segments_the_frame_with_a_model(tmp_path):
-    """--model demo: the frame's overlay by the bundled model under the grid's lines, and
-    on its right that model's drivable area on the ground (rtseg.Segmenter's mask through
-    the camera file), pixel for pixel."""
-    from rtseg import Segmenter
-
-    camera = REPO / "launch" / "cameras" / "demo.toml"
-    image, _ = render(synthetic_scene_0(), H, W)
-    frame = np.ascontiguousarray(image[..., ::-1])
-    cv2.imwrite(str(tmp_path / "frame.png"), frame)
-    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
-                      str(tmp_path / "check.png"), "--model", "demo")
-    assert done.returncode == 0, done.stderr
-    ground = load_ground(camera)
-    with Segmenter("demo") as segmenter:
-        occupancy = ground.occupancy(segmenter(frame).drivable)
-    picture = grid_picture(ground.grid, occupancy, H)
-    drawn = cv2.imread(str(tmp_path / "check.png"))
-    assert drawn.shape == (H, W + picture.shape[1], 3)
-    np.testing.assert_array_equal(drawn[:, W:], picture)
-    seen = occupancy[occupancy != UNKNOWN]
-    assert json.loads(done.stdout)["free_fraction"] == pytest.approx((seen == FREE).mean(),
-                                                                     abs=1e-4)
-    done = run_ground(str(camera), "--model", "demo")
-    assert done.returncode == 1 and "--model segments the frame of --image" in done.stderr
-
-
-def synthetic_scene_0():
-    """The demo's first scene (launch/cameras/demo.toml is its camera)."""
-    from rtseg.data.synthetic import random_params
-
-    return random_params(np.random.default_rng(0))

@@ -1,0 +1,153 @@
+"""rtseg.camera_file: camera files (TOML, or a ROS camera calibration YAML beside one) and
+--camera options; every mistake is one line naming the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
+
+from rtseg.camera_file import load_ground, load_grounds
+from rtseg.errors import RtsegError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "camera.toml"
+    path.write_text(text)
+    return path
+
+
+def test_camera_file_loads(tmp_path):
+    ground = load_ground(write(tmp_path, """
+[camera]
+width = 640
+height = 360
+hfov_deg = 90.0
+cy = 150.0
+[mount]
+z = 1.4
+pitch_deg = 3.0
+x = 0.5
+[grid]
+x_min = 1.0
+x_max = 21.0
+y_min = -5.0
+y_max = 5.0
+resolution = 0.5
+frame_id = "robot"
+"""))
+    assert ground.camera.fx == pytest.approx(320.0) and ground.camera.fy == pytest.approx(320.0)
+    assert (ground.camera.cx, ground.camera.cy, ground.camera.x) == (320.0, 150.0, 0.5)
+    assert ground.grid.shape == (20, 40) and ground.grid.frame_id == "robot"
+    assert 0 < ground.visible_fraction() < 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n", r"\[mount\] needs z"),
+    ("[camera]\nwidth = 640\nheight = 360\n[mount]\nz = 1.0\n", "fx .* or hfov_deg"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 5.0\nhfov_deg = 60\n[mount]\nz = 1.0\n",
+     "exactly one"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = -1.0\n",
+     "height above the ground"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\nfocal = 3\n[mount]\nz = 1.0\n",
+     r"unknown key\(s\) \['focal'\]"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 'wide'\n[mount]\nz = 1.0\n",
+     "fx must be a number"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\n"
+     "[grid]\nx_min = 10.0\nx_max = 5.0\n", "x_max > x_min"),
+    ("[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n[mount]\nz = 1.0\npitch_deg = -80.0\n",
+     "no cell of the grid"),
+    ("[camera\nwidth = 640\n", "not valid TOML"),
+    ("[lens]\nk1 = 0.1\n", r"unknown table\(s\) \['lens'\]"),
+])
+def test_camera_file_mistakes_are_named(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(RtsegError, match=message) as info:
+        load_ground(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_camera_file_is_named(tmp_path):
+    with pytest.raises(RtsegError, match="cannot read camera file .*nope.toml"):
+        load_ground(tmp_path / "nope.toml")
+
+
+CAMERA_INFO = """image_width: 1280
+image_height: 720
+camera_name: front
+camera_matrix:
+  rows: 3
+  cols: 3
+  data: [912.5, 0.0, 641.2, 0.0, 910.8, 362.9, 0.0, 0.0, 1.0]
+distortion_model: {model}
+distortion_coefficients:
+  rows: 1
+  cols: 5
+  data: [-0.31, 0.11, 0.0004, -0.0002, -0.018]
+rectification_matrix:
+  rows: 3
+  cols: 3
+  data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+projection_matrix:
+  rows: 3
+  cols: 4
+  data: [850.1, 0.0, 640.0, 0.0, 0.0, 870.3, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+"""
+
+
+def test_a_ros_camera_calibration_gives_the_intrinsics(tmp_path):
+    """[camera] camera_info = a ROS camera_calibration YAML beside the file: size, K and
+    the plumb_bob lens from it (not the rectified projection matrix)."""
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "front.yaml").write_text(CAMERA_INFO.format(model="plumb_bob"))
+    ground = load_ground(write(tmp_path, '[camera]\ncamera_info = "calib/front.yaml"\n'
+                                         "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
+    cam = ground.camera
+    assert (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy) == (
+        1280, 720, 912.5, 910.8, 641.2, 362.9)
+    assert cam.distortion == (-0.31, 0.11, 0.0004, -0.0002, -0.018)
+    toml = load_ground(write(tmp_path, "[camera]\nwidth = 1280\nheight = 720\nfx = 912.5\n"
+                                       "fy = 910.8\ncx = 641.2\ncy = 362.9\n"
+                                       "distortion = [-0.31, 0.11, 0.0004, -0.0002, -0.018]\n"
+                                       "[mount]\nz = 1.3\npitch_deg = 2.0\n"))
+    assert toml.camera == cam
+
+
+@pytest.mark.parametrize(("camera", "info", "message"), [
+    ('camera_info = "front.yaml"\nfx = 900.0', "plumb_bob",
+     r"camera_info gives the intrinsics: drop \['fx'\]"),
+    ('camera_info = "front.yaml"', "equidistant", "distortion_model 'equidistant' is not "
+     "supported: plumb_bob or rational_polynomial"),
+    ('camera_info = "front.yaml"', "rational_polynomial", "rational_polynomial has 8 "
+     "distortion coefficients, got 5"),
+    ('camera_info = "gone.yaml"', "plumb_bob", "cannot read camera_info .*gone.yaml"),
+    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = [0.1, 0.2, 0.3]", "plumb_bob",
+     "distortion has 4, 5 or 8 coefficients"),
+    ("width = 640\nheight = 360\nfx = 500.0\ndistortion = 0.1", "plumb_bob",
+     "distortion is a list of numbers"),
+])
+def test_camera_calibration_mistakes_are_named(tmp_path, camera, info, message):
+    (tmp_path / "front.yaml").write_text(CAMERA_INFO.format(model=info))
+    with pytest.raises(RtsegError, match=message):
+        load_ground(write(tmp_path, f"[camera]\n{camera}\n[mount]\nz = 1.3\n"))
+
+
+def test_a_file_that_is_no_calibration_is_named(tmp_path):
+    (tmp_path / "front.yaml").write_text("image_width: 640\nfocal: 3\n")
+    with pytest.raises(RtsegError, match="front.yaml: not a ROS camera calibration"):
+        load_ground(write(tmp_path, '[camera]\ncamera_info = "front.yaml"\n[mount]\nz = 1.0\n'))
+
+
+def test_camera_options_name_cameras_or_serve_them_all(tmp_path):
+    """--camera FILE serves every camera no --camera NAME=FILE names, whatever the order;
+    one file is loaded once however many cameras share it."""
+    demo = str(REPO / "launch" / "cameras" / "demo.toml")
+    other = write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nhfov_deg = 90\n"
+                            "[mount]\nz = 1.0\n")
+    grounds = load_grounds((f"rear={other}", demo), ("front", "rear", "side"))
+    assert grounds["rear"].camera.z == 1.0
+    assert grounds["front"] is grounds["side"] and grounds["front"].camera.z == 2.07
+    assert set(load_grounds((f"rear={other}",), ("front", "rear"))) == {"rear"}
+    with pytest.raises(RtsegError, match="rear has a camera file already"):
+        load_grounds((f"rear={other}", f"rear={demo}"), ("front", "rear"))
+    with pytest.raises(RtsegError, match="a second file for every camera"):
+        load_grounds((demo, str(other)), ("front", "rear"))

@@ -1,0 +1,102 @@
+"""`rtseg ground`: a camera file's facts, its grid drawn over a frame, and with --model the
+frame segmented and its drivable area on the ground beside it (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
+from test_ground import H, W
+
+from rtseg.camera_file import load_ground
+from rtseg.data.synthetic import render
+from rtseg.ground import FREE, UNKNOWN
+from rtseg.ground_draw import grid_picture
+
+
+def run_ground(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rtseg", "ground", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_check_command_describes_and_draws_the_grid(tmp_path):
+    """`rtseg ground CAMERA --image FRAME --out PNG`: the facts as JSON, and the grid's
+    lines on the ground where the pinhole puts them (the 10 m line across the road at
+    row cy + fy z / 10); nothing drawn in the sky."""
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    ground = load_ground(camera)
+    cam = ground.camera
+    frame = np.full((cam.height, cam.width, 3), 60, np.uint8)
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["cells"] == [160, 200] and facts["horizon_row"] == pytest.approx(cam.cy, abs=0.1)
+    assert 0 < facts["visible_fraction"] < 1 and facts["hfov_deg"] == pytest.approx(57.2, abs=0.1)
+    bottom = cam.z * cam.fy / (cam.height - 0.5 - cam.cy)  # the ground at the bottom row
+    assert facts["nearest_ground_ahead_m"] == pytest.approx(bottom, abs=0.05)
+    drawn = cv2.imread(str(tmp_path / "check.png"))
+    changed = np.abs(drawn.astype(int) - frame).sum(axis=2) > 30
+    row = round(cam.cy + cam.fy * cam.z / 10)
+    assert changed[row - 1:row + 2, round(cam.cx) - 40:round(cam.cx) + 40].any(axis=0).all()
+    assert not changed[:round(cam.cy) - 20].any()
+    assert changed.mean() < 0.2
+
+
+def test_the_check_command_names_its_mistakes(tmp_path):
+    camera = str(REPO / "launch" / "cameras" / "demo.toml")
+    cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((36, 64, 3), np.uint8))
+    done = run_ground(camera, "--image", str(tmp_path / "frame.png"))
+    assert done.returncode != 0 and "--image FRAME and --out FILE.png go together" in done.stderr
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    done = run_ground(camera, "--image", str(tmp_path / "broken.png"), "--out",
+                      str(tmp_path / "x.png"))
+    assert done.returncode != 0 and "cannot draw the grid over" in done.stderr
+    for out, problem in (("check.xyz", "--out is a .png or .jpg file"),
+                         ("no/check.png", "is its folder")):
+        done = run_ground(camera, "--image", str(tmp_path / "frame.png"), "--out",
+                          str(tmp_path / out))
+        assert done.returncode == 1 and problem in done.stderr, done.stderr
+    done = run_ground(str(tmp_path / "none.toml"))
+    assert done.returncode != 0 and "cannot read camera file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_check_command_segments_the_frame_with_a_model(tmp_path):
+    """--model demo: the frame's overlay by the bundled model under the grid's lines, and
+    on its right that model's drivable area on the ground (rtseg.Segmenter's mask through
+    the camera file), pixel for pixel."""
+    from rtseg import Segmenter
+
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    image, _ = render(synthetic_scene_0(), H, W)
+    frame = np.ascontiguousarray(image[..., ::-1])
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"), "--model", "demo")
+    assert done.returncode == 0, done.stderr
+    ground = load_ground(camera)
+    with Segmenter("demo") as segmenter:
+        occupancy = ground.occupancy(segmenter(frame).drivable)
+    picture = grid_picture(ground.grid, occupancy, H)
+    drawn = cv2.imread(str(tmp_path / "check.png"))
+    assert drawn.shape == (H, W + picture.shape[1], 3)
+    np.testing.assert_array_equal(drawn[:, W:], picture)
+    seen = occupancy[occupancy != UNKNOWN]
+    assert json.loads(done.stdout)["free_fraction"] == pytest.approx((seen == FREE).mean(),
+                                                                     abs=1e-4)
+    done = run_ground(str(camera), "--model", "demo")
+    assert done.returncode == 1 and "--model segments the frame of --image" in done.stderr
+
+
+def synthetic_scene_0():
+    """The demo's first scene (launch/cameras/demo.toml is its camera)."""
+    from rtseg.data.synthetic import random_params
+
+    return random_params(np.random.default_rng(0))
