@@ -22,6 +22,10 @@ commented there)::
     y_max = 10.0
     resolution = 0.1
     frame_id = "base_link"
+    [costs]               # optional: the grid from the classes mask, a cost per class
+    sidewalk = 0          # 0 free .. 100 occupied; a sidewalk robot's pavement,
+    road = 80             # the road it may cross,
+    default = 100         # and every class not named
 
 Every mistake is an RtsegError naming the file and the key. No torch here.
 """
@@ -50,14 +54,16 @@ def load_ground(path: str | Path) -> GroundGrid:
         raise RtsegError(f"cannot read camera file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RtsegError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(raw) - {"camera", "mount", "grid"}
+    unknown = set(raw) - {"camera", "mount", "grid", "costs"}
     if unknown:
         raise RtsegError(f"{path}: unknown table(s) {sorted(unknown)}: a camera file has "
-                         "[camera], [mount] and [grid]")
+                         "[camera], [mount], [grid] and optionally [costs]")
     camera = _camera(path, _table(path, raw, "camera"), _table(path, raw, "mount"))
     grid = _grid(path, _table(path, raw, "grid"))
+    costs = _costs(path, _table(path, raw, "costs"))
+    default = costs.pop("default", 100)
     try:
-        return GroundGrid(camera, grid)
+        return GroundGrid(camera, grid, tuple(costs.items()), default)
     except RtsegError as exc:
         raise RtsegError(f"{path}: {exc}") from None
 
@@ -212,6 +218,15 @@ def _camera_info(path: Path, name) -> dict:
                          f"distortion coefficients, got {len(coefficients)}")
     return _checked(info_path, "camera_matrix", width, height, k[0], k[4], k[2], k[5],
                     coefficients)
+
+
+def _costs(path: Path, values: dict) -> dict[str, int]:
+    """[costs]: class name -> cost 0 (free) .. 100 (lethal); `default` for the others."""
+    for name, cost in values.items():
+        if isinstance(cost, bool) or not isinstance(cost, int) or not 0 <= cost <= 100:
+            raise RtsegError(f"{path}: [costs] {name} must be a whole number from 0 (free) "
+                             f"to 100 (occupied), got {cost!r}")
+    return dict(values)
 
 
 def _grid(path: Path, values: dict) -> GridSpec:

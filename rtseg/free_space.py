@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rtseg.ground import FREE, OCCUPIED, UNKNOWN, GridSpec, GroundGrid
+from rtseg.ground import OCCUPIED, UNKNOWN, GridSpec, GroundGrid
 
 DEFAULT_INCREMENT_DEG = 0.5
 
@@ -72,21 +72,23 @@ def _exit(grid: GridSpec, angle: float) -> float:
     return max(0.0, min(t for t in limits if t > 0))
 
 
-def scan_ranges(grid: GridSpec, occupancy: np.ndarray, spec: ScanSpec) -> np.ndarray:
+def scan_ranges(grid: GridSpec, occupancy: np.ndarray, spec: ScanSpec,
+                lethal: int = OCCUPIED) -> np.ndarray:
     """`occupancy` (rows, cols) int8 of `grid` -> (beams,) float32 ranges in metres, +inf
-    or nan as the module docstring says."""
+    or nan as the module docstring says; a cell stops a beam from a cost of `lethal` (a
+    cost grid's cheaper cells are crossed, as free ones)."""
     rows, cols, steps = _beam_cells(grid, spec)
     inside = (rows >= 0) & (rows < occupancy.shape[0]) & (cols >= 0) & (cols < occupancy.shape[1])
     cells = np.full(rows.shape, UNKNOWN, np.int8)
     cells[inside] = occupancy[rows[inside], cols[inside]]
     seen = cells != UNKNOWN
     started = np.maximum.accumulate(seen, axis=1)  # from the first seen cell on
-    stop = started & (cells != FREE)  # the first occupied, or unknown again
+    stop = started & ((cells >= lethal) | (cells == UNKNOWN))  # an obstacle, or unseen
     hit = stop.any(axis=1)
     first = np.argmax(stop, axis=1)
     ranges = np.where(hit, steps[first], np.inf).astype(np.float32)
     beams = np.arange(len(ranges))
-    ranges[hit & (cells[beams, first] != OCCUPIED)] = np.nan
+    ranges[hit & (cells[beams, first] == UNKNOWN)] = np.nan
     ranges[~seen.any(axis=1)] = np.nan
     return ranges
 

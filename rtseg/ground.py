@@ -135,10 +135,15 @@ class GridSpec:
 
 
 class GroundGrid:
-    """Drivable masks -> occupancy grids for one camera and one grid."""
+    """Masks -> occupancy grids for one camera and one grid: a drivable mask as free /
+    occupied (`occupancy`), or with `costs` (class name -> 0..100; other classes
+    `default_cost`) a classes mask as a cost per cell (`cost_grid`), for a robot that may
+    cross some classes at a price (a sidewalk robot: pavement 0, road 80)."""
 
-    def __init__(self, camera: Camera, grid: GridSpec = GridSpec()) -> None:
+    def __init__(self, camera: Camera, grid: GridSpec = GridSpec(),
+                 costs: tuple[tuple[str, int], ...] = (), default_cost: int = OCCUPIED) -> None:
         self.camera, self.grid = camera, grid
+        self.costs, self.default_cost = dict(costs), default_cost
         if not self.visible_fraction() > 0:
             raise RtsegError(
                 f"no cell of the grid (x {grid.x_min}..{grid.x_max} m, y {grid.y_min}.."
@@ -155,15 +160,34 @@ class GroundGrid:
         """A drivable mask (H, W) uint8 (1 drivable, 0 not) -> the grid (rows, cols) int8:
         0 free, 100 occupied, -1 unknown (out of view). Each cell takes the mask's value at
         the pixel its centre projects to (nearest)."""
-        import cv2
-
         if drivable.ndim != 2 or drivable.dtype != np.uint8:
             raise ValueError(f"a drivable mask is (H, W) uint8, got {drivable.shape} "
                              f"{drivable.dtype}")
-        map_u, map_v = self.maps(*drivable.shape)
-        sampled = cv2.remap(drivable, map_u, map_v, cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-        return _OCCUPANCY[sampled]
+        return _OCCUPANCY[self._sample(drivable)]
+
+    def cost_grid(self, classes: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
+        """A classes mask (H, W) uint8 (index into `class_names`, 255 = no prediction) ->
+        the grid (rows, cols) int8 of each cell's class's cost (`costs`, else
+        `default_cost`), -1 where out of view or not predicted."""
+        if classes.ndim != 2 or classes.dtype != np.uint8:
+            raise ValueError(f"a classes mask is (H, W) uint8, got {classes.shape} "
+                             f"{classes.dtype}")
+        return self.cost_lut(tuple(class_names))[self._sample(classes)]
+
+    def cost_lut(self, class_names: tuple[str, ...]) -> np.ndarray:
+        """(256,) int8: class index -> cost; 255 and indices past the names -> -1."""
+        lut = np.full(256, UNKNOWN, np.int8)
+        for index, name in enumerate(class_names[:255]):
+            lut[index] = self.costs.get(name, self.default_cost)
+        return lut
+
+    def _sample(self, mask: np.ndarray) -> np.ndarray:
+        """(rows, cols) uint8: the mask's value at each cell's pixel, 255 outside it."""
+        import cv2
+
+        map_u, map_v = self.maps(*mask.shape)
+        return cv2.remap(mask, map_u, map_v, cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
     def visible_fraction(self) -> float:
         """The fraction of the grid's cells that land in the camera's image."""

@@ -25,16 +25,18 @@ OUTLINE, LINES = (0, 215, 255), (255, 255, 255)  # BGR
 SAMPLES = 400  # points per drawn line
 # grid_picture's colours (BGR) of occupancy 0 (free), 100 (occupied), -1 (unknown)
 FREE_BGR, OCCUPIED_BGR, UNKNOWN_BGR = (70, 170, 60), (50, 40, 170), (80, 80, 80)
-_GRID_LUT = np.zeros((256, 3), np.uint8)
-_GRID_LUT[0], _GRID_LUT[100], _GRID_LUT[255] = FREE_BGR, OCCUPIED_BGR, UNKNOWN_BGR
+_GRID_LUT = np.zeros((256, 3), np.uint8)  # occupancy (as uint8) -> colour; costs between
+_GRID_LUT[:101] = np.round(np.linspace(FREE_BGR, OCCUPIED_BGR, 101))  # free and occupied
+_GRID_LUT[255] = UNKNOWN_BGR  # -1
 RULE_M = 10.0  # grid_picture: a line across every this many metres ahead
 
 
 def grid_picture(grid: GridSpec, occupancy: np.ndarray, height: int) -> np.ndarray:
     """`occupancy` (rows, cols) int8 of `grid` -> (height, W, 3) uint8 BGR seen from above:
     ahead (x) up, left (y) on the left, square cells (W = height * rows / cols); free
-    green, occupied red, unknown grey; a faint line every `RULE_M` metres ahead, and a
-    white triangle where the robot (x = 0, y = 0) is, on the bottom edge if it is behind."""
+    green, occupied red, costs between them in between, unknown grey; a faint line every
+    `RULE_M` metres ahead, and a white triangle where the robot (x = 0, y = 0) is, on the
+    bottom edge if it is behind."""
     import cv2
 
     rows, cols = occupancy.shape

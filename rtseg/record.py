@@ -16,7 +16,7 @@ in colour (a classes mask holds small values and looks black as mono8). With ``m
 first camera's overlay is also written as a video, at `mp4_fps`, each frame held until the
 next one's capture time. With ``cameras`` (camera files, rtseg.ground) each drivable mask
 of those cameras is also written as ``/NAME/grid``, a ``nav_msgs/msg/OccupancyGrid`` on the
-ground with the mask's stamp and seq. No torch here.
+ground with the mask's stamp and seq (with the file's [costs]: each classes mask). No torch here.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from rtseg.errors import RtsegError
 from rtseg.ground import GroundGrid
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
-from rtseg.ros2msg import ground_messages, ros_topic
+from rtseg.ros2msg import grid_kind, ground_messages, ros_topic
 from rtseg.signals import on_stop_signals
 from rtseg.status import NodeStatus
 
@@ -130,14 +130,17 @@ def check_config(cfg: RecordConfig) -> None:
         if wanted and not video_camera(cfg.topics):
             raise RtsegError(f"{flag} draws masks: record a NAME/classes or NAME/drivable topic")
     _check_out(cfg)
-    if cfg.cameras and not drivable_cameras(cfg.topics):
-        raise RtsegError("--camera puts drivable masks on the ground: record a NAME/drivable "
-                         "topic")
+    if cfg.cameras and not mask_cameras(cfg.topics):
+        raise RtsegError("--camera puts masks on the ground: record a NAME/drivable topic (a "
+                         "NAME/classes topic for a camera file with [costs])")
 
 
-def drivable_cameras(topics: tuple[str, ...]) -> tuple[str, ...]:
-    """The camera NAMEs whose drivable mask is among `topics`, in order."""
-    return tuple(t.rpartition("/")[0] for t in topics if t.rpartition("/")[2] == "drivable")
+def check_grounds(grounds: dict[str, GroundGrid], topics: tuple[str, ...]) -> None:
+    """Each camera with a camera file records the mask its grid is made from."""
+    for name, ground in grounds.items():
+        if f"{name}/{grid_kind(ground)}" not in topics:
+            raise RtsegError(f"--camera for {name}: its grid is made from {name}/"
+                             f"{grid_kind(ground)}; record that topic too")
 
 
 def _check_out(cfg: RecordConfig) -> None:
@@ -316,7 +319,8 @@ def record(cfg: RecordConfig) -> RecordReport:
     """Record until `count` messages, `seconds`, `timeout_s` of silence or SIGINT/SIGTERM;
     the file is finished (summary + footer) in every case. Returns what was written."""
     check_config(cfg)
-    grounds = load_grounds(cfg.cameras, drivable_cameras(cfg.topics))
+    grounds = load_grounds(cfg.cameras, tuple(mask_cameras(cfg.topics)))
+    check_grounds(grounds, cfg.topics)
     camera = video_camera(cfg.topics) if cfg.mp4 else None
     drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
                                                 else set())

@@ -269,12 +269,14 @@ def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
                     ) -> list[tuple[str, str, Callable[[], dict]]]:
     """What a camera with a camera file adds beside a message of its (rtseg topic, ROS
     type, message): a drivable mask's ``NAME/grid`` and ``NAME/scan`` (its free space as
-    a laser scan, rtseg.free_space); an image's ``NAME/camera_info`` (its calibration at
-    the image's size) and ``tf`` (the camera's mount), which place the image in a 3D view.
-    Messages are made when called (the grid once for both)."""
+    a laser scan, rtseg.free_space), or with the file's [costs] a classes mask's (the
+    grid of costs); an image's ``NAME/camera_info`` (its calibration at the image's size)
+    and ``tf`` (the camera's mount), which place the image in a 3D view. Messages are
+    made when called (the grid once for both)."""
     camera = header.topic.rpartition("/")[0]
-    if header.kind == "drivable":
-        occupancy = cache(lambda: ground.occupancy(data))
+    if header.kind == grid_kind(ground):
+        occupancy = cache(lambda: ground.cost_grid(data, header.classes) if ground.costs
+                          else ground.occupancy(data))
         return [(f"{camera}/grid", OCCUPANCY_TYPE,
                  lambda: grid_to_ros(header, ground.grid, occupancy())),
                 (f"{camera}/scan", SCAN_TYPE, lambda: scan_to_ros(header, ground, occupancy()))]
@@ -283,6 +285,11 @@ def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
                  lambda: camera_info_to_ros(header, ground.camera)),
                 ("tf", TF_TYPE, lambda: mount_to_ros(header, ground.camera, ground.grid.frame_id))]
     return []
+
+
+def grid_kind(ground: GroundGrid) -> str:
+    """The mask a camera's grid is made from: "classes" with [costs], else "drivable"."""
+    return "classes" if ground.costs else "drivable"
 
 
 def quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:

@@ -123,14 +123,20 @@ class CameraState:
         }
 
 
-def with_grid(composite: Composite, ground: GroundGrid, drivable) -> Composite:
-    """`composite` with the grid of its `drivable` mask ``(H, W) uint8`` seen from above
-    (rtseg.ground_draw.grid_picture) on its right, at its height."""
+def with_grid(composite: Composite, ground: GroundGrid, parts: FrameParts) -> Composite:
+    """`composite` with the grid of its frame's drivable mask (or, for a camera file with
+    [costs], of its classes mask) seen from above (rtseg.ground_draw.grid_picture) on its
+    right, at its height; `composite` alone when the frame lacks that mask."""
     import numpy as np
 
     from rtseg.ground_draw import grid_picture
+    from rtseg.ros2msg import grid_kind
 
-    picture = grid_picture(ground.grid, ground.occupancy(drivable), composite.bgr.shape[0])
+    if grid_kind(ground) not in parts.masks:
+        return composite
+    header, mask = parts.masks[grid_kind(ground)]
+    grid = ground.cost_grid(mask, header.classes) if ground.costs else ground.occupancy(mask)
+    picture = grid_picture(ground.grid, grid, composite.bgr.shape[0])
     return replace(composite, bgr=np.hstack([composite.bgr, picture]))
 
 
@@ -195,8 +201,8 @@ class Viewer:
     def _show(self, name: str, parts: FrameParts) -> None:
         composite = draw_or_skip(name, parts)
         if composite is not None:
-            if name in self.grounds and "drivable" in parts.masks:
-                composite = with_grid(composite, self.grounds[name], parts.masks["drivable"][1])
+            if name in self.grounds:
+                composite = with_grid(composite, self.grounds[name], parts)
             jpeg = overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes()
             self.cameras[name].put(composite, jpeg)
 

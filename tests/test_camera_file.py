@@ -151,3 +151,16 @@ def test_camera_options_name_cameras_or_serve_them_all(tmp_path):
         load_grounds((f"rear={other}", f"rear={demo}"), ("front", "rear"))
     with pytest.raises(RtsegError, match="a second file for every camera"):
         load_grounds((demo, str(other)), ("front", "rear"))
+
+
+def test_costs_make_a_grid_of_costs(tmp_path):
+    ground = load_ground(write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n"
+                                         "[mount]\nz = 1.0\n[costs]\nsidewalk = 0\nroad = 80\n"
+                                         "default = 90\n"))
+    assert ground.costs == {"sidewalk": 0, "road": 80} and ground.default_cost == 90
+    assert list(ground.cost_lut(("road", "sidewalk", "sky"))[[0, 1, 2, 3, 255]]) == [
+        80, 0, 90, -1, -1]
+    for bad in ("150", "-1", "0.5", "'cheap'", "true"):
+        with pytest.raises(RtsegError, match=r"\[costs\] road must be a whole number from 0"):
+            load_ground(write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n"
+                                        f"[mount]\nz = 1.0\n[costs]\nroad = {bad}\n"))

@@ -82,3 +82,14 @@ def test_the_painted_road_edges_come_back_as_ranges():
             assert got == pytest.approx(crossing, abs=2 * GRID.resolution / abs(math.sin(angle)))
             checked += 1
     assert checked > 20
+
+
+def test_a_grid_of_costs_stops_beams_at_the_lethal_cost():
+    """Costs below `lethal` are crossed (a sidewalk robot's road), from it on they stop."""
+    grid = free_grid()
+    grid[:, round((8.0 - GRID.x_min) / GRID.resolution):] = 60
+    grid[:, round((15.0 - GRID.x_min) / GRID.resolution):] = OCCUPIED
+    ahead = ScanSpec(0.0, 0.0, 0.1, 20.0)
+    assert scan_ranges(GRID, grid, ahead)[0] == pytest.approx(15.0, abs=GRID.resolution / 2)
+    assert scan_ranges(GRID, grid, ahead, lethal=50)[0] == pytest.approx(
+        8.0, abs=GRID.resolution / 2)

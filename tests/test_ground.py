@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.camera_file import load_ground
-from rtseg.data.synthetic import SceneParams, drivable_mask, render
+from rtseg.data.synthetic import CLASSES, SceneParams, drivable_mask, render
 from rtseg.errors import RtsegError
 from rtseg.free_space import default_scan
 from rtseg.ground import FREE, OCCUPIED, UNKNOWN, Camera, GridSpec, GroundGrid
@@ -249,3 +249,31 @@ def test_the_mount_as_a_quaternion(angles):
     np.testing.assert_allclose(rotation_of(q), cam.rotation(), atol=1e-12)
     if angles == (0, 0, 0):
         assert q == pytest.approx((-0.5, 0.5, -0.5, 0.5))
+
+
+def test_a_grid_of_costs_puts_each_class_where_it_is():
+    """[costs]: the painted scene's classes mask -> road 0, sidewalk 60, the rest 100, and
+    a pixel without a prediction (255) unknown."""
+    _, classes = render(SCENE, H, W)
+    camera, right_edge, left_edge = scene_camera()
+    grid = GridSpec(x_min=0.0, x_max=30.0, y_min=-12.0, y_max=12.0, resolution=0.2)
+    ground = GroundGrid(camera, grid, costs=(("road", 0), ("lane_marking", 0),
+                                             ("sidewalk", 60)))
+    unpredicted = classes.copy()
+    unpredicted[:, : W // 4] = 255
+    costs = ground.cost_grid(unpredicted, CLASSES)
+    x, y = grid.centres()[..., 0], grid.centres()[..., 1]
+    in_view = ground.occupancy(np.zeros((H, W), np.uint8)) != UNKNOWN
+    seen = in_view & (x > SCENE.depth_bottom + 0.5) & (x < 25) & (y < 0.4 * x)
+    kerb = 0.25 + 0.3  # the painter's kerb is sidewalk too; and a margin
+    on_road = seen & (y > right_edge + 0.3) & (y < left_edge - 0.3)
+    right_walk = seen & (y < right_edge - kerb) & (y > right_edge - SCENE.sidewalk[1] + 0.3)
+    assert (costs[on_road] == 0).mean() > 0.99
+    assert right_walk.sum() > 300 and (costs[right_walk] == 60).mean() > 0.98
+    assert set(np.unique(costs[seen]).tolist()) == {0, 60, 100}
+    marker = np.zeros((H, W), np.uint8)
+    marker[:, : W // 4] = 1
+    left_quarter = ground.occupancy(marker) == FREE  # the cells seen in those pixels
+    assert left_quarter.sum() > 100
+    assert (costs[left_quarter] == UNKNOWN).all()
+    assert (ground.cost_grid(classes, CLASSES)[left_quarter] != UNKNOWN).all()

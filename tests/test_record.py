@@ -199,6 +199,34 @@ def test_grids_are_the_recorded_drivable_masks_on_the_ground(node, tmp_path):
     assert topics["/tf"]["type"] == "tf2_msgs/msg/TFMessage"
 
 
+def test_a_camera_file_with_costs_grids_the_classes(node, tmp_path):
+    """[costs]: the grid is made from each classes mask, a cost per class; a recording
+    without NAME/classes is refused before anything opens."""
+    camera = tmp_path / "costs.toml"
+    camera.write_text((REPO / "launch" / "cameras" / "demo.toml").read_text()
+                      + "\n[costs]\nroad = 0\nlane_marking = 0\nsidewalk = 40\n")
+    with pytest.raises(RtsegError, match="its grid is made from demo/classes; record that"):
+        record(RecordConfig(endpoint=node, topics=("demo/drivable",), out=str(tmp_path / "x.mcap"),
+                            count=1, cameras=(str(camera),)))
+    assert not (tmp_path / "x.mcap").exists()
+    out = tmp_path / "costs.mcap"
+    report = record(RecordConfig(endpoint=node, topics=("demo/classes",), out=str(out), count=3,
+                                 timeout_s=DEADLINE_S, cameras=(str(camera),)))
+    assert report.counts == {"demo/classes": 3, "demo/grid": 3, "demo/scan": 3}
+    ground = load_ground(camera)
+    messages = read_back(out)
+    names = tuple(json.loads(rtseg_metadata(out)["classes /demo/classes"]))
+    masks = {m.sequence: ros for _, ch, m, ros in messages if ch.topic == "/demo/classes"}
+    for _, ch, msg, grid in messages:
+        if ch.topic != "/demo/grid":
+            continue
+        mask = masks[msg.sequence]
+        want = ground.cost_grid(np.frombuffer(bytes(mask.data), np.uint8).reshape(
+            mask.height, mask.width), names)
+        assert np.array_equal(np.asarray(grid.data, np.int8).reshape(ground.grid.shape), want)
+        assert {0, 40, 100} <= set(np.unique(want).tolist())  # road, pavement, the rest
+
+
 def test_a_split_rosbag2_folder_reads_back_with_another_rosbag2_reader(node, tmp_path):
     """`--out run --split-mb`: run/run_N.mcap + metadata.yaml, read by the `rosbags`
     library (its own metadata and MCAP parsers, as `ros2 bag` reads the folder: files in
@@ -476,8 +504,8 @@ def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
      "--max-files keeps the newest N >= 2 files of a split recording"),
     (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "run", split_mb=1, max_files=1),
      "got 1"),
-    (RecordConfig("tcp://127.0.0.1:5555", ("demo/classes",), "x.mcap", cameras=("c.toml",)),
-     "--camera puts drivable masks on the ground: record a NAME/drivable topic"),
+    (RecordConfig("tcp://127.0.0.1:5555", ("demo/image",), "x.mcap", cameras=("c.toml",)),
+     "--camera puts masks on the ground: record a NAME/drivable topic"),
 ])
 def test_bad_requests_are_refused_before_anything_opens(cfg, problem, tmp_path):
     (tmp_path / "full").mkdir()

@@ -18,6 +18,7 @@ from browser import CHROMIUM, chromium_page, overlay_png, wait_for_new_seq, wait
 from conftest import REPO
 from live_node import demo_node  # noqa: I001  (tests/ is on sys.path)
 
+from rtseg.camera_file import load_ground
 from rtseg.data import synthetic
 from rtseg.stream.publisher import FrameMeta, MaskPublisher
 from rtseg.view import BOUNDARY, ViewConfig, Viewer
@@ -177,7 +178,6 @@ def test_the_viewer_recorder_and_info_import_no_torch():
 def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
     """`--camera FILE`: the picture is the overlay, then on its right the drivable mask's
     grid seen from above (rtseg.ground_draw.grid_picture), at the overlay's height."""
-    from rtseg.camera_file import load_ground
     from rtseg.compose import FrameParts, draw
     from rtseg.ground_draw import grid_picture
     from rtseg.protocol import decode, encode
@@ -218,3 +218,27 @@ def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
     assert np.abs(got[:, :640] - overlay).mean() < 6  # JPEG at quality 80
     assert np.abs(got[:, 640:] - picture).mean() < 6
     assert 0.1 < (picture == (70, 170, 60)).all(axis=2).mean() < 0.9  # road, free
+
+
+def test_with_costs_the_grid_from_above_is_the_classes_costs():
+    """A camera file with [costs]: the picture beside the overlay is the classes mask's
+    grid of costs; a frame without that mask is shown alone."""
+    from rtseg.compose import FrameParts, draw
+    from rtseg.ground import GroundGrid
+    from rtseg.ground_draw import grid_picture
+    from rtseg.protocol import decode, encode
+    from rtseg.view import with_grid
+
+    plain = load_ground(REPO / "launch" / "cameras" / "demo.toml")
+    ground = GroundGrid(plain.camera, plain.grid, costs=(("road", 0), ("sidewalk", 50)))
+    _, label = synthetic.render(synthetic.random_params(np.random.default_rng(0)), 360, 640)
+    classes = decode(encode("demo/classes", "classes", label, seq=0, stamp_ns=1,
+                            frame_id="demo", classes=CLASS_NAMES, model="x"))
+    parts = FrameParts(0, 1, {"classes": classes})
+    composite = draw(parts)
+    shown = with_grid(composite, ground, parts).bgr
+    costs = ground.cost_grid(label, CLASS_NAMES)
+    assert {0, 50, 100} <= set(np.unique(costs).tolist())
+    np.testing.assert_array_equal(shown[:, 640:], grid_picture(ground.grid, costs, 360))
+    drivable_only = FrameParts(0, 1, {"drivable": classes})
+    assert with_grid(composite, ground, drivable_only) is composite
