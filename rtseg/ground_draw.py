@@ -180,15 +180,17 @@ def _read_frame(image: str) -> np.ndarray:
 
 
 def _segmented(ground: GroundGrid, frame: np.ndarray, model: str) -> tuple[np.ndarray, float]:
-    """[the frame's overlay by `model` with the grid's lines | its grid from above], and the
-    fraction of the seen cells that are free."""
+    """[the frame's overlay by `model` with the grid's lines | its grid from above (of
+    costs, with [costs])], and the fraction of the seen cells that are free (cost 0)."""
     from rtseg.ground import FREE, UNKNOWN
     from rtseg.segmenter import Segmenter
 
     with Segmenter(model) as segmenter:
         masks = segmenter(frame)
         overlay = segmenter.overlay(frame, masks)
-    occupancy = ground.occupancy(masks.drivable)
+        names = segmenter.classes
+    occupancy = (ground.cost_grid(masks.classes, names) if ground.costs
+                 else ground.occupancy(masks.drivable))
     seen = occupancy[occupancy != UNKNOWN]
     picture = grid_picture(ground.grid, occupancy, frame.shape[0])
     free = float((seen == FREE).mean()) if seen.size else 0.0

@@ -100,3 +100,23 @@ def synthetic_scene_0():
     from rtseg.data.synthetic import random_params
 
     return random_params(np.random.default_rng(0))
+
+
+def test_with_costs_the_check_draws_the_grid_of_costs(tmp_path):
+    from rtseg import Segmenter
+
+    camera = tmp_path / "costs.toml"
+    camera.write_text((REPO / "launch" / "cameras" / "demo.toml").read_text()
+                      + "\n[costs]\nroad = 0\nlane_marking = 0\nsidewalk = 30\n")
+    image, _ = render(synthetic_scene_0(), H, W)
+    frame = np.ascontiguousarray(image[..., ::-1])
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"), "--model", "demo")
+    assert done.returncode == 0, done.stderr
+    ground = load_ground(camera)
+    with Segmenter("demo") as segmenter:
+        costs = ground.cost_grid(segmenter(frame).classes, segmenter.classes)
+    assert {0, 30, 100} <= set(np.unique(costs).tolist())
+    drawn = cv2.imread(str(tmp_path / "check.png"))
+    np.testing.assert_array_equal(drawn[:, W:], grid_picture(ground.grid, costs, H))
