@@ -42,6 +42,7 @@ from rtseg.ground import Camera, GridSpec, GroundGrid
 
 INTRINSICS = {"width", "height", "fx", "fy", "cx", "cy", "hfov_deg", "distortion"}
 MODELS = {"plumb_bob": (4, 5), "rational_polynomial": (8,)}  # OpenCV's, coefficients
+MAX_CELLS = 4_000_000  # a grid past this (e.g. 100 x 100 m at 5 cm) costs ~130 MB to set up
 
 
 def load_ground(path: str | Path) -> GroundGrid:
@@ -241,7 +242,7 @@ def _grid(path: Path, values: dict) -> GridSpec:
     if grid.resolution <= 0:
         raise RtsegError(f"{path}: [grid] resolution must be positive, got {grid.resolution}")
     rows, cols = grid.shape
-    if rows < 1 or cols < 1 or rows * cols > 25_000_000:
+    if rows < 1 or cols < 1 or rows * cols > MAX_CELLS:
         raise RtsegError(f"{path}: [grid] makes {rows} x {cols} cells; x_max > x_min, y_max > "
-                         "y_min and at most 25 million cells (raise resolution)")
+                         f"y_min and at most {MAX_CELLS:,} cells (coarser resolution)")
     return grid

@@ -164,3 +164,10 @@ def test_costs_make_a_grid_of_costs(tmp_path):
         with pytest.raises(RtsegError, match=r"\[costs\] road must be a whole number from 0"):
             load_ground(write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n"
                                         f"[mount]\nz = 1.0\n[costs]\nroad = {bad}\n"))
+
+
+def test_a_grid_too_fine_is_refused_before_it_is_built(tmp_path):
+    with pytest.raises(RtsegError, match="makes 4000 x 4000 cells.*at most 4,000,000"):
+        load_ground(write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n"
+                                    "[mount]\nz = 1.0\n[grid]\nx_min = 0.0\nx_max = 40.0\n"
+                                    "y_min = -20.0\ny_max = 20.0\nresolution = 0.01\n"))
