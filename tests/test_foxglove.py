@@ -247,7 +247,8 @@ def test_bad_settings_are_one_line_errors_naming_the_fix(monkeypatch):
 def test_the_command_serves_until_a_signal_and_exits_0():
     with node_publisher() as publisher, Scenes(publisher):
         proc = subprocess.Popen([sys.executable, "-m", "rtseg", "-v", "foxglove",
-                                 publisher.endpoint, "scenes", "--port", "0"],
+                                 publisher.endpoint, "scenes", "--port", "0", "--camera",
+                                 str(DEMO_CAMERA)],
                                 stderr=subprocess.PIPE, text=True)
         lines: queue.Queue = queue.Queue()
         reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True)
@@ -259,8 +260,8 @@ def test_the_command_serves_until_a_signal_and_exits_0():
             url = next(x for x in seen if " at ws://" in x).split(" at ", 1)[1].split()[0]
             try:
                 with FoxgloveClient(url) as client:
-                    client.subscribe(["/scenes/classes"])
-                    got = client.collect({"/scenes/classes": 2})
+                    client.subscribe(["/scenes/classes", "/scenes/grid"])
+                    got = client.collect({"/scenes/classes": 2, "/scenes/grid": 2})
             except (AssertionError, TimeoutError) as exc:
                 raise AssertionError(f"{exc}; the bridge said:\n{drain(lines)}") from None
             proc.send_signal(signal.SIGINT)
@@ -271,7 +272,7 @@ def test_the_command_serves_until_a_signal_and_exits_0():
                 proc.kill()
                 proc.wait()
     rest = drain(lines)
-    assert len(got["/scenes/classes"]) == 2
+    assert len(got["/scenes/classes"]) == len(got["/scenes/grid"]) == 2  # --camera: grids
     assert "rtseg foxglove: stopped by SIGINT after" in rest and "messages sent" in rest, rest
 
 

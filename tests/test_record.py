@@ -453,6 +453,17 @@ def test_the_command_writes_count_masks_and_the_video(node, tmp_path):
     assert ok and frame.shape == (360, 640, 3)
 
 
+def test_the_command_records_grids_with_camera(node, tmp_path):
+    out = tmp_path / "g.mcap"
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    proc = run_record(node, "demo/drivable", "--out", str(out), "--count", "2", "--camera",
+                      f"demo={camera}", "--timeout", "60")
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0, err
+    topics = {t["topic"]: t["count"] for t in recording_info(str(out))["topics"]}
+    assert topics == {"/demo/drivable": 2, "/demo/grid": 2, "/demo/scan": 2}
+
+
 @pytest.mark.parametrize("out", ["stopped.mcap", "stopped"])
 def test_sigterm_finishes_a_readable_file(node, tmp_path, out):
     """One file, and a rosbag2 folder split every 0.2 s (its metadata.yaml listing them)."""
