@@ -219,13 +219,18 @@ class FoxgloveBridge:
         self.channels.send(ros_topic(status.topic), lambda: status_to_ros(status),
                            status.stamp_ns)
 
-    def _forward(self, header: MaskHeader, data: np.ndarray) -> None:
-        """One wire message as its ROS 2 message; an image or mask's log time is its
-        capture time, so Foxglove lines the topics of one frame up."""
+    def _send(self, header: MaskHeader, data: np.ndarray) -> None:
+        """A mask or image as its ROS 2 message; its log time is its capture time, so
+        Foxglove lines the topics of one frame up."""
         self.channels.send(ros_topic(header.topic), lambda: to_ros(header, data),
                            header.stamp_ns)
+
+    def _forward(self, header: MaskHeader, data: np.ndarray) -> None:
+        """One wire message: itself, what its camera file adds (rtseg.ros2msg's
+        ground_messages) and, per frame, its stage times."""
+        self._send(header, data)
         camera = header.topic.rpartition("/")[0]
-        if camera in self._grounds and not header.topic.endswith("/overlay"):
+        if camera in self._grounds:
             for topic, _, message in ground_messages(header, data, self._grounds[camera]):
                 self.channels.send(ros_topic(topic), message, header.stamp_ns)
         if header.kind == "classes":  # one per frame
@@ -242,7 +247,7 @@ class FoxgloveBridge:
         composite = draw_or_skip(camera, parts)
         if composite is not None:
             header, jpeg = overlay_message(camera, parts, composite, self.cfg.jpeg_quality)
-            self._forward(header, jpeg)
+            self._send(header, jpeg)
 
     def _receive(self) -> None:
         kinds = ("classes", "drivable", "image")

@@ -165,6 +165,16 @@ class GroundGrid:
                              f"{drivable.dtype}")
         return _OCCUPANCY[self._sample(drivable)]
 
+    @property
+    def mask_kind(self) -> str:
+        """The mask this camera's grid is made from: "classes" with costs, else "drivable"."""
+        return "classes" if self.costs else "drivable"
+
+    def grid_of(self, mask: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
+        """The grid (rows, cols) int8 of a `mask_kind` mask (H, W) uint8: `cost_grid` of a
+        classes mask (with costs), else `occupancy` of a drivable one."""
+        return self.cost_grid(mask, class_names) if self.costs else self.occupancy(mask)
+
     def cost_grid(self, classes: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
         """A classes mask (H, W) uint8 (index into `class_names`, 255 = no prediction) ->
         the grid (rows, cols) int8 of each cell's class's cost (`costs`, else

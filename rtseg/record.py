@@ -36,7 +36,7 @@ from rtseg.errors import RtsegError
 from rtseg.ground import GroundGrid
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
-from rtseg.ros2msg import grid_kind, ground_messages, ros_topic
+from rtseg.ros2msg import ground_messages, ros_topic
 from rtseg.signals import on_stop_signals
 from rtseg.status import NodeStatus
 
@@ -138,9 +138,9 @@ def check_config(cfg: RecordConfig) -> None:
 def check_grounds(grounds: dict[str, GroundGrid], topics: tuple[str, ...]) -> None:
     """Each camera with a camera file records the mask its grid is made from."""
     for name, ground in grounds.items():
-        if f"{name}/{grid_kind(ground)}" not in topics:
+        if f"{name}/{ground.mask_kind}" not in topics:
             raise RtsegError(f"--camera for {name}: its grid is made from {name}/"
-                             f"{grid_kind(ground)}; record that topic too")
+                             f"{ground.mask_kind}; record that topic too")
 
 
 def _check_out(cfg: RecordConfig) -> None:

@@ -18,6 +18,7 @@ from functools import cache, partial
 
 import numpy as np
 
+from rtseg.free_space import default_scan, scan_ranges
 from rtseg.ground import Camera, GridSpec, GroundGrid
 from rtseg.protocol import MaskHeader
 from rtseg.status import NodeStatus
@@ -156,10 +157,12 @@ def ros_topic(topic: str) -> str:
     return "/" + "/".join(f"_{p}" if p[:1].isdigit() else p for p in parts)
 
 
-def ros_header(header: MaskHeader) -> dict:
-    """``std_msgs/Header``: the frame's capture stamp (sec, nanosec) and its frame_id."""
+def ros_header(header: MaskHeader, frame_id: str | None = None) -> dict:
+    """``std_msgs/Header``: the frame's capture stamp (sec, nanosec) and its frame_id (or
+    `frame_id`: a grid's, a transform's parent)."""
     sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
-    return {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": header.frame_id}
+    return {"stamp": {"sec": sec, "nanosec": nanosec},
+            "frame_id": header.frame_id if frame_id is None else frame_id}
 
 
 def status_to_ros(status: NodeStatus) -> dict:
@@ -206,13 +209,12 @@ def grid_to_ros(header: MaskHeader, grid: GridSpec, occupancy: np.ndarray) -> di
     """A drivable mask's occupancy grid (rtseg.ground: ``(rows, cols) int8``, 0 free, 100
     occupied, -1 unknown) as ``nav_msgs/OccupancyGrid``: the frame's capture stamp, the
     grid's frame_id, its corner (x_min, y_min) as the origin."""
-    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
-    stamp = {"sec": sec, "nanosec": nanosec}
+    head = ros_header(header, grid.frame_id)
     rows, cols = occupancy.shape
     origin = {"position": {"x": grid.x_min, "y": grid.y_min, "z": 0.0},
               "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}
-    return {"header": {"stamp": stamp, "frame_id": grid.frame_id},
-            "info": {"map_load_time": stamp, "resolution": grid.resolution, "width": cols,
+    return {"header": head,
+            "info": {"map_load_time": head["stamp"], "resolution": grid.resolution, "width": cols,
                      "height": rows, "origin": origin},
             "data": np.ascontiguousarray(occupancy, np.int8).ravel()}  # see `encoders`
 
@@ -221,12 +223,8 @@ def scan_to_ros(header: MaskHeader, ground: GroundGrid, occupancy: np.ndarray) -
     """A drivable mask's grid as ``sensor_msgs/LaserScan`` (rtseg.free_space: the camera's
     default beams; +inf = free to range_max, nan = unseen) in the grid's frame, at the
     mask's stamp."""
-    from rtseg.free_space import default_scan, scan_ranges
-
     spec = default_scan(ground)
-    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
-    return {"header": {"stamp": {"sec": sec, "nanosec": nanosec},
-                       "frame_id": ground.grid.frame_id},
+    return {"header": ros_header(header, ground.grid.frame_id),
             "angle_min": spec.angle_min, "angle_max": spec.angle_max,
             "angle_increment": spec.angle_increment, "time_increment": 0.0, "scan_time": 0.0,
             "range_min": 0.0, "range_max": spec.range_max,
@@ -257,9 +255,8 @@ def mount_to_ros(header: MaskHeader, camera: Camera, base_frame: str) -> dict:
     """``tf2_msgs/TFMessage``: where the camera (its optical frame, named by the image's
     frame_id: x right, y down, z ahead) sits in `base_frame`, at the image's stamp."""
     x, y, z, w = quaternion(camera.rotation())
-    sec, nanosec = divmod(header.stamp_ns, 1_000_000_000)
     return {"transforms": [{
-        "header": {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": base_frame},
+        "header": ros_header(header, base_frame),
         "child_frame_id": header.frame_id,
         "transform": {"translation": {"x": camera.x, "y": camera.y, "z": camera.z},
                       "rotation": {"x": x, "y": y, "z": z, "w": w}}}]}
@@ -274,9 +271,8 @@ def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
     and ``tf`` (the camera's mount), which place the image in a 3D view. Messages are
     made when called (the grid once for both)."""
     camera = header.topic.rpartition("/")[0]
-    if header.kind == grid_kind(ground):
-        occupancy = cache(lambda: ground.cost_grid(data, header.classes) if ground.costs
-                          else ground.occupancy(data))
+    if header.kind == ground.mask_kind:
+        occupancy = cache(lambda: ground.grid_of(data, header.classes))
         return [(f"{camera}/grid", OCCUPANCY_TYPE,
                  lambda: grid_to_ros(header, ground.grid, occupancy())),
                 (f"{camera}/scan", SCAN_TYPE, lambda: scan_to_ros(header, ground, occupancy()))]
@@ -285,11 +281,6 @@ def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
                  lambda: camera_info_to_ros(header, ground.camera)),
                 ("tf", TF_TYPE, lambda: mount_to_ros(header, ground.camera, ground.grid.frame_id))]
     return []
-
-
-def grid_kind(ground: GroundGrid) -> str:
-    """The mask a camera's grid is made from: "classes" with [costs], else "drivable"."""
-    return "classes" if ground.costs else "drivable"
 
 
 def quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:

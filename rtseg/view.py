@@ -130,13 +130,12 @@ def with_grid(composite: Composite, ground: GroundGrid, parts: FrameParts) -> Co
     import numpy as np
 
     from rtseg.ground_draw import grid_picture
-    from rtseg.ros2msg import grid_kind
 
-    if grid_kind(ground) not in parts.masks:
+    if ground.mask_kind not in parts.masks:
         return composite
-    header, mask = parts.masks[grid_kind(ground)]
-    grid = ground.cost_grid(mask, header.classes) if ground.costs else ground.occupancy(mask)
-    picture = grid_picture(ground.grid, grid, composite.bgr.shape[0])
+    header, mask = parts.masks[ground.mask_kind]
+    picture = grid_picture(ground.grid, ground.grid_of(mask, header.classes),
+                           composite.bgr.shape[0])
     return replace(composite, bgr=np.hstack([composite.bgr, picture]))
 
 

@@ -75,12 +75,7 @@ def test_the_check_command_segments_the_frame_with_a_model(tmp_path):
     from rtseg import Segmenter
 
     camera = REPO / "launch" / "cameras" / "demo.toml"
-    image, _ = render(synthetic_scene_0(), H, W)
-    frame = np.ascontiguousarray(image[..., ::-1])
-    cv2.imwrite(str(tmp_path / "frame.png"), frame)
-    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
-                      str(tmp_path / "check.png"), "--model", "demo")
-    assert done.returncode == 0, done.stderr
+    done, frame = check_with_model(tmp_path, camera)
     ground = load_ground(camera)
     with Segmenter("demo") as segmenter:
         occupancy = ground.occupancy(segmenter(frame).drivable)
@@ -93,6 +88,18 @@ def test_the_check_command_segments_the_frame_with_a_model(tmp_path):
                                                                      abs=1e-4)
     done = run_ground(str(camera), "--model", "demo")
     assert done.returncode == 1 and "--model segments the frame of --image" in done.stderr
+
+
+def check_with_model(tmp_path, camera) -> tuple[subprocess.CompletedProcess, np.ndarray]:
+    """`rtseg ground CAMERA --image FRAME --out check.png --model demo` on the demo's first
+    scene, succeeded; its run and the frame (H, W, 3) BGR."""
+    image, _ = render(synthetic_scene_0(), H, W)
+    frame = np.ascontiguousarray(image[..., ::-1])
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
+                      str(tmp_path / "check.png"), "--model", "demo")
+    assert done.returncode == 0, done.stderr
+    return done, frame
 
 
 def synthetic_scene_0():
@@ -108,12 +115,7 @@ def test_with_costs_the_check_draws_the_grid_of_costs(tmp_path):
     camera = tmp_path / "costs.toml"
     camera.write_text((REPO / "launch" / "cameras" / "demo.toml").read_text()
                       + "\n[costs]\nroad = 0\nlane_marking = 0\nsidewalk = 30\n")
-    image, _ = render(synthetic_scene_0(), H, W)
-    frame = np.ascontiguousarray(image[..., ::-1])
-    cv2.imwrite(str(tmp_path / "frame.png"), frame)
-    done = run_ground(str(camera), "--image", str(tmp_path / "frame.png"), "--out",
-                      str(tmp_path / "check.png"), "--model", "demo")
-    assert done.returncode == 0, done.stderr
+    _, frame = check_with_model(tmp_path, camera)
     ground = load_ground(camera)
     with Segmenter("demo") as segmenter:
         costs = ground.cost_grid(segmenter(frame).classes, segmenter.classes)
