@@ -10,6 +10,7 @@ commented there)::
     cx = 320.0            # default width / 2
     cy = 162.0            # default height / 2
     distortion = [-0.28, 0.07, 0.0, 0.0]   # optional: OpenCV's k1 k2 p1 p2 [k3 [k4 k5 k6]]
+    # lens = "fisheye"    # an equidistant (Kannala-Brandt) lens: distortion = [k1 k2 k3 k4]
     # or, instead of all the above: camera_info = "front.yaml", a ROS camera calibration
     # (camera_calibration / camera_info_manager YAML), relative to this file
     [mount]               # in the base frame (x ahead, y left, z up): metres and degrees
@@ -40,8 +41,12 @@ from pathlib import Path
 from rtseg.errors import RtsegError, type_name
 from rtseg.ground import Camera, GridSpec, GroundGrid
 
-INTRINSICS = {"width", "height", "fx", "fy", "cx", "cy", "hfov_deg", "distortion"}
-MODELS = {"plumb_bob": (4, 5), "rational_polynomial": (8,)}  # OpenCV's, coefficients
+INTRINSICS = {"width", "height", "fx", "fy", "cx", "cy", "hfov_deg", "distortion", "lens"}
+# ROS's distortion models -> the lens and its number of coefficients
+MODELS = {"plumb_bob": ("pinhole", (4, 5)), "rational_polynomial": ("pinhole", (8,)),
+          "equidistant": ("fisheye", (4,))}
+COEFFICIENTS = {"pinhole": ("0, 4, 5 or 8", "OpenCV's k1 k2 p1 p2 [k3 [k4 k5 k6]]"),
+                "fisheye": ("0 or 4", "the equidistant model's k1 k2 k3 k4")}
 MAX_CELLS = 4_000_000  # a grid past this (e.g. 100 x 100 m at 5 cm) costs ~130 MB to set up
 
 
@@ -141,24 +146,31 @@ def _intrinsics(path: Path, cam: dict) -> dict:
     """[camera]'s keys -> Camera's intrinsics (width, height, fx, fy, cx, cy, distortion)."""
     width, height = _size(path, "[camera] width and height", cam.get("width"),
                           cam.get("height"))
+    lens = cam.get("lens", "pinhole")
+    if not isinstance(lens, str) or lens not in COEFFICIENTS:
+        raise RtsegError(f"{path}: [camera] lens must be one of {', '.join(COEFFICIENTS)}, "
+                         f"got {lens!r}")
     if ("fx" in cam) == ("hfov_deg" in cam):
         raise RtsegError(f"{path}: [camera] needs fx (pixels) or hfov_deg, exactly one")
     if "hfov_deg" in cam:
-        hfov = _number(path, "camera", cam, "hfov_deg")
-        if not 0 < hfov < 180:
-            raise RtsegError(f"{path}: [camera] hfov_deg must be in (0, 180), got {hfov}")
-        fx = width / 2 / math.tan(math.radians(hfov) / 2)
+        hfov, widest = _number(path, "camera", cam, "hfov_deg"), 180 if lens == "pinhole" else 360
+        if not 0 < hfov < widest:
+            raise RtsegError(f"{path}: [camera] hfov_deg of a {lens} lens must be in (0, "
+                             f"{widest}), got {hfov}")
+        # a pinhole maps tan(angle) to the radius, an (ideal) equidistant lens the angle
+        fx = width / 2 / (math.tan(math.radians(hfov) / 2) if lens == "pinhole"
+                          else math.radians(hfov) / 2)
     else:
         fx = _number(path, "camera", cam, "fx")
     fy = _number(path, "camera", cam, "fy", fx)
     distortion = cam.get("distortion", [])
     if not isinstance(distortion, list) or not all(
             isinstance(k, int | float) and not isinstance(k, bool) for k in distortion):
-        raise RtsegError(f"{path}: [camera] distortion is a list of numbers (OpenCV's k1 k2 "
-                         f"p1 p2 [k3 [k4 k5 k6]]), got {distortion!r}")
+        raise RtsegError(f"{path}: [camera] distortion is a list of numbers "
+                         f"({COEFFICIENTS[lens][1]}), got {distortion!r}")
     return _checked(path, "[camera]", width, height, fx, fy,
                     _number(path, "camera", cam, "cx", width / 2),
-                    _number(path, "camera", cam, "cy", height / 2), distortion)
+                    _number(path, "camera", cam, "cy", height / 2), distortion, lens)
 
 
 def _size(path: Path, what: str, width, height) -> tuple[int, int]:
@@ -171,15 +183,16 @@ def _size(path: Path, what: str, width, height) -> tuple[int, int]:
 
 
 def _checked(path: Path, where: str, width: int, height: int, fx: float, fy: float,
-             cx: float, cy: float, distortion: list) -> dict:
+             cx: float, cy: float, distortion: list, lens: str) -> dict:
     if fx <= 0 or fy <= 0:
         raise RtsegError(f"{path}: {where} focal lengths must be positive, got {fx}, {fy}")
-    if len(distortion) not in (0, 4, 5, 8):
-        raise RtsegError(f"{path}: {where} distortion has 4, 5 or 8 coefficients (OpenCV's "
-                         f"k1 k2 p1 p2 [k3 [k4 k5 k6]]), got {len(distortion)}")
+    counts, names = COEFFICIENTS[lens]
+    if len(distortion) not in (0, 4, 5, 8) or (lens == "fisheye" and len(distortion) > 4):
+        raise RtsegError(f"{path}: {where} distortion of a {lens} lens has {counts} "
+                         f"coefficients ({names}), got {len(distortion)}")
     return {"width": width, "height": height, "fx": float(fx), "fy": float(fy),
             "cx": float(cx), "cy": float(cy),
-            "distortion": tuple(float(k) for k in distortion)}
+            "distortion": tuple(float(k) for k in distortion), "lens": lens}
 
 
 def _camera_info(path: Path, name) -> dict:
@@ -212,13 +225,13 @@ def _camera_info(path: Path, name) -> dict:
         raise RtsegError(f"{info_path}: camera_matrix.data has 9 numbers, got {len(k)}")
     if model not in MODELS:
         raise RtsegError(f"{info_path}: distortion_model {model!r} is not supported: "
-                         f"{' or '.join(MODELS)} (a fisheye / equidistant lens needs another "
-                         "model; recalibrate with plumb_bob)")
-    if coefficients and len(coefficients) not in MODELS[model]:
-        raise RtsegError(f"{info_path}: {model} has {' or '.join(map(str, MODELS[model]))} "
+                         f"{', '.join(MODELS)} (recalibrate with one of them)")
+    lens, counts = MODELS[model]
+    if coefficients and len(coefficients) not in counts:
+        raise RtsegError(f"{info_path}: {model} has {' or '.join(map(str, counts))} "
                          f"distortion coefficients, got {len(coefficients)}")
     return _checked(info_path, "camera_matrix", width, height, k[0], k[4], k[2], k[5],
-                    coefficients)
+                    coefficients, lens)
 
 
 def _costs(path: Path, values: dict) -> dict[str, int]:

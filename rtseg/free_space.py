@@ -49,14 +49,11 @@ class ScanSpec:
 
 @lru_cache(maxsize=16)
 def default_scan(ground: GroundGrid, increment_deg: float = DEFAULT_INCREMENT_DEG) -> ScanSpec:
-    """Beams across the camera's horizontal field of view (the pinhole's, left and right of
-    its principal point, around its yaw; with a lens, its field radius either side), out
-    to where the first of them leaves the grid."""
+    """Beams across the camera's horizontal field of view (Camera.horizontal_field: left
+    and right of its principal point, around its yaw), out to where the first of them
+    leaves the grid."""
     cam, grid = ground.camera, ground.grid
-    right = math.atan2(cam.width - 0.5 - cam.cx, cam.fx)
-    left = math.atan2(cam.cx + 0.5, cam.fx)
-    if cam.distortion:
-        left = right = math.atan(cam.field_radius())
+    right, left = cam.horizontal_field()
     yaw, step = math.radians(cam.yaw_deg), math.radians(increment_deg)
     low, high = yaw - math.ceil(right / step) * step, yaw + math.ceil(left / step) * step
     angles = ScanSpec(low, high, step, 0.0).angles

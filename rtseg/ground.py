@@ -3,8 +3,8 @@
 A navigation stack plans in metres, not pixels. With the camera's pinhole intrinsics and
 where it sits on the robot, every cell of a flat-ground grid around the robot projects to
 one pixel of the drivable mask (through the lens's distortion, OpenCV's model, when the
-camera has one); sampling the mask there gives the grid a planner reads
-(ROS ``nav_msgs/OccupancyGrid`` values: 0 = free (drivable), 100 = occupied (not
+camera has one, or a fisheye's equidistant model); sampling the mask there gives the grid
+a planner reads (ROS ``nav_msgs/OccupancyGrid`` values: 0 = free (drivable), 100 = occupied (not
 drivable), -1 = unknown (out of view)). Assumes flat ground: anything standing on it (a
 car, a wall) is occupied where it hides the ground, and its shadow in the grid reaches
 as far as the ground it hides.
@@ -35,6 +35,7 @@ ASPECT_TOLERANCE = 0.01  # relative: a mask of another shape than the camera's i
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 MIN_DEPTH_M = 0.05  # a ground point nearer the camera's image plane than this is not seen
+LENSES = ("pinhole", "fisheye")
 # drivable mask value (0 / 1; 255 = outside the image) -> occupancy value
 _OCCUPANCY = np.full(256, UNKNOWN, np.int8)
 _OCCUPANCY[0], _OCCUPANCY[1] = OCCUPIED, FREE
@@ -42,10 +43,13 @@ _OCCUPANCY[0], _OCCUPANCY[1] = OCCUPIED, FREE
 
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera on the robot: intrinsics (pixels) at `width` x `height`, the lens's
-    `distortion` (OpenCV's coefficients k1, k2, p1, p2[, k3[, k4, k5, k6]]; () for none),
-    and its mount in the base frame (x, y, z metres; roll, pitch, yaw degrees, pitch > 0
-    down)."""
+    """A camera on the robot: intrinsics (pixels) at `width` x `height`, its `lens` and the
+    lens's `distortion`, and its mount in the base frame (x, y, z metres; roll, pitch, yaw
+    degrees, pitch > 0 down). A "pinhole" lens takes OpenCV's coefficients k1, k2, p1,
+    p2[, k3[, k4, k5, k6]] (() for none); a "fisheye" lens is the equidistant
+    (Kannala-Brandt) model of OpenCV's cv2.fisheye and ROS's "equidistant": a ray at angle
+    theta off the axis lands at radius theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 +
+    k4 theta^8) in normalised coordinates, `distortion` (k1, k2, k3, k4) or () for all 0."""
 
     width: int
     height: int
@@ -60,6 +64,7 @@ class Camera:
     pitch_deg: float = 0.0
     yaw_deg: float = 0.0
     distortion: tuple[float, ...] = ()
+    lens: str = "pinhole"
 
     def rotation(self) -> np.ndarray:
         """(3, 3) float64: optical-frame axes (x right, y down, z ahead) in the base frame."""
@@ -79,13 +84,16 @@ class Camera:
         sx, sy = width / self.width, height / self.height
         rel = np.asarray(points, np.float64) - (self.x, self.y, self.z)
         opt = rel @ self.rotation()  # rows: R^T p
-        depth = opt[..., 2]
-        ahead = depth > MIN_DEPTH_M
-        safe = np.where(ahead, depth, 1.0)
-        x, y = opt[..., 0] / safe, opt[..., 1] / safe
-        if any(self.distortion):
-            x, y, within = self._distort(x, y)
-            ahead &= within
+        if self.lens == "fisheye":
+            x, y, ahead = self._fisheye(opt)
+        else:
+            depth = opt[..., 2]
+            ahead = depth > MIN_DEPTH_M
+            safe = np.where(ahead, depth, 1.0)
+            x, y = opt[..., 0] / safe, opt[..., 1] / safe
+            if any(self.distortion):
+                x, y, within = self._distort(x, y)
+                ahead &= within
         u = (self.fx * x + self.cx + 0.5) * sx - 0.5
         v = (self.fy * y + self.cy + 0.5) * sy - 0.5
         return np.stack([u, v], axis=-1), ahead
@@ -102,9 +110,38 @@ class Camera:
         yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
         return xd, yd, r2 <= self.field_radius() ** 2
 
+    def _fisheye(self, opt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Optical-frame points (..., 3) -> the equidistant model's normalised coordinates
+        (x, y), and whether each is in the lens's field: at most `field_angle` off the axis
+        (a fisheye sees beside and behind its image plane) and further than MIN_DEPTH_M."""
+        radius = np.hypot(opt[..., 0], opt[..., 1])
+        theta = np.arctan2(radius, opt[..., 2])
+        scale = _theta_d(theta, self.distortion) / np.where(radius > 1e-12, radius, 1.0)
+        seen = (theta <= self.field_angle()) & (np.linalg.norm(opt, axis=-1) > MIN_DEPTH_M)
+        return opt[..., 0] * scale, opt[..., 1] * scale, seen
+
     def field_radius(self) -> float:
-        """The largest normalised radius the image sees (at its border), undistorted."""
+        """The largest normalised radius the image sees (at its border), undistorted
+        (pinhole lenses)."""
         return _field_radius(self)
+
+    def field_angle(self) -> float:
+        """Fisheye: the largest angle (radians) off the axis the image sees, at its
+        corners, or where the lens's polynomial stops growing, whichever comes first."""
+        corners = np.hypot((np.array([-0.5, self.width - 0.5]) - self.cx) / self.fx,
+                           (np.array([[-0.5], [self.height - 0.5]]) - self.cy) / self.fy)
+        return _fisheye_angle(self.distortion, float(corners.max()))
+
+    def horizontal_field(self) -> tuple[float, float]:
+        """(right, left): the angles (radians) off the axis that the image's outer columns
+        see along its principal row; with a pinhole lens's distortion, its field radius's
+        angle either side."""
+        right, left = (self.width - 0.5 - self.cx) / self.fx, (self.cx + 0.5) / self.fx
+        if self.lens == "fisheye":
+            return (_fisheye_angle(self.distortion, right), _fisheye_angle(self.distortion, left))
+        if any(self.distortion):
+            return (math.atan(self.field_radius()),) * 2
+        return math.atan(right), math.atan(left)
 
 
 @dataclass(frozen=True)
@@ -205,6 +242,26 @@ class GroundGrid:
         inside = ((map_u > -0.5) & (map_u < self.camera.width - 0.5)
                   & (map_v > -0.5) & (map_v < self.camera.height - 0.5))
         return float(inside.mean())
+
+
+def _theta_d(theta: np.ndarray, k: tuple[float, ...]) -> np.ndarray:
+    """The equidistant model: angle off the axis -> distorted normalised radius."""
+    k1, k2, k3, k4 = (*k, 0.0, 0.0, 0.0, 0.0)[:4]
+    t2 = theta * theta
+    return theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+
+
+@lru_cache(maxsize=64)
+def _fisheye_angle(k: tuple[float, ...], radius: float) -> float:
+    """The angle off the axis whose distorted radius is `radius`, on the rising part of the
+    lens's polynomial (from 0 to at most pi): its end where `radius` lies beyond."""
+    theta = np.linspace(0.0, math.pi, 8193)
+    radii = _theta_d(theta, k)
+    falling = np.flatnonzero(np.diff(radii) <= 0)
+    end = int(falling[0]) + 1 if falling.size else theta.size
+    if radius >= radii[end - 1]:
+        return float(theta[end - 1])
+    return float(np.interp(radius, radii[:end], theta[:end]))
 
 
 @lru_cache(maxsize=16)

@@ -74,8 +74,9 @@ def describe(ground: GroundGrid) -> dict:
             "nearest_ground_ahead_m": None if nearest is None else round(nearest, 2),
             "horizon_row": round(float(horizon), 1) if -0.5 < horizon < cam.height - 0.5
             else None,
-            "hfov_deg": round(math.degrees(2 * math.atan(cam.width / 2 / cam.fx)), 1),
-            "distortion": list(cam.distortion)}
+            "hfov_deg": round(math.degrees(sum(cam.horizontal_field()) if cam.lens == "fisheye"
+                                           else 2 * math.atan(cam.width / 2 / cam.fx)), 1),
+            "lens": cam.lens, "distortion": list(cam.distortion)}
 
 
 def _yaw(degrees: float) -> np.ndarray:

@@ -233,15 +233,18 @@ def scan_to_ros(header: MaskHeader, ground: GroundGrid, occupancy: np.ndarray) -
 
 def camera_info_to_ros(header: MaskHeader, camera: Camera) -> dict:
     """``sensor_msgs/CameraInfo`` of the image (or mask) `header` describes: `camera`'s
-    intrinsics scaled to its ``width`` x ``height``, its lens (plumb_bob, or
-    rational_polynomial for 8 coefficients), the image's stamp and frame_id. Unrectified:
+    intrinsics scaled to its ``width`` x ``height``, its lens (plumb_bob, rational_polynomial
+    for 8 coefficients, equidistant for a fisheye), the image's stamp and frame_id. Unrectified:
     R is the identity and P is K with a zero fourth column."""
     sx, sy = header.width / camera.width, header.height / camera.height
     fx, fy = camera.fx * sx, camera.fy * sy
     cx, cy = (camera.cx + 0.5) * sx - 0.5, (camera.cy + 0.5) * sy - 0.5
     d = list(camera.distortion)
     model = "rational_polynomial" if len(d) == 8 else "plumb_bob"
-    d = d + [0.0] * (5 - len(d)) if model == "plumb_bob" else d
+    if camera.lens == "fisheye":
+        model, d = "equidistant", d + [0.0] * (4 - len(d))
+    elif model == "plumb_bob":
+        d = d + [0.0] * (5 - len(d))
     roi = {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False}
     return {"header": ros_header(header), "height": header.height, "width": header.width,
             "distortion_model": model, "d": d,

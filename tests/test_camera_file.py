@@ -115,13 +115,21 @@ def test_a_ros_camera_calibration_gives_the_intrinsics(tmp_path):
 @pytest.mark.parametrize(("camera", "info", "message"), [
     ('camera_info = "front.yaml"\nfx = 900.0', "plumb_bob",
      r"camera_info gives the intrinsics: drop \['fx'\]"),
-    ('camera_info = "front.yaml"', "equidistant", "distortion_model 'equidistant' is not "
-     "supported: plumb_bob or rational_polynomial"),
+    ('camera_info = "front.yaml"', "ftheta", "distortion_model 'ftheta' is not "
+     "supported: plumb_bob, rational_polynomial, equidistant"),
+    ('camera_info = "front.yaml"', "equidistant", "equidistant has 4 "
+     "distortion coefficients, got 5"),
     ('camera_info = "front.yaml"', "rational_polynomial", "rational_polynomial has 8 "
      "distortion coefficients, got 5"),
     ('camera_info = "gone.yaml"', "plumb_bob", "cannot read camera_info .*gone.yaml"),
     ("width = 640\nheight = 360\nfx = 500.0\ndistortion = [0.1, 0.2, 0.3]", "plumb_bob",
-     "distortion has 4, 5 or 8 coefficients"),
+     "distortion of a pinhole lens has 0, 4, 5 or 8 coefficients"),
+    ('lens = "fisheye"\nwidth = 640\nheight = 360\nfx = 300.0\ndistortion = [0.1, 0, 0, 0, 0]',
+     "plumb_bob", "distortion of a fisheye lens has 0 or 4 coefficients .*k1 k2 k3 k4.*got 5"),
+    ('lens = "wide"\nwidth = 640\nheight = 360\nfx = 300.0', "plumb_bob",
+     "lens must be one of pinhole, fisheye, got 'wide'"),
+    ("width = 640\nheight = 360\nhfov_deg = 190.0", "plumb_bob",
+     r"hfov_deg of a pinhole lens must be in \(0, 180\), got 190"),
     ("width = 640\nheight = 360\nfx = 500.0\ndistortion = 0.1", "plumb_bob",
      "distortion is a list of numbers"),
 ])
