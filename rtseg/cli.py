@@ -119,11 +119,16 @@ def eval_(checkpoint, kind, root, split, count, seed, device, as_json) -> None:
 @click.option("--every", default=1, show_default=True,
               help="Video or recording: every N-th frame (neighbours are near copies).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
-def predict(checkpoint, source, out, every, device) -> None:
+@click.option("--camera", default=None,
+              help="Camera file (TOML, see launch/cameras/demo.toml): also each frame's grid "
+                   "on the ground, OUT/grid/STEM.pgm + STEM.yaml (a map ROS's map_server "
+                   "loads) and STEM_above.png.")
+def predict(checkpoint, source, out, every, device, camera) -> None:
     """Write a class-index mask (8-bit PNG, image size) and a colour overlay per image."""
     from rtseg.predict import predict_source
 
-    click.echo(predict_source(checkpoint, source, out, every=every, device=device), err=True)
+    click.echo(predict_source(checkpoint, source, out, every=every, device=device,
+                              camera=camera), err=True)
 
 
 @main.command()

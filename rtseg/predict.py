@@ -6,7 +6,10 @@ index, the image's size) and `OUT/overlay/STEM.png` (colour overlay). From a vid
 a recording (every frame, or every `every`-th) it writes a training folder instead:
 `OUT/images/STEM.png` (the frame, lossless), `OUT/masks/STEM.png`, `OUT/overlay/STEM.png`
 and `OUT/data.toml`, the `[data]` section that trains on it (`kind = "folder"`): a large
-model's masks of recorded drives as pseudo-labels for a small real-time one. `rtseg eval`
+model's masks of recorded drives as pseudo-labels for a small real-time one. With a camera
+file (rtseg.camera_file) each frame's grid on the ground goes to `OUT/grid/STEM.pgm` +
+`STEM.yaml` (a map that ROS's map_server loads, rtseg.map_file) and `STEM_above.png` (the
+grid seen from above). `rtseg eval`
 scores a data set split through this same path, so its figures are what predict + any
 independent scorer gives.
 """
@@ -23,28 +26,35 @@ import numpy as np
 from rtseg.backends import load_backend
 from rtseg.data import IMAGE_SUFFIXES
 from rtseg.errors import RtsegError
+from rtseg.ground import GroundGrid
 from rtseg.metrics import ConfusionMatrix, drivable_scoring_lut
 from rtseg.stream.pipeline import Pipeline
 
 
 def predict_source(model: str, source: str, out: str, every: int = 1,
-                   device: str = "auto") -> str:
+                   device: str = "auto", camera: str | None = None) -> str:
     """`rtseg predict`: a folder of images (predict_folder), else a video file or a
-    recording (predict_frames); returns the line that says what was written."""
+    recording (predict_frames), with each grid when `camera` names a camera file; returns
+    the line that says what was written."""
+    from rtseg.camera_file import load_ground
     from rtseg.stream.sources import parse_source
 
+    ground = load_ground(camera) if camera else None
+    grids = f"; grids (map_server maps) to {out}/grid" if ground else ""
     if parse_source(source)[0] == "images" and Path(source).is_dir():
-        count = predict_folder(model, source, out, device=device)
-        return f"wrote {count} masks to {out} and overlays to {out}/overlay"
-    count = predict_frames(model, source, out, every=every, device=device)
+        count = predict_folder(model, source, out, device=device, ground=ground)
+        return f"wrote {count} masks to {out} and overlays to {out}/overlay{grids}"
+    count = predict_frames(model, source, out, every=every, device=device, ground=ground)
     return (f"wrote {count} frames, masks and overlays to {out}/images, masks, overlay; "
-            f"{out}/data.toml is the [data] section that trains on them")
+            f"{out}/data.toml is the [data] section that trains on them{grids}")
 
 
 def predict_frames(model: str, source: str, out: str | Path, every: int = 1,
-                   device: str = "auto", progress: bool = True) -> int:
+                   device: str = "auto", progress: bool = True,
+                   ground: GroundGrid | None = None) -> int:
     """Write a training folder (module doc) of every `every`-th frame of the video file or
-    recording `source` (a `--source` spec); returns the frames written."""
+    recording `source` (a `--source` spec), and `ground`'s grids; returns the frames
+    written."""
     from tqdm import tqdm
 
     from rtseg.stream.sources import SourceSpec, open_source, parse_source
@@ -56,7 +66,7 @@ def predict_frames(model: str, source: str, out: str | Path, every: int = 1,
     if every < 1:
         raise RtsegError(f"--every must be 1 or more, got {every}")
     out = Path(out)
-    for sub in ("images", "masks", "overlay"):
+    for sub in ("images", "masks", "overlay") + (("grid",) if ground else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(load_backend(model, device))
     palette, written = _palette(pipeline), 0
@@ -66,10 +76,13 @@ def predict_frames(model: str, source: str, out: str | Path, every: int = 1,
             if frame is None or frame.seq % every:
                 continue
             stem = f"{frames.name}_{frame.seq:06d}"
-            classes = pipeline(frame.image).classes
+            masks = pipeline(frame.image)
             _write(out / "images" / f"{stem}.png", frame.image)
-            _write(out / "masks" / f"{stem}.png", classes)
-            _write(out / "overlay" / f"{stem}.png", _overlay(frame.image, classes, palette))
+            _write(out / "masks" / f"{stem}.png", masks.classes)
+            _write(out / "overlay" / f"{stem}.png",
+                   _overlay(frame.image, masks.classes, palette))
+            if ground:
+                _write_grid(out / "grid" / stem, ground, masks, pipeline.spec.classes)
             written += 1
             bar.update()
     (out / "data.toml").write_text(data_section(out, pipeline.spec))
@@ -86,23 +99,41 @@ def data_section(root: Path, spec) -> str:
 
 
 def predict_folder(model: str, source: str | Path, out: str | Path,
-                   device: str = "auto", progress: bool = True) -> int:
-    """Write class-index masks and overlays for every image in `source`; returns the count."""
+                   device: str = "auto", progress: bool = True,
+                   ground: GroundGrid | None = None) -> int:
+    """Write class-index masks and overlays for every image in `source`, and `ground`'s
+    grids; returns the count."""
     from tqdm import tqdm
 
     images = _images(Path(source))
     out = Path(out)
     (out / "overlay").mkdir(parents=True, exist_ok=True)
+    if ground:
+        (out / "grid").mkdir(exist_ok=True)
     pipeline = Pipeline(load_backend(model, device))
     palette = _palette(pipeline)
     for path in tqdm(images, desc="predict", unit="img", disable=not progress):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise RtsegError(f"{path} could not be decoded as an image")
-        classes = pipeline(image).classes
-        _write(out / f"{path.stem}.png", classes)
-        _write(out / "overlay" / f"{path.stem}.png", _overlay(image, classes, palette))
+        masks = pipeline(image)
+        _write(out / f"{path.stem}.png", masks.classes)
+        _write(out / "overlay" / f"{path.stem}.png", _overlay(image, masks.classes, palette))
+        if ground:
+            _write_grid(out / "grid" / path.stem, ground, masks, pipeline.spec.classes)
     return len(images)
+
+
+def _write_grid(stem: Path, ground: GroundGrid, masks, class_names: tuple[str, ...]) -> None:
+    """STEM.pgm + STEM.yaml (a map_server map: trinary, or raw for a cost grid) and
+    STEM_above.png (the grid from above, 480 pixels tall) of one frame's masks."""
+    from rtseg.ground_draw import grid_picture
+    from rtseg.map_file import write_map
+
+    mask = masks.classes if ground.mask_kind == "classes" else masks.drivable
+    values = ground.grid_of(mask, tuple(class_names))
+    write_map(stem, ground.grid, values, "raw" if ground.costs else "trinary")
+    _write(stem.parent / f"{stem.name}_above.png", grid_picture(ground.grid, values, 480))
 
 
 def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
