@@ -187,17 +187,21 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
 @click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
+@click.option("--camera", default=None, metavar="FILE",
+              help="A camera file (see launch/cameras/demo.toml): enables ?format=grid, the "
+                   "mask on the ground as nav_msgs/OccupancyGrid JSON.")
 @stoppable("serve", torch=True)
-def serve(model, port, bind, allow_remote, device, max_mb) -> None:
+def serve(model, port, bind, allow_remote, device, max_mb, camera) -> None:
     """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
 
     ?format=json gives the drivable fraction, class histogram and timings instead;
-    GET /model describes the model, GET /healthz answers ok.
+    ?format=grid (with --camera) the grid on the ground; GET /model describes the model,
+    GET /healthz answers ok.
     """
     from rtseg.serve import ServeConfig, run_serve
 
     run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
-                          device=device, max_bytes=int(max_mb * 1e6)))
+                          device=device, max_bytes=int(max_mb * 1e6), camera=camera))
 
 
 @click.command()

@@ -130,8 +130,7 @@ def _write_grid(stem: Path, ground: GroundGrid, masks, class_names: tuple[str, .
     from rtseg.ground_draw import grid_picture
     from rtseg.map_file import write_map
 
-    mask = masks.classes if ground.mask_kind == "classes" else masks.drivable
-    values = ground.grid_of(mask, tuple(class_names))
+    values = ground.grid_of(getattr(masks, ground.mask_kind), tuple(class_names))
     write_map(stem, ground.grid, values, "raw" if ground.costs else "trinary")
     _write(stem.parent / f"{stem.name}_above.png", grid_picture(ground.grid, values, 480))
 

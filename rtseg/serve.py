@@ -2,7 +2,10 @@
 
 - ``POST /segment`` with a JPEG or PNG body: an 8-bit single-channel PNG of class indices
   at the image's size (as `rtseg predict` writes); ``?format=json``: the drivable fraction,
-  the class histogram (pixels per class name) and the stage timings instead. Timings also
+  the class histogram (pixels per class name) and the stage timings instead;
+  ``?format=grid`` (with a camera file, ``rtseg serve --camera FILE``): the mask on the
+  ground as ``nav_msgs/OccupancyGrid`` in JSON, as rosbridge sends it (``data`` a list of
+  cell values, row-major from (x_min, y_min); a cost grid with ``[costs]``). Timings also
   travel in the ``Server-Timing`` header.
 - ``GET /model``: name, classes, drivable classes, palette (by class name, as the viewer
   draws), input size, normalisation. ``GET /healthz``: ``{"status": "ok"}``.
@@ -22,6 +25,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from rtseg.ground import GroundGrid
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.imagefile import ImageFileError, decode_image
 from rtseg.segmenter import Segmenter
@@ -43,6 +47,7 @@ class ServeConfig:
     device: str = "auto"
     max_bytes: int = 20_000_000
     max_side: int = MAX_SIDE
+    camera: str | None = None  # a camera file: ?format=grid
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -80,9 +85,25 @@ def _summary(segmenter: Segmenter, masks, timings: dict) -> dict:
             "timings_ms": timings}
 
 
+def _grid(segmenter: Segmenter, ground: GroundGrid, masks, stamp_ns: int) -> dict:
+    """?format=grid: the camera's grid of `masks` as nav_msgs/OccupancyGrid, JSON-ready."""
+    from rtseg.protocol import MaskHeader
+    from rtseg.ros2msg import grid_to_ros
+
+    mask = getattr(masks, ground.mask_kind)
+    values = ground.grid_of(mask, segmenter.spec.classes)
+    header = MaskHeader(topic="", v=1, kind=ground.mask_kind, seq=0, stamp_ns=stamp_ns,
+                        frame_id=ground.grid.frame_id, width=mask.shape[1],
+                        height=mask.shape[0], encoding="mono8", classes=(),
+                        model=segmenter.spec.name)
+    message = grid_to_ros(header, ground.grid, values)
+    return {**message, "data": message["data"].tolist()}
+
+
 def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
-               max_side: int = MAX_SIDE) -> FastAPI:
-    """The FastAPI app of `rtseg serve` around a ready Segmenter."""
+               max_side: int = MAX_SIDE, ground: GroundGrid | None = None) -> FastAPI:
+    """The FastAPI app of `rtseg serve` around a ready Segmenter (and the camera file's
+    GroundGrid for ?format=grid)."""
     app = FastAPI(title="rtseg serve", version="1")
 
     @app.get("/healthz")
@@ -95,10 +116,14 @@ def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
 
     @app.post("/segment")
     async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
-        t0 = time.perf_counter()
-        if format not in ("png", "json"):
+        t0, stamp_ns = time.perf_counter(), time.time_ns()
+        if format not in ("png", "json", "grid"):
             raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
-                                     "mask) or format=json (histogram and timings)")
+                                     "mask), format=json (histogram and timings) or "
+                                     "format=grid (the mask on the ground)")
+        if format == "grid" and ground is None:
+            raise HTTPException(400, "format=grid needs the camera's intrinsics and mount: "
+                                     "start rtseg serve with --camera FILE")
         body = await read_body(request, max_bytes)
         try:
             image = await run_in_threadpool(decode_image, body, max_side)
@@ -111,12 +136,20 @@ def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
         if format == "json":
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return JSONResponse(_summary(segmenter, masks, timings))
+        if format == "grid":
+            grid = await run_in_threadpool(_grid, segmenter, ground, masks, stamp_ns)
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            return JSONResponse(grid, headers={"Server-Timing": _server_timing(timings)})
         png = await run_in_threadpool(_encode_png, masks.classes)
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
-        return Response(png, media_type="image/png", headers={"Server-Timing": server_timing})
+        return Response(png, media_type="image/png",
+                        headers={"Server-Timing": _server_timing(timings)})
 
     return app
+
+
+def _server_timing(timings: dict) -> str:
+    return ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
 
 
 def run_serve(cfg: ServeConfig) -> int:
@@ -124,10 +157,13 @@ def run_serve(cfg: ServeConfig) -> int:
     SIGINT/SIGTERM; returns the number of images segmented."""
     import uvicorn
 
+    from rtseg.camera_file import load_ground
+
+    ground = load_ground(cfg.camera) if cfg.camera else None
     sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
     # logits upsampled before the argmax: the masks of rtseg predict
     with sock, Segmenter(cfg.model, device=cfg.device, upsample="logits") as segmenter:
-        app = create_app(segmenter, cfg.max_bytes, cfg.max_side)
+        app = create_app(segmenter, cfg.max_bytes, cfg.max_side, ground)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         log.info("serving %s at %s/segment (Ctrl-C stops it)", segmenter.spec.name,
                  socket_url(sock))

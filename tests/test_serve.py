@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import httpx
@@ -16,12 +18,14 @@ import pytest
 import uvicorn
 
 from rtseg import Segmenter
+from rtseg.camera_file import load_ground
 from rtseg.data import synthetic
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.serve import create_app
 
 MAX_BYTES = 1_000_000
 START_S = 60.0
+DEMO_CAMERA = Path(__file__).resolve().parents[1] / "launch" / "cameras" / "demo.toml"
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +40,10 @@ def backend(segmenter):
     return segmenter.backend
 
 
-@pytest.fixture(scope="module")
-def server(segmenter):
-    """The app on uvicorn in a thread, on a socket bound to port 0 first."""
+@contextlib.contextmanager
+def serving(app):
+    """`app` on uvicorn in a thread, on a socket bound to port 0 first: a client of it."""
     sock = listen_socket("127.0.0.1", 0)
-    app = create_app(segmenter, max_bytes=MAX_BYTES)
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -48,11 +51,20 @@ def server(segmenter):
     while not uv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    with httpx.Client(base_url=socket_url(sock), timeout=60) as client:
+    try:
+        with httpx.Client(base_url=socket_url(sock), timeout=60) as client:
+            yield client
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(segmenter):
+    """The app of `rtseg serve` (no camera file) on uvicorn."""
+    with serving(create_app(segmenter, max_bytes=MAX_BYTES)) as client:
         yield client, segmenter
-    uv.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +147,32 @@ def test_corrupt_image_data_and_an_unknown_format(server, frame):
     assert reply.status_code == 400 and "truncated or corrupt" in reply.json()["detail"]
     reply = client.post("/segment", params={"format": "xml"}, content=jpeg)
     assert reply.status_code == 400 and "format=png" in reply.json()["detail"]
+    reply = client.post("/segment", params={"format": "grid"}, content=jpeg)
+    assert reply.status_code == 400 and "--camera FILE" in reply.json()["detail"]
+
+
+def test_a_camera_file_gives_the_mask_on_the_ground(segmenter, frame):
+    """?format=grid with a camera file: nav_msgs/OccupancyGrid JSON, the camera's grid of
+    the very mask format=png answers for the same image."""
+    ground = load_ground(DEMO_CAMERA)
+    png = encoded(frame, ".png")
+    with serving(create_app(segmenter, ground=ground)) as client:
+        classes = client.post("/segment", content=png)
+        reply = client.post("/segment", params={"format": "grid"}, content=png)
+    assert reply.status_code == 200 and "infer;dur=" in reply.headers["server-timing"]
+    mask = cv2.imdecode(np.frombuffer(classes.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    drivable_ids = [segmenter.classes.index(name) for name in segmenter.drivable_classes]
+    expected = ground.occupancy(np.isin(mask, drivable_ids).astype(np.uint8))
+    grid = reply.json()
+    rows, cols = ground.grid.shape
+    assert (grid["info"]["height"], grid["info"]["width"]) == (rows, cols)
+    assert grid["info"]["resolution"] == ground.grid.resolution
+    assert grid["info"]["origin"]["position"] == {"x": ground.grid.x_min,
+                                                  "y": ground.grid.y_min, "z": 0.0}
+    assert grid["header"]["frame_id"] == "base_link"
+    assert abs(grid["header"]["stamp"]["sec"] - time.time()) < 600
+    np.testing.assert_array_equal(np.array(grid["data"], np.int8).reshape(rows, cols), expected)
+    assert {0, 100} <= set(grid["data"])
 
 
 def test_concurrent_requests_all_answer_the_same_mask(server, frame):
@@ -163,3 +201,11 @@ def test_a_busy_port_is_one_line_naming_it():
     assert done.stderr.strip().splitlines() == [
         f"rtseg: error: port {port} is in use on 127.0.0.1: stop the program holding it or "
         "pick another with --port"]
+
+
+def test_a_missing_camera_file_is_one_line_before_listening(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "rtseg", "serve", "--port", "0", "--camera",
+                           str(tmp_path / "front.toml")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot read camera file" in done.stderr and "front.toml" in done.stderr
