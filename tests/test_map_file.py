@@ -73,6 +73,12 @@ def test_a_cost_map_is_raw_and_lossless(tmp_path):
         map_image(values, "scale")
 
 
+def demo_drivable_ids() -> list[int]:
+    """The demo model's drivable class indices."""
+    with Segmenter("demo", device="cpu", warmup=False) as seg:
+        return [seg.classes.index(name) for name in seg.drivable_classes]
+
+
 def _scenes(folder: Path, count: int) -> None:
     folder.mkdir()
     rng = np.random.default_rng(11)
@@ -93,8 +99,7 @@ def test_predict_with_a_camera_writes_each_frame_s_map(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"grids (map_server maps) to {out}/grid" in done.stderr
     ground = load_ground(DEMO_CAMERA)
-    with Segmenter("demo", device="cpu", warmup=False) as seg:
-        drivable_ids = [seg.classes.index(name) for name in seg.drivable_classes]
+    drivable_ids = demo_drivable_ids()
     for stem in ("s0", "s1"):
         classes = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
         expected = ground.occupancy(np.isin(classes, drivable_ids).astype(np.uint8))
@@ -134,3 +139,29 @@ def test_predict_names_a_bad_camera_file_before_loading_the_model(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "cannot read camera file" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_predict_from_a_video_writes_a_map_per_frame_it_keeps(tmp_path):
+    """A video (every 2nd frame): OUT/grid/ holds the maps of exactly the frames written,
+    each the camera's grid of that frame's mask."""
+    from rtseg.predict import predict_frames
+
+    video, rng = tmp_path / "drive.avi", np.random.default_rng(5)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+    for _ in range(4):
+        writer.write(cv2.cvtColor(synthetic.render_scene(rng, 360, 640)[0], cv2.COLOR_RGB2BGR))
+    writer.release()
+    ground = load_ground(DEMO_CAMERA)
+    out = tmp_path / "out"
+    assert predict_frames("demo", str(video), out, every=2, device="cpu", progress=False,
+                          ground=ground) == 2
+    stems = ["drive_000000", "drive_000002"]
+    assert sorted(p.stem for p in (out / "grid").glob("*.yaml")) == stems
+    assert sorted(p.name for p in (out / "grid").glob("*.png")) == [
+        f"{stem}_above.png" for stem in stems]
+    drivable_ids = demo_drivable_ids()
+    for stem in stems:
+        classes = cv2.imread(str(out / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        loaded, _ = nav2_load(out / "grid" / f"{stem}.yaml")
+        np.testing.assert_array_equal(
+            loaded, ground.occupancy(np.isin(classes, drivable_ids).astype(np.uint8)))
