@@ -35,6 +35,15 @@ def camera_option(adds: str):
 GRID_TOPIC = "also {} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid."
 
 
+def fuse_option():
+    """--fuse: the cameras' grids fused into /grid (rtseg.grid_fusion)."""
+    return click.option(
+        "--fuse", is_flag=True,
+        help="Also /grid: the newest grids of the cameras with camera files (two or more, "
+             "one [grid] in all) fused, each cell the highest value any camera gives it "
+             "(occupied wins; unknown only where no camera sees it).")
+
+
 @click.command()
 @click.argument("endpoint")
 @click.argument("topics", nargs=-1)
@@ -108,10 +117,11 @@ def view(endpoint, names, port, bind, allow_remote, cameras, curve_server_key,
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--no-overlay", is_flag=True, help="Do not serve /NAME/overlay.")
 @camera_option(GRID_TOPIC.format("serve"))
+@fuse_option()
 @curve_client_options
 @stoppable("foxglove")
-def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, curve_server_key,
-             curve_secret) -> None:
+def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, fuse,
+             curve_server_key, curve_secret) -> None:
     """Serve the cameras NAMES [default: demo] of the node at ENDPOINT live to Foxglove.
 
     In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:PORT. Topics and
@@ -125,8 +135,8 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, cur
 
     run_foxglove(FoxgloveConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
                                 bind=bind, allow_remote=allow_remote, overlay=not no_overlay,
-                                cameras=tuple(cameras), curve_server_key=curve_server_key,
-                                curve_secret=curve_secret))
+                                cameras=tuple(cameras), fuse=fuse,
+                                curve_server_key=curve_server_key, curve_secret=curve_secret))
 
 
 @click.command()
@@ -155,10 +165,11 @@ def foxglove(endpoint, names, port, bind, allow_remote, no_overlay, cameras, cur
               help="Also write the overlay video of the first camera to this file.")
 @click.option("--mp4-fps", default=10.0, show_default=True, help="Frame rate of the --mp4 video.")
 @camera_option(GRID_TOPIC.format("record"))
+@fuse_option()
 @curve_client_options
 @stoppable("record")
 def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, count, seconds,
-           timeout, mp4, mp4_fps, cameras, curve_server_key, curve_secret) -> None:
+           timeout, mp4, mp4_fps, cameras, fuse, curve_server_key, curve_secret) -> None:
     """Record TOPICS (NAME/drivable, /classes, /image, /status) of the node at ENDPOINT.
 
     Masks become sensor_msgs/msg/Image (mono8), images sensor_msgs/msg/CompressedImage,
@@ -173,7 +184,7 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
                                      count=count, seconds=seconds, timeout_s=timeout, mp4=mp4,
                                      mp4_fps=mp4_fps, split_mb=split_mb,
                                      split_seconds=split_seconds, max_files=max_files,
-                                     overlay=overlay, cameras=tuple(cameras),
+                                     overlay=overlay, cameras=tuple(cameras), fuse=fuse,
                                      curve_server_key=curve_server_key,
                                      curve_secret=curve_secret))
     click.echo(report.summary(), err=True)

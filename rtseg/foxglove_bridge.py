@@ -44,6 +44,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
+from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
 from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
@@ -95,6 +96,7 @@ class FoxgloveConfig:
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
     cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: serve /NAME/grid (rtseg.ground)
+    fuse: bool = False  # also /grid: the cameras' grids fused (rtseg.grid_fusion)
 
 
 class RosChannels:
@@ -145,9 +147,10 @@ class RosChannels:
 
 
 def bridge_topics(names: tuple[str, ...], overlay: bool,
-                  grids: tuple[str, ...] = ()) -> dict[str, str]:
+                  grids: tuple[str, ...] = (), fused: bool = False) -> dict[str, str]:
     """ROS topic -> ROS 2 type of every topic served for cameras `names` (and, for the
-    names in `grids`, `/NAME/grid`, `/NAME/scan`, `/NAME/camera_info` and `/tf`)."""
+    names in `grids`, `/NAME/grid`, `/NAME/scan`, `/NAME/camera_info` and `/tf`; `fused`:
+    `/grid`)."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
              "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
                  {"overlay": COMPRESSED_TYPE} if overlay else {})
@@ -156,6 +159,8 @@ def bridge_topics(names: tuple[str, ...], overlay: bool,
     for name in grids:
         topics |= {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE, ros_topic(f"{name}/scan"): SCAN_TYPE,
                    ros_topic(f"{name}/camera_info"): CAMERA_INFO_TYPE, "/tf": TF_TYPE}
+    if fused:
+        topics[ros_topic(FUSED_TOPIC)] = OCCUPANCY_TYPE
     return topics
 
 
@@ -188,9 +193,10 @@ class FoxgloveBridge:
         self.cfg = cfg
         self._stop = threading.Event()
         self._grounds = load_grounds(cfg.cameras, cfg.names)
+        self._fusion = GridFusion(self._grounds) if cfg.fuse else None
         self._context = foxglove.Context()  # kept: the SDK forgets the channels of a freed one
-        self.channels = RosChannels(self._context, bridge_topics(cfg.names, cfg.overlay,
-                                                                 tuple(self._grounds)))
+        self.channels = RosChannels(self._context, bridge_topics(
+            cfg.names, cfg.overlay, tuple(self._grounds), self._fusion is not None))
         try:  # the channels exist before the server does: no client sees one appear
             self._server = start_server(cfg, host, self._context)
         except BaseException:
@@ -231,7 +237,8 @@ class FoxgloveBridge:
         self._send(header, data)
         camera = header.topic.rpartition("/")[0]
         if camera in self._grounds:
-            for topic, _, message in ground_messages(header, data, self._grounds[camera]):
+            for topic, _, message in ground_messages(header, data, self._grounds[camera],
+                                                     self._fusion):
                 self.channels.send(ros_topic(topic), message, header.stamp_ns)
         if header.kind == "classes":  # one per frame
             age_ms = (time.time_ns() - header.stamp_ns) / 1e6

@@ -33,6 +33,7 @@ from rtseg.camera_file import load_grounds
 from rtseg.client import MaskSubscriber
 from rtseg.compose import Composite, Compositor, FrameParts, draw, overlay_message
 from rtseg.errors import RtsegError
+from rtseg.grid_fusion import GridFusion
 from rtseg.ground import GroundGrid
 from rtseg.imagefile import ImageFileError
 from rtseg.protocol import ProtocolError
@@ -72,6 +73,7 @@ class RecordConfig:
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
     cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: also /NAME/grid (rtseg.ground)
+    fuse: bool = False  # also /grid: the cameras' grids fused (rtseg.grid_fusion)
 
     @property
     def folder(self) -> bool:
@@ -226,6 +228,7 @@ class _Recording:
     compositors: dict[str, Compositor]  # the cameras drawn, for the video or --overlay
     camera: str | None  # the video's
     grounds: dict[str, GroundGrid]  # camera -> its grid, for /NAME/grid
+    fusion: GridFusion | None  # --fuse: /grid
     counts: Counter = field(default_factory=Counter)
     signalled: list = field(default_factory=list)
     skipped: int = 0
@@ -283,7 +286,7 @@ class _Recording:
         ground = self.grounds.get(camera)
         if ground is None:
             return
-        for topic, ros_type, message in ground_messages(header, data, ground):
+        for topic, ros_type, message in ground_messages(header, data, ground, self.fusion):
             self.bag.write_ros(ros_topic(topic), ros_type, message(), time.time_ns(), header.seq)
             self.counts[topic] += 1
 
@@ -321,6 +324,7 @@ def record(cfg: RecordConfig) -> RecordReport:
     check_config(cfg)
     grounds = load_grounds(cfg.cameras, tuple(mask_cameras(cfg.topics)))
     check_grounds(grounds, cfg.topics)
+    fusion = GridFusion(grounds) if cfg.fuse else None
     camera = video_camera(cfg.topics) if cfg.mp4 else None
     drawn = ({camera} if camera else set()) | (set(mask_cameras(cfg.topics)) if cfg.overlay
                                                 else set())
@@ -335,7 +339,7 @@ def record(cfg: RecordConfig) -> RecordReport:
         video = OverlayVideo(cfg.mp4, cfg.mp4_fps) if cfg.mp4 else None
         compositors = {name: Compositor(t.rpartition("/")[2] for t in cfg.topics
                                         if t.rpartition("/")[0] == name) for name in drawn}
-        state = _Recording(cfg, bag, video, compositors, camera, grounds)
+        state = _Recording(cfg, bag, video, compositors, camera, grounds, fusion)
         log.info("recording %s from %s to %s", ", ".join(cfg.topics), cfg.endpoint, cfg.out)
         try:
             with on_stop_signals(state.signalled.append):

@@ -19,6 +19,7 @@ from functools import cache, partial
 import numpy as np
 
 from rtseg.free_space import default_scan, scan_ranges
+from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
 from rtseg.ground import Camera, GridSpec, GroundGrid
 from rtseg.protocol import MaskHeader
 from rtseg.status import NodeStatus
@@ -265,20 +266,28 @@ def mount_to_ros(header: MaskHeader, camera: Camera, base_frame: str) -> dict:
                       "rotation": {"x": x, "y": y, "z": z, "w": w}}}]}
 
 
-def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid
+def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid,
+                    fusion: GridFusion | None = None
                     ) -> list[tuple[str, str, Callable[[], dict]]]:
     """What a camera with a camera file adds beside a message of its (rtseg topic, ROS
     type, message): a drivable mask's ``NAME/grid`` and ``NAME/scan`` (its free space as
     a laser scan, rtseg.free_space), or with the file's [costs] a classes mask's (the
-    grid of costs); an image's ``NAME/camera_info`` (its calibration at the image's size)
-    and ``tf`` (the camera's mount), which place the image in a 3D view. Messages are
-    made when called (the grid once for both)."""
+    grid of costs), and with `fusion` the cameras' grids fused (``grid``,
+    rtseg.grid_fusion; the fusion takes this grid when that message is made); an image's
+    ``NAME/camera_info`` (its calibration at the image's size) and ``tf`` (the camera's
+    mount), which place the image in a 3D view. Messages are made when called (the grid
+    once for all)."""
     camera = header.topic.rpartition("/")[0]
     if header.kind == ground.mask_kind:
         occupancy = cache(lambda: ground.grid_of(data, header.classes))
-        return [(f"{camera}/grid", OCCUPANCY_TYPE,
-                 lambda: grid_to_ros(header, ground.grid, occupancy())),
-                (f"{camera}/scan", SCAN_TYPE, lambda: scan_to_ros(header, ground, occupancy()))]
+        messages = [(f"{camera}/grid", OCCUPANCY_TYPE,
+                     lambda: grid_to_ros(header, ground.grid, occupancy())),
+                    (f"{camera}/scan", SCAN_TYPE,
+                     lambda: scan_to_ros(header, ground, occupancy()))]
+        if fusion is not None:
+            messages.append((FUSED_TOPIC, OCCUPANCY_TYPE, lambda: grid_to_ros(
+                header, fusion.grid, fusion.update(camera, header.stamp_ns, occupancy()))))
+        return messages
     if header.kind == "image":
         return [(f"{camera}/camera_info", CAMERA_INFO_TYPE,
                  lambda: camera_info_to_ros(header, ground.camera)),

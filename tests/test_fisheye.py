@@ -48,7 +48,7 @@ def test_projection_is_opencvs_fisheye_model():
     np.testing.assert_allclose(pixels[front], _opencv(FISHEYE, points[front]), atol=1e-6)
 
 
-def _rays(cam: Camera) -> np.ndarray:
+def pixel_rays(cam: Camera) -> np.ndarray:
     """(H, W, 3): each pixel centre's ray in the base frame, the equidistant model inverted
     by Newton's method on theta (1 + k1 t^2 + ...) = r."""
     u, v = np.meshgrid(np.arange(cam.width) + 0.0, np.arange(cam.height) + 0.0)
@@ -66,9 +66,9 @@ def _rays(cam: Camera) -> np.ndarray:
     return optical @ cam.rotation().T
 
 
-def _lane_mask(cam: Camera) -> np.ndarray:
+def lane_mask(cam: Camera) -> np.ndarray:
     """(H, W) uint8: 1 where the pixel's ray meets the ground within the lane, else 0."""
-    rays = _rays(cam)
+    rays = pixel_rays(cam)
     down = rays[..., 2] < -1e-6
     t = np.where(down, cam.z / np.where(down, -rays[..., 2], 1.0), 0.0)
     y = cam.y + t * rays[..., 1]
@@ -80,7 +80,7 @@ def test_a_lane_seen_through_a_fisheye_lands_where_it_is_on_the_ground():
     it, beside the robot too (rays more than 90 deg off the axis, behind the image
     plane), away from the lane's edges by a cell and a pixel's footprint."""
     grid = GridSpec(x_min=-1.0, x_max=8.0, y_min=-4.0, y_max=4.0, resolution=0.05)
-    occupancy = GroundGrid(FISHEYE, grid).occupancy(_lane_mask(FISHEYE))
+    occupancy = GroundGrid(FISHEYE, grid).occupancy(lane_mask(FISHEYE))
     centres = grid.centres()
     seen = occupancy != UNKNOWN
     inner = np.abs(centres[..., 1]) < LANE - 0.1

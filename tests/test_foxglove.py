@@ -281,3 +281,17 @@ def drain(lines: queue.Queue) -> str:
     while not lines.empty():
         out.append(lines.get())
     return "".join(out)
+
+
+def test_fuse_advertises_the_fused_grid_and_needs_two_cameras():
+    """--fuse: /grid is advertised beside each camera's /NAME/grid (the grids it fuses are
+    those of rtseg.ros2msg.ground_messages, as `rtseg record --fuse` writes them:
+    test_grid_fusion); with one camera file it is a one-line error before serving."""
+    from rtseg.foxglove_bridge import bridge_topics
+
+    topics = bridge_topics(("front", "rear"), True, ("front", "rear"), fused=True)
+    assert topics["/grid"] == topics["/front/grid"] == OCCUPANCY_TYPE
+    assert "/grid" not in bridge_topics(("front", "rear"), True, ("front", "rear"))
+    with pytest.raises(RtsegError, match="--fuse fuses the grids of several cameras"):
+        FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", ("demo",), port=0,
+                                      cameras=(str(DEMO_CAMERA),), fuse=True))
