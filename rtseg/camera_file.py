@@ -45,8 +45,8 @@ INTRINSICS = {"width", "height", "fx", "fy", "cx", "cy", "hfov_deg", "distortion
 # ROS's distortion models -> the lens and its number of coefficients
 MODELS = {"plumb_bob": ("pinhole", (4, 5)), "rational_polynomial": ("pinhole", (8,)),
           "equidistant": ("fisheye", (4,))}
-COEFFICIENTS = {"pinhole": ("0, 4, 5 or 8", "OpenCV's k1 k2 p1 p2 [k3 [k4 k5 k6]]"),
-                "fisheye": ("0 or 4", "the equidistant model's k1 k2 k3 k4")}
+COEFFICIENTS = {"pinhole": ((0, 4, 5, 8), "OpenCV's k1 k2 p1 p2 [k3 [k4 k5 k6]]"),
+                "fisheye": ((0, 4), "the equidistant model's k1 k2 k3 k4")}
 MAX_CELLS = 4_000_000  # a grid past this (e.g. 100 x 100 m at 5 cm) costs ~130 MB to set up
 
 
@@ -187,8 +187,9 @@ def _checked(path: Path, where: str, width: int, height: int, fx: float, fy: flo
     if fx <= 0 or fy <= 0:
         raise RtsegError(f"{path}: {where} focal lengths must be positive, got {fx}, {fy}")
     counts, names = COEFFICIENTS[lens]
-    if len(distortion) not in (0, 4, 5, 8) or (lens == "fisheye" and len(distortion) > 4):
-        raise RtsegError(f"{path}: {where} distortion of a {lens} lens has {counts} "
+    if len(distortion) not in counts:
+        listed = ", ".join(map(str, counts[:-1])) + f" or {counts[-1]}"
+        raise RtsegError(f"{path}: {where} distortion of a {lens} lens has {listed} "
                          f"coefficients ({names}), got {len(distortion)}")
     return {"width": width, "height": height, "fx": float(fx), "fy": float(fy),
             "cx": float(cx), "cy": float(cy),

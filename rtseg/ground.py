@@ -4,10 +4,10 @@ A navigation stack plans in metres, not pixels. With the camera's pinhole intrin
 where it sits on the robot, every cell of a flat-ground grid around the robot projects to
 one pixel of the drivable mask (through the lens's distortion, OpenCV's model, when the
 camera has one, or a fisheye's equidistant model); sampling the mask there gives the grid
-a planner reads (ROS ``nav_msgs/OccupancyGrid`` values: 0 = free (drivable), 100 = occupied (not
-drivable), -1 = unknown (out of view)). Assumes flat ground: anything standing on it (a
-car, a wall) is occupied where it hides the ground, and its shadow in the grid reaches
-as far as the ground it hides.
+a planner reads (ROS ``nav_msgs/OccupancyGrid`` values: 0 = free (drivable), 100 =
+occupied (not drivable), -1 = unknown (out of view)). Assumes flat ground: anything
+standing on it (a car, a wall) is occupied where it hides the ground, and its shadow in
+the grid reaches as far as the ground it hides.
 
 Frames follow ROS REP 103: the base frame has x forward, y left, z up, the ground at
 z = 0; the camera's mount is its position in that frame and roll / pitch / yaw in degrees
@@ -211,6 +211,11 @@ class GroundGrid:
         """The grid (rows, cols) int8 of a `mask_kind` mask (H, W) uint8: `cost_grid` of a
         classes mask (with costs), else `occupancy` of a drivable one."""
         return self.cost_grid(mask, class_names) if self.costs else self.occupancy(mask)
+
+    def grid_of_masks(self, masks, class_names: tuple[str, ...]) -> np.ndarray:
+        """`grid_of` the `mask_kind` mask of one frame's `masks` (rtseg's Masks, or anything
+        with `classes` and `drivable` (H, W) uint8)."""
+        return self.grid_of(getattr(masks, self.mask_kind), class_names)
 
     def cost_grid(self, classes: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
         """A classes mask (H, W) uint8 (index into `class_names`, 255 = no prediction) ->

@@ -190,7 +190,7 @@ def _segmented(ground: GroundGrid, frame: np.ndarray, model: str) -> tuple[np.nd
         masks = segmenter(frame)
         overlay = segmenter.overlay(frame, masks)
         names = segmenter.classes
-    occupancy = ground.grid_of(getattr(masks, ground.mask_kind), names)
+    occupancy = ground.grid_of_masks(masks, names)
     seen = occupancy[occupancy != UNKNOWN]
     picture = grid_picture(ground.grid, occupancy, frame.shape[0])
     free = float((seen == FREE).mean()) if seen.size else 0.0

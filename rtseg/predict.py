@@ -130,7 +130,7 @@ def _write_grid(stem: Path, ground: GroundGrid, masks, class_names: tuple[str, .
     from rtseg.ground_draw import grid_picture
     from rtseg.map_file import write_map
 
-    values = ground.grid_of(getattr(masks, ground.mask_kind), tuple(class_names))
+    values = ground.grid_of_masks(masks, tuple(class_names))
     write_map(stem, ground.grid, values, "raw" if ground.costs else "trinary")
     _write(stem.parent / f"{stem.name}_above.png", grid_picture(ground.grid, values, 480))
 

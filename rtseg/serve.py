@@ -90,11 +90,11 @@ def _grid(segmenter: Segmenter, ground: GroundGrid, masks, stamp_ns: int) -> dic
     from rtseg.protocol import MaskHeader
     from rtseg.ros2msg import grid_to_ros
 
-    mask = getattr(masks, ground.mask_kind)
-    values = ground.grid_of(mask, segmenter.spec.classes)
+    values = ground.grid_of_masks(masks, segmenter.spec.classes)
+    height, width = masks.classes.shape
     header = MaskHeader(topic="", v=1, kind=ground.mask_kind, seq=0, stamp_ns=stamp_ns,
-                        frame_id=ground.grid.frame_id, width=mask.shape[1],
-                        height=mask.shape[0], encoding="mono8", classes=(),
+                        frame_id=ground.grid.frame_id, width=width, height=height,
+                        encoding="mono8", classes=(),
                         model=segmenter.spec.name)
     message = grid_to_ros(header, ground.grid, values)
     return {**message, "data": message["data"].tolist()}
