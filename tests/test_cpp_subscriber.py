@@ -1,5 +1,5 @@
 """The protocol from another language: tests/cpp/rtseg_subscriber.cpp, a C++ subscriber
-written from PROTOCOL.md alone (cppzmq + msgpack-cxx), built here and run against real
+written from PROTOCOL.md alone (cppzmq + msgpack-cxx + libpng), built here and run against real
 frames on a real socket; every mask it accepts must be the one the Python client decodes
 (FNV-1a of the mono8 pixels), and every broken frame must be rejected with its reason."""
 
@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import msgpack
 import numpy as np
 import pytest
@@ -20,8 +21,8 @@ from rtseg.data import synthetic
 from rtseg.protocol import DRIVABLE_CLASSES, decode, encode
 
 SOURCE = Path(__file__).parent / "cpp" / "rtseg_subscriber.cpp"
-HEADERS = ("/usr/include/zmq.hpp", "/usr/include/msgpack.hpp")
-PACKAGES = "libzmq3-dev cppzmq-dev libmsgpack-cxx-dev"  # .ci/run installs them
+HEADERS = ("/usr/include/zmq.hpp", "/usr/include/msgpack.hpp", "/usr/include/png.h")
+PACKAGES = "libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libpng-dev"  # .ci/run installs them
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def subscriber(tmp_path_factory) -> Path:
         pytest.skip(f"needs g++ and {PACKAGES} (apt-get install {PACKAGES})")
     binary = tmp_path_factory.mktemp("cpp") / "rtseg_subscriber"
     build = subprocess.run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror",
-                            "-DMSGPACK_NO_BOOST", str(SOURCE), "-o", str(binary), "-lzmq"],
+                            "-DMSGPACK_NO_BOOST", str(SOURCE), "-o", str(binary), "-lzmq", "-lpng"],
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     return binary
@@ -67,9 +68,15 @@ def run_against(binary: Path, frames: list[bytes], count: int, topics: list[str]
     return out.splitlines()
 
 
-def scene_frames() -> dict[tuple[str, int], tuple[bytes, np.ndarray]]:
+def png(image: np.ndarray) -> bytes:
+    """`image` as PNG bytes, whatever its depth and channels."""
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def scene_frames() -> dict[tuple[str, int], tuple[bytes, np.ndarray, str]]:
     """Generated scenes as a node sends them: the drivable mask as bits and as mono8, the
-    classes mask as mono8; by (topic, seq) the frame and its mask as Python decodes it."""
+    classes mask as mono8 and as PNG; by (topic, seq) the frame, its mask as Python
+    decodes it and its encoding."""
     rng, lut = np.random.default_rng(11), np.zeros(256, np.uint8)
     lut[[synthetic.CLASSES.index(n) for n in synthetic.DRIVABLE]] = 1
     frames = {}
@@ -78,28 +85,28 @@ def scene_frames() -> dict[tuple[str, int], tuple[bytes, np.ndarray]]:
         for topic, kind, mask, names, encoding in (
                 ("cam/drivable", "drivable", lut[label], DRIVABLE_CLASSES, "bits"),
                 ("cam/classes", "classes", label, synthetic.CLASSES, "mono8"),
-                ("raw/drivable", "drivable", lut[label], DRIVABLE_CLASSES, "mono8")):
+                ("raw/drivable", "drivable", lut[label], DRIVABLE_CLASSES, "mono8"),
+                ("png/classes", "classes", label, synthetic.CLASSES, "png")):
             frame = encode(topic, kind, mask, seq=seq, stamp_ns=1_000 + seq, frame_id="cam",
                            classes=names, model="labels", encoding=encoding)
-            frames[(topic, seq)] = frame, decode(frame)[1]
+            frames[(topic, seq)] = frame, decode(frame)[1], encoding
     return frames
 
 
 def test_the_cpp_subscriber_reads_what_python_reads(subscriber):
     frames = scene_frames()
     # twice as many as one round sends: whatever round it joins in, one whole round is in
-    lines = run_against(subscriber, [f for f, _ in frames.values()], 2 * len(frames),
-                        ["cam/drivable", "cam/classes", "raw/drivable"])
+    lines = run_against(subscriber, [f for f, *_ in frames.values()], 2 * len(frames),
+                        ["cam/drivable", "cam/classes", "raw/drivable", "png/classes"])
     seen = set()
     for line in lines:
         status, topic, kind, seq, stamp, size, encoding, count, digest = line.split()
         mask = frames[(topic, int(seq))][1]
         assert (status, int(stamp), size) == ("ok", 1_000 + int(seq), "160x90")
-        assert kind == topic.split("/")[1] and encoding == ("bits" if topic == "cam/drivable"
-                                                            else "mono8")
+        assert kind == topic.split("/")[1] and encoding == frames[(topic, 0)][2]
         assert int(count) == np.count_nonzero(mask) and digest == fnv1a64(mask)
         seen.add((topic, int(seq)))
-    assert seen == set(frames)  # every mask, bits and mono8, decoded alike
+    assert seen == set(frames)  # every mask, bits, mono8 and PNG, decoded alike
 
 
 def test_the_cpp_subscriber_rejects_broken_frames_and_goes_on(subscriber):
@@ -121,6 +128,14 @@ def test_the_cpp_subscriber_rejects_broken_frames_and_goes_on(subscriber):
         "size 9000x4": frame(width=9000),
         "drivable classes are not [not_drivable, drivable]": frame(classes=["a", "b"]),
         "not MessagePack": b"cam/drivable\x00\xc1\xc1",
+        "PNG is 5x4, the message says 6x4": frame(
+            encoding="png", data=png(np.ones((4, 5), np.uint8))),
+        "PNG is not 8-bit grayscale (bit depth 16, colour type 0)": frame(
+            encoding="png", data=png(np.ones((4, 6), np.uint16))),
+        "PNG is not 8-bit grayscale (bit depth 8, colour type 2)": frame(
+            encoding="png", data=png(np.ones((4, 6, 3), np.uint8))),
+        "data is not a PNG": frame(encoding="png", data=b"GIF89a" + bytes(40)),
+        "broken PNG": frame(encoding="png", data=png(np.ones((4, 6), np.uint8))[:40]),
     }
     # until the second good frame: a whole round of broken ones lies between the two
     lines = run_against(subscriber, [*broken.values(), good], 2, ["cam/drivable"])

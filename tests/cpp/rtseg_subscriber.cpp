@@ -1,22 +1,23 @@
 // A subscriber of rtseg's mask protocol in C++17, written from PROTOCOL.md alone: ZeroMQ
-// through cppzmq, MessagePack through msgpack-cxx (Debian: libzmq3-dev, cppzmq-dev,
-// libmsgpack-cxx-dev; both header-only over libzmq). What a navigation node in C++ starts
-// from; the tests build it and check it against the Python client.
+// through cppzmq, MessagePack through msgpack-cxx, PNG masks through libpng's simplified
+// API (Debian: libzmq3-dev, cppzmq-dev, libmsgpack-cxx-dev, libpng-dev). What a navigation
+// node in C++ starts from; the tests build it and check it against the Python client.
 //
-//   g++ -std=c++17 -O2 -DMSGPACK_NO_BOOST rtseg_subscriber.cpp -o rtseg_subscriber -lzmq
-//   ./rtseg_subscriber tcp://127.0.0.1:5555 20 demo/drivable demo/classes
+//   g++ -std=c++17 -O2 -DMSGPACK_NO_BOOST rtseg_subscriber.cpp -o sub -lzmq -lpng
+//   ./sub tcp://127.0.0.1:5555 20 demo/drivable demo/classes
 //
 // Receives until COUNT messages were accepted (or 30 s pass without one) and prints a line
 // per message:
 //   ok TOPIC KIND SEQ STAMP_NS WIDTHxHEIGHT ENCODING SET_PIXELS FNV1A64
 // (SET_PIXELS: pixels whose value is not 0; the hash is FNV-1a over the mask decoded to
-// mono8, height * width bytes row-major, "bits" unpacked to 0/1; a "png" mask is not
-// decoded here: "-" for both), or, for a message that breaks the protocol,
+// mono8, height * width bytes row-major, "bits" unpacked to 0/1, "png" decoded), or, for
+// a message that breaks the protocol (a PNG's too: its size, depth and bytes),
 //   reject TOPIC REASON
 // and goes on: a reader rejects bad input with a reason, without crashing or allocating
 // without bound (msgpack's unpack limits, sizes checked before use).
 
 #include <msgpack.hpp>
+#include <png.h>
 #include <zmq.hpp>
 
 #include <cstdint>
@@ -111,8 +112,44 @@ Mask parse(const msgpack::object& root) {
   return m;
 }
 
+// A "png" mask as height * width mono8 bytes. The header is checked before libpng
+// decodes anything (the size the message gives, 8-bit grayscale: a PNG of another depth
+// or colour type would be converted, its values changed), so a hostile PNG cannot make
+// it allocate more than the message's own size.
+std::vector<uint8_t> decode_png(const Mask& m) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(m.data);
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (m.size < 33 || std::memcmp(bytes, kSignature, 8) != 0 ||
+      std::memcmp(bytes + 12, "IHDR", 4) != 0)
+    throw Reject("data is not a PNG (no signature + IHDR)");
+  auto be32 = [&](int at) {
+    return uint64_t{bytes[at]} << 24 | uint64_t{bytes[at + 1]} << 16 |
+           uint64_t{bytes[at + 2]} << 8 | uint64_t{bytes[at + 3]};
+  };
+  if (be32(16) != m.width || be32(20) != m.height)
+    throw Reject("PNG is " + std::to_string(be32(16)) + "x" + std::to_string(be32(20)) +
+                 ", the message says " + std::to_string(m.width) + "x" +
+                 std::to_string(m.height));
+  if (bytes[24] != 8 || bytes[25] != 0)
+    throw Reject("PNG is not 8-bit grayscale (bit depth " + std::to_string(bytes[24]) +
+                 ", colour type " + std::to_string(bytes[25]) + ")");
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  std::vector<uint8_t> out(m.width * m.height);
+  bool ok = png_image_begin_read_from_memory(&image, m.data, m.size) != 0;
+  if (ok) {  // 8-bit gray read as 8-bit gray: the values as stored
+    image.format = PNG_FORMAT_GRAY;
+    ok = png_image_finish_read(&image, nullptr, out.data(), 0, nullptr) != 0;
+  }
+  std::string message = image.message;
+  png_image_free(&image);
+  if (!ok) throw Reject("broken PNG: " + message);
+  return out;
+}
+
 // The mask as height * width mono8 bytes ("bits": big-endian bit order, as numpy.packbits).
 std::vector<uint8_t> mono8(const Mask& m) {
+  if (m.encoding == "png") return decode_png(m);
   std::vector<uint8_t> out(m.width * m.height);
   for (uint64_t i = 0; i < out.size(); ++i) {
     auto byte = static_cast<uint8_t>(m.data[m.encoding == "bits" ? i / 8 : i]);
@@ -128,23 +165,18 @@ uint64_t fnv1a64(const std::vector<uint8_t>& bytes) {
 }
 
 void report(const std::string& topic, const Mask& m) {
-  std::string set = "-", hash = "-";
-  if (m.encoding != "png") {
-    auto pixels = mono8(m);
-    uint64_t count = 0;
-    for (uint8_t p : pixels) count += p != 0;
-    set = std::to_string(count);
-    char text[17];
-    std::snprintf(text, sizeof text, "%016llx",
-                  static_cast<unsigned long long>(fnv1a64(pixels)));
-    hash = text;
-  }
+  auto pixels = mono8(m);
+  uint64_t count = 0;
+  for (uint8_t p : pixels) count += p != 0;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(fnv1a64(pixels)));
   std::printf("ok %s %s %llu %llu %llux%llu %s %s %s\n", topic.c_str(), m.kind.c_str(),
               static_cast<unsigned long long>(m.seq),
               static_cast<unsigned long long>(m.stamp_ns),
               static_cast<unsigned long long>(m.width),
-              static_cast<unsigned long long>(m.height), m.encoding.c_str(), set.c_str(),
-              hash.c_str());
+              static_cast<unsigned long long>(m.height), m.encoding.c_str(),
+              std::to_string(count).c_str(), hash);
   std::fflush(stdout);
 }
 
