@@ -36,12 +36,13 @@ GRID_TOPIC = "also {} /NAME/grid, the drivable mask on the ground as nav_msgs/Oc
 
 
 def fuse_option():
-    """--fuse: the cameras' grids fused into /grid (rtseg.grid_fusion)."""
+    """--fuse: the cameras' grids fused into /grid and /scan (rtseg.grid_fusion)."""
     return click.option(
         "--fuse", is_flag=True,
         help="Also /grid: the newest grids of the cameras with camera files (two or more, "
              "one [grid] in all) fused, each cell the highest value any camera gives it "
-             "(occupied wins; unknown only where no camera sees it).")
+             "(occupied wins; unknown only where no camera sees it); and /scan, its free "
+             "space as a laser scan all round the robot.")
 
 
 @click.command()

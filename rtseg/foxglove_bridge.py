@@ -44,7 +44,7 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
-from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
+from rtseg.grid_fusion import FUSED_SCAN_TOPIC, FUSED_TOPIC, GridFusion
 from rtseg.httpbind import check_bind, host_url, port_in_use
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.ros2msg import (
@@ -96,7 +96,7 @@ class FoxgloveConfig:
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
     cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: serve /NAME/grid (rtseg.ground)
-    fuse: bool = False  # also /grid: the cameras' grids fused (rtseg.grid_fusion)
+    fuse: bool = False  # also /grid and /scan: the cameras' grids fused (rtseg.grid_fusion)
 
 
 class RosChannels:
@@ -150,7 +150,7 @@ def bridge_topics(names: tuple[str, ...], overlay: bool,
                   grids: tuple[str, ...] = (), fused: bool = False) -> dict[str, str]:
     """ROS topic -> ROS 2 type of every topic served for cameras `names` (and, for the
     names in `grids`, `/NAME/grid`, `/NAME/scan`, `/NAME/camera_info` and `/tf`; `fused`:
-    `/grid`)."""
+    `/grid` and `/scan`)."""
     types = {"drivable": IMAGE_TYPE, "classes": IMAGE_TYPE, "image": COMPRESSED_TYPE,
              "status": DIAGNOSTIC_TYPE, "timing": TIMING_TYPE} | (
                  {"overlay": COMPRESSED_TYPE} if overlay else {})
@@ -160,7 +160,7 @@ def bridge_topics(names: tuple[str, ...], overlay: bool,
         topics |= {ros_topic(f"{name}/grid"): OCCUPANCY_TYPE, ros_topic(f"{name}/scan"): SCAN_TYPE,
                    ros_topic(f"{name}/camera_info"): CAMERA_INFO_TYPE, "/tf": TF_TYPE}
     if fused:
-        topics[ros_topic(FUSED_TOPIC)] = OCCUPANCY_TYPE
+        topics |= {ros_topic(FUSED_TOPIC): OCCUPANCY_TYPE, ros_topic(FUSED_SCAN_TOPIC): SCAN_TYPE}
     return topics
 
 

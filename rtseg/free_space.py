@@ -20,6 +20,7 @@ are good to about a cell. No torch here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,6 +59,21 @@ def default_scan(ground: GroundGrid, increment_deg: float = DEFAULT_INCREMENT_DE
     low, high = yaw - math.ceil(right / step) * step, yaw + math.ceil(left / step) * step
     angles = ScanSpec(low, high, step, 0.0).angles
     return ScanSpec(low, high, step, float(min(_exit(grid, a) for a in angles)))
+
+
+def surround_scan(grounds: Sequence[GroundGrid],
+                  increment_deg: float = DEFAULT_INCREMENT_DEG) -> ScanSpec:
+    """Beams all round, from -pi up to pi less one increment, for several cameras' fused
+    grid (rtseg.grid_fusion; one GridSpec for all): out to where the first beam inside
+    some camera's horizontal field leaves the grid. A beam no camera sees returns nan."""
+    step = math.radians(increment_deg)
+    count = int(round(2 * math.pi / step))
+    fields = [default_scan(ground, increment_deg) for ground in grounds]
+    angles = ScanSpec(-math.pi, -math.pi + (count - 1) * step, step, 0.0).angles
+    covered = [a for a in angles if any((a - f.angle_min) % (2 * math.pi)
+                                        <= f.angle_max - f.angle_min + 1e-9 for f in fields)]
+    return ScanSpec(-math.pi, -math.pi + (count - 1) * step, step,
+                    float(min(_exit(grounds[0].grid, a) for a in covered)))
 
 
 def _exit(grid: GridSpec, angle: float) -> float:

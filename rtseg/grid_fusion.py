@@ -1,6 +1,10 @@
 """Several cameras on one grid ("surround view"): the newest grid of each camera fused
 into one, e.g. four fisheyes around a robot, or a front camera and a rear one.
 
+Beside the fused grid, the fused free space as a laser scan all round the robot
+(rtseg.free_space.surround_scan: what Nav2's obstacle layer or a 2D SLAM takes from a
+360-degree lidar), its beams from the grid's origin.
+
 Every camera's file must give the same [grid] (extent, resolution, frame_id): the cells
 are then the same cells, and fusing is per cell. A cell takes the highest value any
 camera gives it, as Nav2's layered costmap combines its layers: occupied (100) wins over
@@ -20,9 +24,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from rtseg.errors import RtsegError
+from rtseg.free_space import surround_scan
 from rtseg.ground import GridSpec, GroundGrid
 
 FUSED_TOPIC = "grid"  # rtseg topic of the fused grid: /grid in ROS terms
+FUSED_SCAN_TOPIC = "scan"  # its free space as a laser scan all round: /scan
 MAX_AGE_S = 0.5
 
 
@@ -39,7 +45,7 @@ def fuse(grids: Sequence[np.ndarray]) -> np.ndarray:
 
 class GridFusion:
     """The newest grid of each camera in `grounds` (camera name -> GroundGrid, at least
-    two, one [grid] for all), fused on every update."""
+    two, one [grid] for all), fused on every update; `scan` the beams of its laser scan."""
 
     def __init__(self, grounds: dict[str, GroundGrid], max_age_s: float = MAX_AGE_S) -> None:
         if len(grounds) < 2:
@@ -57,6 +63,7 @@ class GridFusion:
             raise RtsegError(f"the fused grids' age limit must be positive, got {max_age_s}")
         self.grid = next(iter(specs))
         self.cameras = tuple(grounds)
+        self.scan = surround_scan(list(grounds.values()))
         self.max_age_ns = round(max_age_s * 1e9)
         self._latest: dict[str, tuple[int, np.ndarray]] = {}
 

@@ -73,7 +73,7 @@ class RecordConfig:
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
     cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: also /NAME/grid (rtseg.ground)
-    fuse: bool = False  # also /grid: the cameras' grids fused (rtseg.grid_fusion)
+    fuse: bool = False  # also /grid and /scan: the cameras' grids fused (rtseg.grid_fusion)
 
     @property
     def folder(self) -> bool:
@@ -228,7 +228,7 @@ class _Recording:
     compositors: dict[str, Compositor]  # the cameras drawn, for the video or --overlay
     camera: str | None  # the video's
     grounds: dict[str, GroundGrid]  # camera -> its grid, for /NAME/grid
-    fusion: GridFusion | None  # --fuse: /grid
+    fusion: GridFusion | None  # --fuse: /grid and /scan
     counts: Counter = field(default_factory=Counter)
     signalled: list = field(default_factory=list)
     skipped: int = 0

@@ -18,8 +18,8 @@ from functools import cache, partial
 
 import numpy as np
 
-from rtseg.free_space import default_scan, scan_ranges
-from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
+from rtseg.free_space import ScanSpec, default_scan, scan_ranges
+from rtseg.grid_fusion import FUSED_SCAN_TOPIC, FUSED_TOPIC, GridFusion
 from rtseg.ground import Camera, GridSpec, GroundGrid
 from rtseg.protocol import MaskHeader
 from rtseg.status import NodeStatus
@@ -220,16 +220,16 @@ def grid_to_ros(header: MaskHeader, grid: GridSpec, occupancy: np.ndarray) -> di
             "data": np.ascontiguousarray(occupancy, np.int8).ravel()}  # see `encoders`
 
 
-def scan_to_ros(header: MaskHeader, ground: GroundGrid, occupancy: np.ndarray) -> dict:
-    """A drivable mask's grid as ``sensor_msgs/LaserScan`` (rtseg.free_space: the camera's
-    default beams; +inf = free to range_max, nan = unseen) in the grid's frame, at the
+def scan_to_ros(header: MaskHeader, grid: GridSpec, spec: ScanSpec,
+                occupancy: np.ndarray) -> dict:
+    """A grid (rows, cols) int8 of `grid` as ``sensor_msgs/LaserScan`` (rtseg.free_space:
+    the beams of `spec`; +inf = free to range_max, nan = unseen) in the grid's frame, at the
     mask's stamp."""
-    spec = default_scan(ground)
-    return {"header": ros_header(header, ground.grid.frame_id),
+    return {"header": ros_header(header, grid.frame_id),
             "angle_min": spec.angle_min, "angle_max": spec.angle_max,
             "angle_increment": spec.angle_increment, "time_increment": 0.0, "scan_time": 0.0,
             "range_min": 0.0, "range_max": spec.range_max,
-            "ranges": scan_ranges(ground.grid, occupancy, spec).tolist(), "intensities": []}
+            "ranges": scan_ranges(grid, occupancy, spec).tolist(), "intensities": []}
 
 
 def camera_info_to_ros(header: MaskHeader, camera: Camera) -> dict:
@@ -272,21 +272,25 @@ def ground_messages(header: MaskHeader, data: np.ndarray, ground: GroundGrid,
     """What a camera with a camera file adds beside a message of its (rtseg topic, ROS
     type, message): a drivable mask's ``NAME/grid`` and ``NAME/scan`` (its free space as
     a laser scan, rtseg.free_space), or with the file's [costs] a classes mask's (the
-    grid of costs), and with `fusion` the cameras' grids fused (``grid``,
-    rtseg.grid_fusion; the fusion takes this grid when that message is made); an image's
-    ``NAME/camera_info`` (its calibration at the image's size) and ``tf`` (the camera's
-    mount), which place the image in a 3D view. Messages are made when called (the grid
-    once for all)."""
+    grid of costs), and with `fusion` the cameras' grids fused (``grid``, and ``scan`` all
+    round: rtseg.grid_fusion; the fusion takes this grid when the first of them is made);
+    an image's ``NAME/camera_info`` (its calibration at the image's size) and ``tf`` (the
+    camera's mount), which place the image in a 3D view. Messages are made when called (the
+    grid once for all)."""
     camera = header.topic.rpartition("/")[0]
     if header.kind == ground.mask_kind:
         occupancy = cache(lambda: ground.grid_of(data, header.classes))
         messages = [(f"{camera}/grid", OCCUPANCY_TYPE,
                      lambda: grid_to_ros(header, ground.grid, occupancy())),
                     (f"{camera}/scan", SCAN_TYPE,
-                     lambda: scan_to_ros(header, ground, occupancy()))]
+                     lambda: scan_to_ros(header, ground.grid, default_scan(ground),
+                                         occupancy()))]
         if fusion is not None:
-            messages.append((FUSED_TOPIC, OCCUPANCY_TYPE, lambda: grid_to_ros(
-                header, fusion.grid, fusion.update(camera, header.stamp_ns, occupancy()))))
+            fused = cache(lambda: fusion.update(camera, header.stamp_ns, occupancy()))
+            messages += [(FUSED_TOPIC, OCCUPANCY_TYPE,
+                          lambda: grid_to_ros(header, fusion.grid, fused())),
+                         (FUSED_SCAN_TOPIC, SCAN_TYPE,
+                          lambda: scan_to_ros(header, fusion.grid, fusion.scan, fused()))]
         return messages
     if header.kind == "image":
         return [(f"{camera}/camera_info", CAMERA_INFO_TYPE,

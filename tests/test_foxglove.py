@@ -291,7 +291,8 @@ def test_fuse_advertises_the_fused_grid_and_needs_two_cameras():
 
     topics = bridge_topics(("front", "rear"), True, ("front", "rear"), fused=True)
     assert topics["/grid"] == topics["/front/grid"] == OCCUPANCY_TYPE
-    assert "/grid" not in bridge_topics(("front", "rear"), True, ("front", "rear"))
+    assert topics["/scan"] == topics["/front/scan"] == SCAN_TYPE
+    assert not {"/grid", "/scan"} & set(bridge_topics(("front", "rear"), True, ("front", "rear")))
     with pytest.raises(RtsegError, match="--fuse fuses the grids of several cameras"):
         FoxgloveBridge(FoxgloveConfig("tcp://127.0.0.1:5555", ("demo",), port=0,
                                       cameras=(str(DEMO_CAMERA),), fuse=True))

@@ -11,7 +11,7 @@ import pytest
 from test_ground import SCENE, H, W, scene_camera  # noqa: I001  (tests/ is on sys.path)
 
 from rtseg.data.synthetic import drivable_mask, render
-from rtseg.free_space import ScanSpec, default_scan, scan_ranges
+from rtseg.free_space import ScanSpec, default_scan, scan_ranges, surround_scan
 from rtseg.ground import FREE, OCCUPIED, UNKNOWN, GridSpec, GroundGrid
 
 GRID = GridSpec(x_min=2.0, x_max=30.0, y_min=-10.0, y_max=10.0, resolution=0.1)
@@ -64,6 +64,24 @@ def test_the_default_scan_spans_the_camera_and_stays_on_the_grid():
     assert spec.range_max == pytest.approx(edge)
     turned = default_scan(GroundGrid(replace(camera, yaw_deg=10.0), GRID))
     assert turned.angle_min == pytest.approx(spec.angle_min + math.radians(10.0), abs=0.01)
+
+
+def test_a_surround_scan_reaches_as_far_as_the_grid_under_the_cameras_fields():
+    """All round, but range_max only from the bearings some camera's field spans: two
+    cameras yawed 20 deg left and right on a grid ahead of the robot (x from 2 m, so a
+    beam behind has no grid at all) reach as far as the grid runs under their outermost
+    beams, not 0 m; a bearing no camera spans runs off the grid before that: nan, not
+    free, even on a grid that is free everywhere."""
+    camera = scene_camera()[0]
+    left, right = (default_scan(GroundGrid(replace(camera, yaw_deg=yaw), GRID))
+                   for yaw in (20.0, -20.0))
+    spec = surround_scan([GroundGrid(replace(camera, yaw_deg=yaw), GRID) for yaw in (20, -20)])
+    assert len(spec.angles) == 720 and spec.angle_min == -math.pi
+    edge = min(GRID.y_max / math.sin(left.angle_max), GRID.y_min / math.sin(right.angle_min))
+    assert spec.range_max == pytest.approx(edge, rel=1e-3)
+    ranges = scan_ranges(GRID, free_grid(), spec)
+    outside = (spec.angles < right.angle_min - 0.1) | (spec.angles > left.angle_max + 0.1)
+    assert np.isnan(ranges[outside]).all() and np.isinf(ranges[np.abs(spec.angles) < 0.1]).all()
 
 
 def test_the_painted_road_edges_come_back_as_ranges():
