@@ -35,14 +35,15 @@ def camera_option(adds: str):
 GRID_TOPIC = "also {} /NAME/grid, the drivable mask on the ground as nav_msgs/OccupancyGrid."
 
 
-def fuse_option():
-    """--fuse: the cameras' grids fused into /grid and /scan (rtseg.grid_fusion)."""
-    return click.option(
-        "--fuse", is_flag=True,
-        help="Also /grid: the newest grids of the cameras with camera files (two or more, "
+FUSE_HELP = ("Also /grid: the newest grids of the cameras with camera files (two or more, "
              "one [grid] in all) fused, each cell the highest value any camera gives it "
              "(occupied wins; unknown only where no camera sees it); and /scan, its free "
              "space as a laser scan all round the robot.")
+
+
+def fuse_option(help_text: str = FUSE_HELP):
+    """--fuse: the cameras' grids fused (rtseg.grid_fusion)."""
+    return click.option("--fuse", is_flag=True, help=help_text)
 
 
 @click.command()
@@ -92,9 +93,11 @@ def launch_(file, check) -> None:
 @click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @camera_option("the drivable mask on the ground, seen from above, beside the overlay.")
+@fuse_option("Also the cameras' grids fused into one (two or more camera files, one [grid] "
+             "in all), from above, at /grid/overlay.mjpg: the surround view.")
 @curve_client_options
 @stoppable("view")
-def view(endpoint, names, port, bind, allow_remote, cameras, curve_server_key,
+def view(endpoint, names, port, bind, allow_remote, cameras, fuse, curve_server_key,
          curve_secret) -> None:
     """Serve a live page of the cameras NAMES [default: demo] of the node at ENDPOINT.
 
@@ -105,7 +108,8 @@ def view(endpoint, names, port, bind, allow_remote, cameras, curve_server_key,
 
     run_view(ViewConfig(endpoint=endpoint, names=tuple(names) or ("demo",), port=port,
                         bind=bind, allow_remote=allow_remote, cameras=tuple(cameras),
-                        curve_server_key=curve_server_key, curve_secret=curve_secret))
+                        fuse=fuse, curve_server_key=curve_server_key,
+                        curve_secret=curve_secret))
 
 
 @click.command()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.errors import RtsegError
-from rtseg.ground import GridSpec, GroundGrid
+from rtseg.ground import FREE, OCCUPIED, UNKNOWN, GridSpec, GroundGrid
 from rtseg.imagefile import ImageFileError, decode_image
 
 OUTLINE, LINES = (0, 215, 255), (255, 255, 255)  # BGR
@@ -29,6 +29,14 @@ _GRID_LUT = np.zeros((256, 3), np.uint8)  # occupancy (as uint8) -> colour; cost
 _GRID_LUT[:101] = np.round(np.linspace(FREE_BGR, OCCUPIED_BGR, 101))  # free and occupied
 _GRID_LUT[255] = UNKNOWN_BGR  # -1
 RULE_M = 10.0  # grid_picture: a line across every this many metres ahead
+
+
+def grid_legend() -> list[dict]:
+    """grid_picture's colours as a legend in rtseg.palette.legend's form, ``[{"index":
+    occupancy value, "name", "rgb": "#rrggbb"}]``."""
+    return [{"index": value, "name": name, "rgb": "#{2:02x}{1:02x}{0:02x}".format(*bgr)}
+            for value, name, bgr in ((FREE, "free", FREE_BGR), (OCCUPIED, "occupied",
+                                     OCCUPIED_BGR), (UNKNOWN, "unknown", UNKNOWN_BGR))]
 
 
 def grid_picture(grid: GridSpec, occupancy: np.ndarray, height: int) -> np.ndarray:

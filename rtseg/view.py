@@ -9,6 +9,9 @@ Per camera NAME it subscribes to `NAME/classes`, `NAME/drivable`, `NAME/image` a
 - ``/NAME/overlay.jpg``: the newest overlay as one JPEG;
 - ``/NAME/info.json``: the numbers and the legend the page shows.
 
+With ``fuse`` (`rtseg view --fuse`) the cameras' grids fused (rtseg.grid_fusion), seen
+from above, are one more picture on the page, ``/grid/overlay.mjpg``: the surround view.
+
 Without an image topic (a node run without ``--image-topic``) the coloured masks alone.
 With a camera file for a camera (``cameras``, rtseg.ground) its picture also shows, on the
 right, the drivable mask on the ground seen from above (rtseg.ground_draw.grid_picture).
@@ -37,10 +40,11 @@ from rtseg.compose import (
     receive_frames,
 )
 from rtseg.errors import RtsegError
-from rtseg.ground import GroundGrid
+from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
+from rtseg.ground import GridSpec, GroundGrid
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.palette import legend
-from rtseg.protocol import NodeStatus
+from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.signals import wait_for_stop
 from rtseg.view_page import render_page
 
@@ -48,6 +52,7 @@ log = logging.getLogger("rtseg.view")
 BOUNDARY = "rtsegframe"
 STILL_WAIT_S = 5.0  # how long /NAME/overlay.jpg waits for a first frame
 RATE_WINDOW_S = 3.0
+FUSED_HEIGHT = 480  # pixels: the fused grid's picture
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,16 @@ class ViewConfig:
     curve_server_key: str | None = None  # a node run with --curve-secret
     curve_secret: str | None = None  # this client's key pair, for a node listing clients
     cameras: tuple[str, ...] = ()  # --camera [NAME=]FILE: the grid from above, beside
+    fuse: bool = False  # --fuse: the cameras' grids fused, from above, at /grid/
 
 
 class CameraState:
     """The newest overlay of one camera (JPEG bytes), its numbers, and a condition that
     wakes the MJPEG streams when a new overlay is in. Thread-safe."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, fixed_legend: list[dict] | None = None) -> None:
         self.name = name
+        self._legend = fixed_legend  # the fused grid's: its colours, not class names
         self._cond = threading.Condition()
         self.jpeg: bytes | None = None
         self.version = 0
@@ -119,28 +126,43 @@ class CameraState:
             "state": None if status is None else status.state,
             "view_fps": (len(drawn) - 1) / span if span > 0 else 0.0,
             "overlays": self.version,
-            "legend": legend(last.class_names) if last else [],
+            "legend": self._legend or (legend(last.class_names) if last else []),
         }
 
 
-def with_grid(composite: Composite, ground: GroundGrid, parts: FrameParts) -> Composite:
-    """`composite` with the grid of its frame's drivable mask (or, for a camera file with
-    [costs], of its classes mask) seen from above (rtseg.ground_draw.grid_picture) on its
-    right, at its height; `composite` alone when the frame lacks that mask."""
+def grid_of_frame(ground: GroundGrid, parts: FrameParts):
+    """(header, grid (rows, cols) int8) of the frame's drivable mask (or, for a camera file
+    with [costs], of its classes mask); None when the frame lacks that mask."""
+    if ground.mask_kind not in parts.masks:
+        return None
+    header, mask = parts.masks[ground.mask_kind]
+    return header, ground.grid_of(mask, header.classes)
+
+
+def with_grid(composite: Composite, grid: GridSpec, values) -> Composite:
+    """`composite` with `values` (rows, cols) int8, a grid of `grid`, seen from above
+    (rtseg.ground_draw.grid_picture) on its right, at its height."""
     import numpy as np
 
     from rtseg.ground_draw import grid_picture
 
-    if ground.mask_kind not in parts.masks:
-        return composite
-    header, mask = parts.masks[ground.mask_kind]
-    picture = grid_picture(ground.grid, ground.grid_of(mask, header.classes),
-                           composite.bgr.shape[0])
+    picture = grid_picture(grid, values, composite.bgr.shape[0])
     return replace(composite, bgr=np.hstack([composite.bgr, picture]))
 
 
 def _topics(names: tuple[str, ...]) -> list[str]:
     return [f"{n}/{kind}" for n in names for kind in ("drivable", "classes", "image", "status")]
+
+
+def _fusion(cfg: ViewConfig, grounds: dict[str, GroundGrid]) -> GridFusion | None:
+    """--fuse: the fusion of the cameras' grids (RtsegError: fewer than two camera files,
+    differing grids, or a camera named like the fused picture's path)."""
+    if not cfg.fuse:
+        return None
+    if FUSED_TOPIC in cfg.names:
+        raise RtsegError(f"--fuse shows the fused grid at /{FUSED_TOPIC}/: a camera may not be "
+                         f"called {FUSED_TOPIC} (rename it with the node's --name)")
+    return GridFusion(grounds)
 
 
 class Viewer:
@@ -151,11 +173,16 @@ class Viewer:
             raise RtsegError("rtseg view needs at least one camera NAME, e.g. demo")
         self.cfg = cfg
         self.grounds = load_grounds(cfg.cameras, cfg.names)
+        self.fusion = _fusion(cfg, self.grounds)
         self.cameras = {name: CameraState(name) for name in cfg.names}
+        if self.fusion is not None:
+            from rtseg.ground_draw import grid_legend
+
+            self.cameras[FUSED_TOPIC] = CameraState(FUSED_TOPIC, grid_legend())
         self._stop = threading.Event()
         sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
         self.url = socket_url(sock)
-        self.page = render_page(cfg.endpoint, cfg.names)
+        self.page = render_page(cfg.endpoint, tuple(self.cameras))
         try:
             self._sub = MaskSubscriber(cfg.endpoint, _topics(cfg.names), timeout_ms=200,
                                        on_status=self._on_status,
@@ -194,16 +221,31 @@ class Viewer:
 
     def _receive_loop(self) -> None:
         """Receive until stopped, drawing each camera's newest complete frame."""
-        compositors = {n: Compositor(("classes", "drivable", "image")) for n in self.cameras}
+        compositors = {n: Compositor(("classes", "drivable", "image")) for n in self.cfg.names}
         receive_frames(self._sub, compositors, self._stop.is_set, self._show)
 
     def _show(self, name: str, parts: FrameParts) -> None:
         composite = draw_or_skip(name, parts)
-        if composite is not None:
-            if name in self.grounds:
-                composite = with_grid(composite, self.grounds[name], parts)
-            jpeg = overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes()
-            self.cameras[name].put(composite, jpeg)
+        if composite is None:
+            return
+        ground = self.grounds.get(name)
+        of_frame = grid_of_frame(ground, parts) if ground is not None else None
+        if of_frame is not None:
+            header, values = of_frame
+            composite = with_grid(composite, ground.grid, values)
+            if self.fusion is not None:
+                self._show_fused(header, self.fusion.update(name, header.stamp_ns, values))
+        self.cameras[name].put(composite, overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes())
+
+    def _show_fused(self, header: MaskHeader, fused) -> None:
+        """The fused grid (rows, cols) int8, after `header`'s camera's grid, from above."""
+        from rtseg.ground_draw import grid_picture
+
+        state = self.cameras[FUSED_TOPIC]
+        composite = Composite(seq=state.version, stamp_ns=header.stamp_ns, latency_ms={},
+                              bgr=grid_picture(self.fusion.grid, fused, FUSED_HEIGHT),
+                              class_names=(), over_image=False)
+        state.put(composite, overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes())
 
     def close(self) -> None:
         """Stop the streams, the server and the subscriber. Safe to call twice."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -175,6 +176,40 @@ def test_the_viewer_recorder_and_info_import_no_torch():
     assert done.stdout.split() == ["False"], done.stderr
 
 
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    _, label = synthetic.render(synthetic.random_params(np.random.default_rng(0)), 360, 640)
+    return label, synthetic.drivable_mask(label)
+
+
+SCENE = _scene()  # (360, 640) uint8 classes and drivable mask of one generated scene
+
+
+@contextlib.contextmanager
+def one_scene(names: tuple[str, ...]):
+    """A publisher sending SCENE as every camera of `names`, again and again (every 0.05
+    s, each camera's frame stamped as it is sent); yields its endpoint."""
+    label, drivable = SCENE
+    stop = threading.Event()
+
+    def publish(publisher: MaskPublisher) -> None:
+        seq = 0
+        while not stop.is_set():
+            for name in names:
+                meta = FrameMeta(seq=seq, stamp_ns=time.time_ns(), frame_id=name, model="x")
+                publisher.publish_frame(name, drivable, label, meta, class_names=CLASS_NAMES)
+            seq += 1
+            stop.wait(0.05)
+
+    with MaskPublisher("tcp://127.0.0.1:*") as publisher:
+        thread = threading.Thread(target=publish, args=(publisher,), daemon=True)
+        thread.start()
+        try:
+            yield publisher.endpoint
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+
 def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
     """`--camera FILE`: the picture is the overlay, then on its right the drivable mask's
     grid seen from above (rtseg.ground_draw.grid_picture), at the overlay's height."""
@@ -183,29 +218,12 @@ def test_with_a_camera_file_the_grid_from_above_is_beside_the_overlay():
     from rtseg.protocol import decode, encode
 
     camera = REPO / "launch" / "cameras" / "demo.toml"
-    _, label = synthetic.render(synthetic.random_params(np.random.default_rng(0)), 360, 640)
-    drivable = synthetic.drivable_mask(label)
-    stop = threading.Event()
-
-    def publish(publisher: MaskPublisher) -> None:  # one scene, again and again
-        seq = 0
-        while not stop.is_set():
-            meta = FrameMeta(seq=seq, stamp_ns=time.time_ns(), frame_id="scenes", model="x")
-            publisher.publish_frame("scenes", drivable, label, meta, class_names=CLASS_NAMES)
-            seq += 1
-            stop.wait(0.05)
-
-    with MaskPublisher("tcp://127.0.0.1:*") as publisher:
-        thread = threading.Thread(target=publish, args=(publisher,), daemon=True)
-        thread.start()
-        try:
-            cfg = ViewConfig(publisher.endpoint, ("scenes",), port=0, cameras=(str(camera),))
-            with Viewer(cfg) as view:
-                wait_until(lambda: view.cameras["scenes"].version >= 2, "two overlays")
-                status, _, jpeg = get(view.url, "/scenes/overlay.jpg")
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+    label, drivable = SCENE
+    with one_scene(("scenes",)) as endpoint:
+        cfg = ViewConfig(endpoint, ("scenes",), port=0, cameras=(str(camera),))
+        with Viewer(cfg) as view:
+            wait_until(lambda: view.cameras["scenes"].version >= 2, "two overlays")
+            status, _, jpeg = get(view.url, "/scenes/overlay.jpg")
     got = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
     ground = load_ground(camera)
     picture = grid_picture(ground.grid, ground.occupancy(drivable), 360)
@@ -227,18 +245,67 @@ def test_with_costs_the_grid_from_above_is_the_classes_costs():
     from rtseg.ground import GroundGrid
     from rtseg.ground_draw import grid_picture
     from rtseg.protocol import decode, encode
-    from rtseg.view import with_grid
+    from rtseg.view import grid_of_frame, with_grid
 
     plain = load_ground(REPO / "launch" / "cameras" / "demo.toml")
     ground = GroundGrid(plain.camera, plain.grid, costs=(("road", 0), ("sidewalk", 50)))
-    _, label = synthetic.render(synthetic.random_params(np.random.default_rng(0)), 360, 640)
+    label, _ = SCENE
     classes = decode(encode("demo/classes", "classes", label, seq=0, stamp_ns=1,
                             frame_id="demo", classes=CLASS_NAMES, model="x"))
     parts = FrameParts(0, 1, {"classes": classes})
     composite = draw(parts)
-    shown = with_grid(composite, ground, parts).bgr
+    header, values = grid_of_frame(ground, parts)
+    shown = with_grid(composite, ground.grid, values).bgr
     costs = ground.cost_grid(label, CLASS_NAMES)
-    assert {0, 50, 100} <= set(np.unique(costs).tolist())
+    assert {0, 50, 100} <= set(np.unique(costs).tolist()) and header.kind == "classes"
+    np.testing.assert_array_equal(values, costs)
     np.testing.assert_array_equal(shown[:, 640:], grid_picture(ground.grid, costs, 360))
-    drivable_only = FrameParts(0, 1, {"drivable": classes})
-    assert with_grid(composite, ground, drivable_only) is composite
+    assert grid_of_frame(ground, FrameParts(0, 1, {"drivable": classes})) is None
+
+
+def test_fuse_shows_the_cameras_grids_fused_from_above(tmp_path):
+    """`--fuse`: two cameras with camera files (one looking ahead, one turned 20 deg left)
+    get one more picture, /grid/, their grids fused (rtseg.grid_fusion) from above: more
+    of the ground seen than by either camera, and its legend the grid's colours."""
+    from rtseg.grid_fusion import fuse
+    from rtseg.ground_draw import grid_picture
+
+    plain = REPO / "launch" / "cameras" / "demo.toml"
+    turned = tmp_path / "turned.toml"
+    turned.write_text(plain.read_text().replace("yaw_deg = 0.0", "yaw_deg = 20.0"))
+    label, drivable = SCENE
+    with one_scene(("ahead", "left")) as endpoint:
+        cfg = ViewConfig(endpoint, ("ahead", "left"), port=0, fuse=True,
+                         cameras=(f"ahead={plain}", f"left={turned}"))
+        with Viewer(cfg) as view:
+            # a camera's grid goes into the fusion before its own picture is shown
+            wait_until(lambda: min(view.cameras[n].version for n in ("ahead", "left")),
+                       "both cameras")
+            status, kind, jpeg = get(view.url, "/grid/overlay.jpg")
+            info = json.loads(get(view.url, "/grid/info.json")[2])
+            page = get(view.url, "/")[2].decode()
+    grids = [load_ground(f).occupancy(drivable) for f in (plain, turned)]
+    spec = load_ground(plain).grid
+    want = grid_picture(spec, fuse(grids), 480)
+    got = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    assert (status, kind) == (200, "image/jpeg") and got.shape == want.shape
+    assert np.abs(got - want).mean() < 6  # JPEG at quality 80
+    seen = [(g != -1).mean() for g in grids]  # 0.74 and 0.51 of the grid; fused 0.81
+    assert (fuse(grids) != -1).mean() > max(seen) + 0.05
+    for grid in grids:  # neither camera's own picture
+        assert np.abs(got - grid_picture(spec, grid, 480)).mean() > 3 * np.abs(got - want).mean()
+    assert [c["name"] for c in info["legend"]] == ["free", "occupied", "unknown"]
+    assert 'data-name="grid"' in page and 'data-name="left"' in page
+
+
+def test_fuse_needs_two_camera_files_and_no_camera_called_grid():
+    from rtseg.errors import RtsegError
+
+    camera = str(REPO / "launch" / "cameras" / "demo.toml")
+
+    with pytest.raises(RtsegError, match="two or more .*got 1"):
+        Viewer(ViewConfig("tcp://127.0.0.1:5555", ("demo",), port=0, fuse=True,
+                          cameras=(camera,)))
+    with pytest.raises(RtsegError, match="a camera may not be called grid"):
+        Viewer(ViewConfig("tcp://127.0.0.1:5555", ("demo", "grid"), port=0, fuse=True,
+                          cameras=(camera,)))
