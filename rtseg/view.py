@@ -76,9 +76,11 @@ class CameraState:
     """The newest overlay of one camera (JPEG bytes), its numbers, and a condition that
     wakes the MJPEG streams when a new overlay is in. Thread-safe."""
 
-    def __init__(self, name: str, fixed_legend: list[dict] | None = None) -> None:
+    def __init__(self, name: str, fixed_legend: list[dict] | None = None,
+                 shows: str | None = None) -> None:
         self.name = name
         self._legend = fixed_legend  # the fused grid's: its colours, not class names
+        self._shows = shows  # the fused grid's: what it is made of
         self._cond = threading.Condition()
         self.jpeg: bytes | None = None
         self.version = 0
@@ -121,6 +123,7 @@ class CameraState:
             "latency_ms": None if last is None else last.latency_ms.get("total"),
             "age_ms": None if last is None else (time.time_ns() - last.stamp_ns) / 1e6,
             "over_image": bool(last and last.over_image),
+            "shows": self._shows,
             "fps": None if status is None else status.fps,
             "dropped": None if status is None else status.dropped,
             "state": None if status is None else status.state,
@@ -178,7 +181,8 @@ class Viewer:
         if self.fusion is not None:
             from rtseg.ground_draw import grid_legend
 
-            self.cameras[FUSED_TOPIC] = CameraState(FUSED_TOPIC, grid_legend())
+            self.cameras[FUSED_TOPIC] = CameraState(
+                FUSED_TOPIC, grid_legend(), "grids of " + ", ".join(self.fusion.cameras))
         self._stop = threading.Event()
         sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
         self.url = socket_url(sock)

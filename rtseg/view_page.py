@@ -40,7 +40,8 @@ function show(section, info) {{
   set('dropped', info.dropped === null ? '-' : info.dropped);
   set('state', info.state || '-');
   set('view_fps', info.view_fps.toFixed(1));
-  set('input', info.seq === null ? '-' : (info.over_image ? 'image + masks' : 'masks only'));
+  set('input', info.seq === null ? '-' : (info.shows ||
+      (info.over_image ? 'image + masks' : 'masks only')));
   const legend = section.querySelector('ul.legend');
   const key = JSON.stringify(info.legend);
   if (legend.dataset.key === key) return;

@@ -263,30 +263,46 @@ def test_with_costs_the_grid_from_above_is_the_classes_costs():
     assert grid_of_frame(ground, FrameParts(0, 1, {"drivable": classes})) is None
 
 
-def test_fuse_shows_the_cameras_grids_fused_from_above(tmp_path):
-    """`--fuse`: two cameras with camera files (one looking ahead, one turned 20 deg left)
-    get one more picture, /grid/, their grids fused (rtseg.grid_fusion) from above: more
-    of the ground seen than by either camera, and its legend the grid's colours."""
-    from rtseg.grid_fusion import fuse
-    from rtseg.ground_draw import grid_picture
-
+@pytest.fixture(scope="module")
+def fused_view(tmp_path_factory):
+    """`rtseg view --fuse` of two cameras sending SCENE, "ahead" with the demo's camera
+    file and "left" with it turned 20 deg left: (the viewer, the two files), once both
+    cameras were shown (a camera's grid goes into the fusion before its own picture)."""
     plain = REPO / "launch" / "cameras" / "demo.toml"
-    turned = tmp_path / "turned.toml"
+    turned = tmp_path_factory.mktemp("fuse") / "turned.toml"
     turned.write_text(plain.read_text().replace("yaw_deg = 0.0", "yaw_deg = 20.0"))
-    label, drivable = SCENE
     with one_scene(("ahead", "left")) as endpoint:
         cfg = ViewConfig(endpoint, ("ahead", "left"), port=0, fuse=True,
                          cameras=(f"ahead={plain}", f"left={turned}"))
         with Viewer(cfg) as view:
-            # a camera's grid goes into the fusion before its own picture is shown
             wait_until(lambda: min(view.cameras[n].version for n in ("ahead", "left")),
                        "both cameras")
-            status, kind, jpeg = get(view.url, "/grid/overlay.jpg")
-            info = json.loads(get(view.url, "/grid/info.json")[2])
-            page = get(view.url, "/")[2].decode()
-    grids = [load_ground(f).occupancy(drivable) for f in (plain, turned)]
-    spec = load_ground(plain).grid
-    want = grid_picture(spec, fuse(grids), 480)
+            yield view, (plain, turned)
+
+
+def fused_picture(files) -> np.ndarray:
+    """(480, W, 3) uint8: the picture of SCENE's drivable grids fused for camera `files`."""
+    from rtseg.grid_fusion import fuse
+    from rtseg.ground_draw import grid_picture
+
+    grounds = [load_ground(f) for f in files]
+    return grid_picture(grounds[0].grid, fuse([g.occupancy(SCENE[1]) for g in grounds]), 480)
+
+
+def test_fuse_shows_the_cameras_grids_fused_from_above(fused_view):
+    """`--fuse`: two cameras with camera files get one more picture, /grid/, their grids
+    fused (rtseg.grid_fusion) from above: more of the ground seen than by either camera,
+    and its legend the grid's colours."""
+    from rtseg.grid_fusion import fuse
+    from rtseg.ground_draw import grid_picture
+
+    view, files = fused_view
+    status, kind, jpeg = get(view.url, "/grid/overlay.jpg")
+    info = json.loads(get(view.url, "/grid/info.json")[2])
+    page = get(view.url, "/")[2].decode()
+    grids = [load_ground(f).occupancy(SCENE[1]) for f in files]
+    spec = load_ground(files[0]).grid
+    want = fused_picture(files)
     got = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
     assert (status, kind) == (200, "image/jpeg") and got.shape == want.shape
     assert np.abs(got - want).mean() < 6  # JPEG at quality 80
@@ -295,7 +311,26 @@ def test_fuse_shows_the_cameras_grids_fused_from_above(tmp_path):
     for grid in grids:  # neither camera's own picture
         assert np.abs(got - grid_picture(spec, grid, 480)).mean() > 3 * np.abs(got - want).mean()
     assert [c["name"] for c in info["legend"]] == ["free", "occupied", "unknown"]
+    assert info["shows"] == "grids of ahead, left" and info["seq"] >= 1
     assert 'data-name="grid"' in page and 'data-name="left"' in page
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install the "
+                    "chromium package (`.ci/run` does) to run the browser test")
+def test_browser_shows_the_fused_grid_with_its_legend(fused_view):
+    view, files = fused_view
+    with chromium_page() as page:
+        page.goto(view.url + "/")
+        wait_for_new_seq(page, "grid", None)
+        section = page.locator('section[data-name="grid"]')
+        legend = section.locator("ul.legend li")
+        legend.nth(2).wait_for(timeout=30_000)
+        assert legend.all_inner_texts() == ["free", "occupied", "unknown"]
+        assert section.locator('[data-key="input"]').inner_text() == "grids of ahead, left"
+        shot = cv2.imdecode(np.frombuffer(overlay_png(page, "grid"), np.uint8),
+                            cv2.IMREAD_COLOR).astype(int)
+        want = fused_picture(files)
+        assert shot.shape == want.shape and np.abs(shot - want).mean() < 6
 
 
 def test_fuse_needs_two_camera_files_and_no_camera_called_grid():
