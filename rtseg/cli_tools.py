@@ -270,23 +270,28 @@ def play(recording, bind, allow_remote, rate, loop, delay) -> None:
 
 
 @click.command()
-@click.argument("camera", type=click.Path(dir_okay=False))
+@click.argument("cameras", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--image", type=click.Path(dir_okay=False),
               help="A frame of that camera (PNG/JPEG) to draw the grid over.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Where to write that drawing.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write that drawing "
+              "(several cameras: their coverage of the grid from above).")
 @click.option("--model", help="Also segment the frame with this model (a checkpoint, an "
                               "engine, demo): its overlay under the lines, its grid from above "
                               "beside it.")
-def ground(camera, image, out, model) -> None:
+def ground(cameras, image, out, model) -> None:
     """Check the camera file CAMERA (intrinsics, mount, grid) of --camera: prints what its
     grid covers as JSON (cells, the fraction in view, the nearest ground seen ahead, the
     horizon's row); with --image FRAME --out FILE.png draws the grid on the ground over a
     frame, lines every few metres, so a wrong mount or focal length shows; with --model
     the frame segmented too and its drivable area's grid from above beside it.
-    """
-    from rtseg.ground_draw import check_camera
 
-    click.echo(json.dumps(check_camera(camera, image, out, model), indent=1))
+    Several CAMERA files (cameras fused with --fuse): each one's facts and what they see
+    together (the fraction of cells any camera sees, and seen by 0, 1, 2... cameras);
+    --out FILE.png draws that coverage from above (grey: no camera, green: two or more).
+    """
+    from rtseg.ground_draw import check_ground
+
+    click.echo(json.dumps(check_ground(cameras, image, out, model), indent=1))
 
 
 TOOLS = (echo, launch_, view, foxglove, record, serve, keys, info, play, ground)

@@ -1,5 +1,6 @@
 """Drawing the ground (rtseg.ground): a grid seen from above, for `rtseg view --camera`;
-and `rtseg ground`, the check of a camera file before trusting its grid.
+and `rtseg ground`, the check of a camera file before trusting its grid (or of several,
+for cameras fused into one grid: what they see together).
 
 `grid_picture`: an occupancy grid as a picture, ahead up and left on the left, free cells
 green, occupied red, unknown grey, a line every 10 m, the robot's place marked. The check:
@@ -13,6 +14,7 @@ outline's near edge sits below the bonnet. No torch here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ _GRID_LUT = np.zeros((256, 3), np.uint8)  # occupancy (as uint8) -> colour; cost
 _GRID_LUT[:101] = np.round(np.linspace(FREE_BGR, OCCUPIED_BGR, 101))  # free and occupied
 _GRID_LUT[255] = UNKNOWN_BGR  # -1
 RULE_M = 10.0  # grid_picture: a line across every this many metres ahead
+ONE_CAMERA = 40  # check_cameras' picture: a cell one camera sees, shaded as this cost
+COVERAGE_HEIGHT = 480  # pixels
 
 
 def grid_legend() -> list[dict]:
@@ -152,6 +156,51 @@ def _line(ground: GroundGrid, image: np.ndarray, start, end, colour, size,
                         colour, 1, cv2.LINE_AA)
 
 
+def check_ground(paths: Sequence[str], image: str | None = None, out: str | None = None,
+                 model: str | None = None) -> dict:
+    """`rtseg ground`: `check_camera` of one camera file, `check_cameras` of several."""
+    if len(paths) == 1:
+        return check_camera(paths[0], image, out, model)
+    if image is not None or model is not None:
+        raise RtsegError("--image and --model check one camera's frame: give one camera "
+                         "file with them")
+    return check_cameras(paths, out)
+
+
+def coverage(grounds: Sequence[GroundGrid]) -> np.ndarray:
+    """(rows, cols) uint8: how many of `grounds` (cameras on one GridSpec) see each cell,
+    each camera at its own image size."""
+    count = np.zeros(grounds[0].grid.shape, np.uint8)
+    for ground in grounds:
+        seen = ground.occupancy(np.zeros((ground.camera.height, ground.camera.width), np.uint8))
+        count += seen != UNKNOWN
+    return count
+
+
+def check_cameras(paths: Sequence[str], out: str | None = None) -> dict:
+    """`rtseg ground A.toml B.toml ...`: cameras fused into one grid (a surround rig for
+    --fuse; rtseg.grid_fusion refuses files whose [grid]s differ): each file's description
+    and, together, the fraction of cells some camera sees and the fractions seen by
+    exactly 0, 1, 2... of them; with `out`, that coverage from above (`grid_picture`):
+    grey where no camera sees, olive where one does, green where two or more do."""
+    from rtseg.camera_file import load_ground
+    from rtseg.grid_fusion import GridFusion
+
+    grounds = {path: load_ground(path) for path in dict.fromkeys(paths)}
+    grid = GridFusion(grounds).grid
+    count = coverage(list(grounds.values()))
+    facts = {"cameras": {path: describe(ground) for path, ground in grounds.items()},
+             "together": {"visible_fraction": round(float((count > 0).mean()), 4),
+                          "seen_by": [round(float((count == k).mean()), 4)
+                                      for k in range(len(grounds) + 1)]}}
+    if out is not None:
+        _check_suffix(out)
+        shade = np.select([count == 0, count == 1], [UNKNOWN, ONE_CAMERA], FREE)
+        _write(out, grid_picture(grid, shade.astype(np.int8), COVERAGE_HEIGHT))
+        facts["drawn"] = out
+    return facts
+
+
 def check_camera(path: str, image: str | None = None, out: str | None = None,
                  model: str | None = None) -> dict:
     """`rtseg ground`: load the camera file at `path`, describe it, and with `image` write
@@ -170,8 +219,7 @@ def check_camera(path: str, image: str | None = None, out: str | None = None,
         raise RtsegError("--model segments the frame of --image FRAME (with --out FILE.png)")
     if image is not None:
         frame = _read_frame(image)
-        if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            raise RtsegError(f"cannot write {out}: --out is a .png or .jpg file")
+        _check_suffix(out)
         drawing = draw_grid(ground, frame)
         if model is not None:
             drawing, facts["free_fraction"] = _segmented(ground, frame, model)
@@ -203,6 +251,11 @@ def _segmented(ground: GroundGrid, frame: np.ndarray, model: str) -> tuple[np.nd
     picture = grid_picture(ground.grid, occupancy, frame.shape[0])
     free = float((seen == FREE).mean()) if seen.size else 0.0
     return np.hstack([draw_grid(ground, overlay), picture]), round(free, 4)
+
+
+def _check_suffix(out: str) -> None:
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise RtsegError(f"cannot write {out}: --out is a .png or .jpg file")
 
 
 def _write(out: str, picture: np.ndarray) -> None:

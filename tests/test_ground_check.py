@@ -122,3 +122,35 @@ def test_with_costs_the_check_draws_the_grid_of_costs(tmp_path):
     assert {0, 30, 100} <= set(np.unique(costs).tolist())
     drawn = cv2.imread(str(tmp_path / "check.png"))
     np.testing.assert_array_equal(drawn[:, W:], grid_picture(ground.grid, costs, H))
+
+
+def test_several_camera_files_are_checked_together(tmp_path):
+    """`rtseg ground A.toml B.toml --out PNG` (cameras for --fuse): each file's facts, and
+    together the cells seen by 0, 1 or 2 cameras, which add up as inclusion-exclusion
+    says (one + 2 * both = the two cameras' own fractions); the picture shades them grey,
+    between and green. Files whose grids differ, or --image with several, are refused."""
+    from rtseg.ground_draw import FREE_BGR, UNKNOWN_BGR
+
+    camera = REPO / "launch" / "cameras" / "demo.toml"
+    turned = tmp_path / "turned.toml"
+    turned.write_text(camera.read_text().replace("yaw_deg = 0.0", "yaw_deg = 20.0"))
+    done = run_ground(str(camera), str(turned), "--out", str(tmp_path / "cover.png"))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    own = [facts["cameras"][str(f)]["visible_fraction"] for f in (camera, turned)]
+    none, one, both = facts["together"]["seen_by"]
+    assert none + one + both == pytest.approx(1.0, abs=3e-4)
+    assert facts["together"]["visible_fraction"] == pytest.approx(1 - none, abs=3e-4)
+    assert one + 2 * both == pytest.approx(sum(own), abs=2e-3)  # a few border cells
+    assert 0.1 < both < min(own) and one > 0.1 and none > 0.1
+    picture = cv2.imread(str(tmp_path / "cover.png"))
+    assert picture.shape[0] == 480
+    for colour, fraction in ((UNKNOWN_BGR, none), (FREE_BGR, both)):  # lines, robot: 2 %
+        assert (picture == colour).all(axis=2).mean() == pytest.approx(fraction, abs=0.02)
+    moved = tmp_path / "moved.toml"
+    moved.write_text(camera.read_text().replace("x_max = 46.0", "x_max = 40.0"))
+    done = run_ground(str(camera), str(moved))
+    assert done.returncode == 1 and "one [grid] in every camera file" in done.stderr
+    assert "x 6.0..40.0" in done.stderr and "Traceback" not in done.stderr
+    done = run_ground(str(camera), str(turned), "--image", "frame.png", "--out", "x.png")
+    assert done.returncode == 1 and "give one camera file with them" in done.stderr
