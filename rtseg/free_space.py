@@ -67,13 +67,12 @@ def surround_scan(grounds: Sequence[GroundGrid],
     grid (rtseg.grid_fusion; one GridSpec for all): out to where the first beam inside
     some camera's horizontal field leaves the grid. A beam no camera sees returns nan."""
     step = math.radians(increment_deg)
-    count = int(round(2 * math.pi / step))
+    last = -math.pi + (int(round(2 * math.pi / step)) - 1) * step
     fields = [default_scan(ground, increment_deg) for ground in grounds]
-    angles = ScanSpec(-math.pi, -math.pi + (count - 1) * step, step, 0.0).angles
-    covered = [a for a in angles if any((a - f.angle_min) % (2 * math.pi)
-                                        <= f.angle_max - f.angle_min + 1e-9 for f in fields)]
-    return ScanSpec(-math.pi, -math.pi + (count - 1) * step, step,
-                    float(min(_exit(grounds[0].grid, a) for a in covered)))
+    covered = [a for a in ScanSpec(-math.pi, last, step, 0.0).angles
+               if any((a - f.angle_min) % (2 * math.pi) <= f.angle_max - f.angle_min + 1e-9
+                      for f in fields)]
+    return ScanSpec(-math.pi, last, step, float(min(_exit(grounds[0].grid, a) for a in covered)))
 
 
 def _exit(grid: GridSpec, angle: float) -> float:

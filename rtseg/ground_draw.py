@@ -32,7 +32,7 @@ _GRID_LUT[:101] = np.round(np.linspace(FREE_BGR, OCCUPIED_BGR, 101))  # free and
 _GRID_LUT[255] = UNKNOWN_BGR  # -1
 RULE_M = 10.0  # grid_picture: a line across every this many metres ahead
 ONE_CAMERA = 40  # check_cameras' picture: a cell one camera sees, shaded as this cost
-COVERAGE_HEIGHT = 480  # pixels
+PICTURE_HEIGHT = 480  # pixels: a grid pictured on its own (fused, or a rig's coverage)
 
 
 def grid_legend() -> list[dict]:
@@ -196,7 +196,7 @@ def check_cameras(paths: Sequence[str], out: str | None = None) -> dict:
     if out is not None:
         _check_suffix(out)
         shade = np.select([count == 0, count == 1], [UNKNOWN, ONE_CAMERA], FREE)
-        _write(out, grid_picture(grid, shade.astype(np.int8), COVERAGE_HEIGHT))
+        _write(out, grid_picture(grid, shade.astype(np.int8), PICTURE_HEIGHT))
         facts["drawn"] = out
     return facts
 

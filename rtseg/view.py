@@ -52,7 +52,6 @@ log = logging.getLogger("rtseg.view")
 BOUNDARY = "rtsegframe"
 STILL_WAIT_S = 5.0  # how long /NAME/overlay.jpg waits for a first frame
 RATE_WINDOW_S = 3.0
-FUSED_HEIGHT = 480  # pixels: the fused grid's picture
 
 
 @dataclass(frozen=True)
@@ -243,11 +242,11 @@ class Viewer:
 
     def _show_fused(self, header: MaskHeader, fused) -> None:
         """The fused grid (rows, cols) int8, after `header`'s camera's grid, from above."""
-        from rtseg.ground_draw import grid_picture
+        from rtseg.ground_draw import PICTURE_HEIGHT, grid_picture
 
         state = self.cameras[FUSED_TOPIC]
         composite = Composite(seq=state.version, stamp_ns=header.stamp_ns, latency_ms={},
-                              bgr=grid_picture(self.fusion.grid, fused, FUSED_HEIGHT),
+                              bgr=grid_picture(self.fusion.grid, fused, PICTURE_HEIGHT),
                               class_names=(), over_image=False)
         state.put(composite, overlay_jpeg(composite, self.cfg.jpeg_quality).tobytes())
 
