@@ -73,16 +73,24 @@ def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -
 
 @click.command(name="launch")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--check", is_flag=True, help="Only read FILE and list its processes.")
+@click.argument("arguments", nargs=-1, metavar="[NAME:=VALUE]...")
+@click.option("--check", is_flag=True, help="Only read FILE and list its processes, with "
+              "the launch arguments put in.")
+@click.option("--show-args", "-s", is_flag=True, help="Only list FILE's launch arguments: "
+              "description, choices, default (like `ros2 launch -s`).")
 @stoppable("launch")
-def launch_(file, check) -> None:
+def launch_(file, arguments, check, show_args) -> None:
     """Start the processes of a launch FILE.toml and supervise them, like `ros2 launch`:
     output prefixed [name], respawn, ready topics; Ctrl-C / SIGTERM stops them all
-    (see launch/README.md). Example: rtseg launch launch/demo.toml
+    (see launch/README.md). NAME:=VALUE sets a launch argument the file declares.
+    Example: rtseg launch launch/demo.toml source:=camera0
     """
-    from rtseg.launch import load_launch_file, run_launch
+    from rtseg.launch import load_launch_file, run_launch, show_launch_args
 
-    spec = load_launch_file(file)
+    if show_args:
+        click.echo(show_launch_args(file))
+        return
+    spec = load_launch_file(file, arguments)
     click.echo(spec.describe() if check else run_launch(spec), err=not check)
 
 

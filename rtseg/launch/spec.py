@@ -16,8 +16,11 @@ ready_curve_server_key = "keys/node.key"      # a node run with --curve-secret: 
 ready_curve_secret = "keys/launch.key_secret" # public key (and a listed client's pair)
 env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
 cwd = "."                           # relative to the launch file's folder
+if = "$(var viewer)"                # started only if true (`unless`: only if false)
 ```
 
+An ``[arg]`` table declares launch arguments for ``$(var NAME)`` in any string of a
+process (see `rtseg.launch.args`); ``rtseg launch FILE NAME:=VALUE`` gives them.
 Any mistake (TOML syntax, an unknown key, a missing command, a wrong type) is an
 `RtsegError` of one line, ``FILE:LINE: problem``, raised before anything starts.
 """
@@ -28,13 +31,14 @@ import re
 import shlex
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
+from rtseg.launch.args import ArgSpec, condition, declare, parse_given, resolve, substitute_all
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HELP = "see launch/README.md for the format"
@@ -71,11 +75,15 @@ class ProcessSpec:
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """A parsed launch file: its processes in start order."""
+    """A parsed launch file: its processes in start order (those an ``if`` / ``unless``
+    switched off left out), its declared arguments and their values."""
 
     path: str
     processes: tuple[ProcessSpec, ...]
     grace_period: float = 3.0
+    args: tuple[ArgSpec, ...] = ()
+    values: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[str, ...] = ()  # processes switched off by if / unless
 
     def describe(self) -> str:
         """One line per process, for ``rtseg launch --check``."""
@@ -89,6 +97,10 @@ class LaunchSpec:
                 extra.append(f"ready on {proc.ready} at {proc.endpoint}")
             lines.append(f"{proc.name}: {shlex.join(proc.command)}"
                          + (f"  [{'; '.join(extra)}]" if extra else ""))
+        lines += [f"{name}: not started (if / unless)" for name in self.skipped]
+        if self.values:
+            lines.insert(0, "arguments: " + " ".join(f"{k}:={shlex.quote(v)}"
+                                                     for k, v in self.values))
         return "\n".join(lines)
 
 
@@ -151,16 +163,41 @@ _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
     "ready_curve_server_key": _string, "ready_curve_secret": _string,
 }
 _TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=False)}
+_CONDITIONS = ("if", "unless")
 assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line"}
 
 
-def load_launch_file(path: str | Path) -> LaunchSpec:
-    """Read and check a launch file.
+def load_launch_file(path: str | Path, given: Sequence[str] = ()) -> LaunchSpec:
+    """Read and check a launch file, its launch arguments set from `given` (``NAME:=VALUE``
+    items of the command line) or their defaults.
 
     Raises:
         RtsegError: ``FILE:LINE: problem`` for a missing file, bad TOML, an unknown key, a
-            missing name or command, a wrong type or a duplicate name.
+            missing name or command, a wrong type, a duplicate name or a bad substitution;
+            ``FILE: problem`` for a launch argument given wrongly or not at all.
     """
+    raw, lines = _read(path)
+    args = _declared(raw.get("arg", {}), lines)
+    try:
+        values = resolve(args, parse_given(given), lines.folder)
+    except ValueError as exc:
+        raise RtsegError(f"{path}: {exc}; see `rtseg launch {path} --show-args`") from None
+    return _build(raw, lines, args, values)
+
+
+def show_launch_args(path: str | Path) -> str:
+    """One line per launch argument the file declares, for ``rtseg launch FILE
+    --show-args`` (like ``ros2 launch -s``); none need be given."""
+    raw, lines = _read(path)
+    args = _declared(raw.get("arg", {}), lines)
+    if not args:
+        return f"{path} declares no launch arguments"
+    return "\n".join([f"arguments of {path} (give them as NAME:=VALUE):",
+                      *(arg.show() for arg in args)])
+
+
+def _read(path: str | Path) -> tuple[dict, _Lines]:
+    """The file's TOML and its lines; a missing file or bad TOML as one-line errors."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -169,50 +206,87 @@ def load_launch_file(path: str | Path) -> LaunchSpec:
                          ) from None
     lines = _Lines(str(path), text)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), lines
     except tomllib.TOMLDecodeError as exc:
         at = re.search(r"at line (\d+)", str(exc))
         line = int(at.group(1)) if at else max(1, len(lines.text))  # else: end of document
         raise lines.error(line, f"invalid TOML: {exc}") from None
-    return _build(raw, lines)
 
 
-def _build(raw: dict, lines: _Lines) -> LaunchSpec:
-    unknown = sorted(set(raw) - set(_TOP_KEYS) - {"process"})
+def _declared(table: Any, lines: _Lines) -> tuple[ArgSpec, ...]:
+    """The ``[arg]`` table as ArgSpecs, a mistake named with its line."""
+    header = lines.section("arg")
+    if not isinstance(table, dict):
+        raise lines.error(header, '[arg] must be a table of NAME = "DEFAULT"')
+    args = []
+    for name, value in table.items():
+        try:
+            args.append(declare(name, value))
+        except ValueError as exc:
+            raise lines.error(lines.key(name, start=header), str(exc)) from None
+    return tuple(args)
+
+
+def _build(raw: dict, lines: _Lines, args: tuple[ArgSpec, ...],
+           values: dict[str, str]) -> LaunchSpec:
+    unknown = sorted(set(raw) - set(_TOP_KEYS) - {"process", "arg"})
     if unknown:
-        raise lines.error(lines.key(unknown[0]), _unknown(unknown[0], ["process", *_TOP_KEYS]))
+        raise lines.error(lines.key(unknown[0]),
+                          _unknown(unknown[0], ["process", "arg", *_TOP_KEYS]))
     tables = raw.get("process")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise lines.error(lines.key("process"), "no [[process]] tables: add one per process "
                           f'with name and command; {_HELP}')
     top = {key: _check(_TOP_KEYS[key], key, raw[key], lines, lines.key(key))
-           for key in raw if key != "process"}
-    processes = tuple(_process(table, i, lines) for i, table in enumerate(tables))
+           for key in raw if key not in ("process", "arg")}
+    built = [_process(table, i, lines, values) for i, table in enumerate(tables)]
+    processes = tuple(proc for proc, on in built if on)
+    if not processes:
+        raise lines.error(lines.table(0), "every [[process]] is switched off by its if / "
+                          "unless: nothing to start")
     seen: set[str] = set()
     for proc in processes:
         if proc.name in seen:
             raise lines.error(proc.line, f'two processes are named "{proc.name}": names '
                               "must be unique (they prefix the output lines)")
         seen.add(proc.name)
-    return LaunchSpec(path=lines.path, processes=processes, **top)
+    return LaunchSpec(path=lines.path, processes=processes, args=args,
+                      values=tuple(values.items()),
+                      skipped=tuple(proc.name for proc, on in built if not on), **top)
 
 
-def _process(table: dict, index: int, lines: _Lines) -> ProcessSpec:
+def _process(table: dict, index: int, lines: _Lines,
+             values: dict[str, str]) -> tuple[ProcessSpec, bool]:
+    """The `index`-th ``[[process]]`` with its substitutions made, and whether its if /
+    unless lets it start."""
     header = lines.table(index)
     label = f'[[process]] "{table["name"]}"' if isinstance(table.get("name"), str) else (
         f"[[process]] #{index + 1}")
-    unknown = sorted(set(table) - set(_PROCESS_KEYS))
+    unknown = sorted(set(table) - set(_PROCESS_KEYS) - set(_CONDITIONS))
     if unknown:
-        raise lines.error(lines.key(unknown[0], index),
-                          f"{label}: {_unknown(unknown[0], list(_PROCESS_KEYS))}")
+        raise lines.error(lines.key(unknown[0], index), f"{label}: "
+                          + _unknown(unknown[0], [*_PROCESS_KEYS, *_CONDITIONS]))
+    substituted = {}
+    for key, value in table.items():
+        try:
+            substituted[key] = substitute_all(value, values, lines.folder)
+        except ValueError as exc:
+            raise lines.error(lines.key(key, index), f"{label}: {key}: {exc}") from None
+    table = substituted
+    on = True
+    for key in _CONDITIONS:
+        if key in table:
+            value = _check(condition, f"{label}: {key}", table.pop(key), lines,
+                           lines.key(key, index))
+            on = on and value == (key == "if")
     for key in ("name", "command"):
         if key not in table:
             raise lines.error(header, f"{label} has no {key}: add e.g. "
                               + ('name = "node"' if key == "name"
                                  else 'command = ["rtseg", "run", "--source", "demo"]'))
-    values = {key: _check(_PROCESS_KEYS[key], f"{label}: {key}", value, lines,
-                          lines.key(key, index)) for key, value in table.items()}
-    return ProcessSpec(line=header, **values)
+    checked = {key: _check(_PROCESS_KEYS[key], f"{label}: {key}", value, lines,
+                           lines.key(key, index)) for key, value in table.items()}
+    return ProcessSpec(line=header, **checked), on
 
 
 def _check(check: Callable[[Any], Any], what: str, value: Any, lines: _Lines, line: int):
@@ -234,6 +308,7 @@ class _Lines:
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
+        self.folder = str(Path(path).resolve().parent)  # what $(dirname) gives
         self.text = text.splitlines()
         self.headers = [n for n, line in enumerate(self.text, 1) if self._HEADER.match(line)]
         self.tables = [n for n, line in enumerate(self.text, 1) if self._PROCESS.match(line)]
@@ -245,13 +320,19 @@ class _Lines:
         """The line of the `index`-th ``[[process]]`` header (1 if not found)."""
         return self.tables[index] if index < len(self.tables) else 1
 
-    def key(self, key: str, index: int | None = None) -> int:
-        """The line of `key` at the top (index None) or in the `index`-th process table;
-        the table's own line (or 1) where the key is not written on a line of its own."""
-        if index is None:
+    def section(self, name: str) -> int:
+        """The line of the ``[name]`` table header (1 if not found)."""
+        header = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]")
+        return next((n for n, line in enumerate(self.text, 1) if header.match(line)), 1)
+
+    def key(self, key: str, index: int | None = None, start: int | None = None) -> int:
+        """The line of `key` at the top (index and start None), in the `index`-th process
+        table or in the table whose header is on line `start`; the table's own line (or 1)
+        where the key is not written on a line of its own."""
+        if start is None and index is None:
             start, end = 1, self.headers[0] if self.headers else len(self.text) + 1
         else:
-            start = self.table(index)
+            start = self.table(index) if start is None else start
             end = next((n for n in self.headers if n > start), len(self.text) + 1)
         pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for number in range(start, end):
