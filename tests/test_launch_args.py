@@ -174,3 +174,26 @@ def test_the_bundled_files_take_their_arguments():
     assert record.processes[1].command[-1] == "drive.mcap"
     cams = load_launch_file(REPO / "launch" / "two_cameras.toml", ["front:=a.mp4"])
     assert cams.processes[0].command[3:8] == ("a.mp4", "--name", "front", "--source", "camera1")
+
+
+def test_the_surround_file_names_a_rig_of_two_cameras():
+    """launch/surround.toml: a node on two sources and the viewer fusing their grids; its
+    camera files (beside it, whatever folder it is launched from) share one grid, the
+    front camera's ground ahead and the rear's behind, nowhere both."""
+    from rtseg.ground_draw import check_cameras
+
+    spec = load_launch_file(REPO / "launch" / "surround.toml")
+    node, view = spec.processes
+    assert node.command.count("--source") == 2 and node.ready == "rear/drivable"
+    assert "--fuse" in view.command
+    files = [arg.split("=", 1)[1] for arg in view.command if arg.startswith(("front=", "rear="))]
+    assert [Path(f).name for f in files] == ["surround_front.toml", "surround_rear.toml"]
+    facts = check_cameras(files)
+    own = [facts["cameras"][f]["visible_fraction"] for f in files]
+    none, one, both = facts["together"]["seen_by"]
+    assert both == 0 and one == pytest.approx(sum(own), abs=1e-3) and one > 0.5
+    assert facts["together"]["visible_fraction"] == pytest.approx(1 - none, abs=1e-3)
+    given = load_launch_file(REPO / "launch" / "surround.toml",
+                             ["front:=camera0", "rear:=camera1", "rear_camera:=r.toml"])
+    assert given.processes[0].command[3] == "camera0"
+    assert "rear=r.toml" in given.processes[1].command
