@@ -16,7 +16,7 @@ import sys
 import click
 
 from rtseg import __version__
-from rtseg.cli_support import Group, stoppable
+from rtseg.cli_support import Group, live_sources, stoppable
 from rtseg.cli_tools import TOOLS
 from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, OVERLAP_MODES, RUN_ENGINES
 from rtseg.errors import RtsegError
@@ -267,7 +267,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
-@stoppable("run", where="during start-up", torch=True)
+@stoppable("run", where="during start-up", torch=True, shared_cores=live_sources)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
         mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
@@ -329,7 +329,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 @_host_pipeline_options
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
-@stoppable("bench", torch=True)
+@stoppable("bench", torch=True, shared_cores=live_sources)
 def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
           device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
           overlap, mask_size, as_json) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# libgomp's settings of how its idle threads wait; rtseg leaves either alone when it is set
+OMP_WAIT_KNOBS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def pick_device(name: str = "auto"):
@@ -55,3 +59,25 @@ def describe_cpu() -> str:
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
     return (f"{name or platform.processor() or 'CPU unknown'} "
             f"({' '.join(f for f in wanted if f in flags) or 'no AVX2'})")
+
+
+def yield_idle_cpu_threads() -> None:
+    """Make torch's OpenMP threads sleep, not spin, between parallel regions: call before
+    torch is imported, in a process whose engine shares the cores with threads that keep
+    working whatever it does (`rtseg run` / `rtseg bench` on a live source: camera,
+    stream, demo).
+
+    libgomp (torch's OpenMP on Linux) by default spins an idle thread ~300,000 turns (a
+    few milliseconds) before it sleeps, after every one of an eager forward's many
+    parallel regions, so the engine's threads take the cores (and, waiting on the GIL, the
+    time) the node's other threads need. On 2 cores, eager demo model, mean of three
+    rounds (benchmarks/results/cpu-omp-wait-avx2.md): the node on the live demo published
+    16.2 FPS with OMP_WAIT_POLICY=PASSIVE against 7.1, on two demo sources 13.2 against
+    1.7, and frames from memory at 512x1024 (engine-bound) 3.72 against 3.71. A video
+    file read as fast as the node goes did better spinning (three runs each: 17.2 FPS
+    against 24.9, noisy), since its reader waits once it is ahead: files and memory frames
+    keep libgomp's default. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; nothing
+    changes once torch is loaded.
+    """
+    if not any(knob in os.environ for knob in OMP_WAIT_KNOBS):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -237,3 +238,46 @@ def test_models_lists_every_model():
     for name in ("lraspp_mobilenet_v3", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3", "unet",
                  "deeplabv3plus"):
         assert name in done.stdout
+
+
+WAIT_POLICY = """
+import os, sys
+from rtseg.cli import main
+loaded = 'torch' in sys.modules
+sys.argv = ['rtseg', *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(loaded, 'torch' in sys.modules, os.environ.get('OMP_WAIT_POLICY'))
+"""
+WAIT_CASES = {
+    "run on the demo": (["run", "--model", "missing.pt"], {}, "False True PASSIVE"),
+    "run on a camera": (["run", "--source", "camera9", "--model", "missing.pt"], {},
+                        "False True PASSIVE"),
+    "run, user's policy": (["run", "--model", "missing.pt"], {"OMP_WAIT_POLICY": "ACTIVE"},
+                           "False True ACTIVE"),
+    "run, user's spin count": (["run", "--model", "missing.pt"], {"GOMP_SPINCOUNT": "1000"},
+                               "False True None"),
+    "run on a file": (["run", "--source", "missing.mp4"], {}, "False True None"),
+    "bench from memory": (["bench", "--model", "missing.pt"], {}, "False True None"),
+    "bench on the demo": (["bench", "--model", "missing.pt", "--source", "demo"], {},
+                          "False True PASSIVE"),
+    "train": (["train", "missing.toml"], {}, "False True None"),
+}
+
+
+@pytest.mark.parametrize("case", WAIT_CASES)
+def test_the_node_makes_torchs_idle_threads_sleep(tmp_path, case):
+    """`rtseg run` and `rtseg bench` on a live source (demo, camera, stream) set
+    OMP_WAIT_POLICY=PASSIVE before torch loads (libgomp reads it then), unless the user set
+    a policy or spin count; on files, memory frames, and `rtseg train`, nothing is set. The
+    command then fails on its missing file as usual."""
+    args, env, expected = WAIT_CASES[case]
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    done = subprocess.run([sys.executable, "-c", WAIT_POLICY, *args], cwd=tmp_path,
+                          env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == expected, done.stderr
+    assert "rtseg: error:" in done.stderr and ("missing" in done.stderr
+                                               or "camera 9" in done.stderr), done.stderr

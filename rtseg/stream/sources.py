@@ -29,6 +29,7 @@ from rtseg.errors import RtsegError, type_name
 from rtseg.stream.live import Device, LatestFrameReader, SceneDevice, open_camera, open_url
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+LIVE_KINDS = ("camera", "url", "demo")  # parse_source's kinds read at the source's own rate
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".ts", ".mjpg", ".mjpeg", ".gif")
 GLOB_CHARS = "*?["
@@ -151,6 +152,16 @@ def parse_source(text: str) -> tuple[str, str | int]:
     raise RtsegError(f"source {spec!r} is not a camera index (camera0), a stream URL "
                      "(rtsp://, http://), a video file, an image folder, a glob (frames/*.png), "
                      "an MCAP recording or 'demo', and no file or folder of that name exists")
+
+
+def is_live(text: str) -> bool:
+    """Whether a `--source` is live (a camera, a stream URL, the demo): its capture thread
+    works at the source's rate whatever the engine does (a file's reader waits once it is
+    ahead). False for anything `parse_source` refuses: the node reports that itself."""
+    try:
+        return parse_source(text)[0] in LIVE_KINDS
+    except RtsegError:
+        return False
 
 
 def sanitise(text: str) -> str:
