@@ -28,7 +28,7 @@ viewer = "false"
 name = "node"
 command = ["rtseg", "run", "--source", "$(var source)", "--camera", "$(dirname)/$(var camera)",
            "--engine", "$(var engine)", "--home", "$(env RTSEG_TEST_HOME)",
-           "--user", "$(env RTSEG_TEST_UNSET nobody)"]
+           "--user", "$(env RTSEG_TEST_UNSET nobody)", "echo $$(date) $$(var source)"]
 ready = "$(var source)/drivable"
 endpoint = "$(var bind)"
 env = { WHERE = "$(var bind)" }
@@ -59,7 +59,8 @@ def test_arguments_fill_every_string_defaults_and_given(tmp_path, monkeypatch):
     node = spec.processes[0]
     assert node.command == ("rtseg", "run", "--source", "demo", "--camera",
                             f"{tmp_path.resolve()}/front.toml", "--engine", "auto",
-                            "--home", "/home/robot", "--user", "nobody")
+                            "--home", "/home/robot", "--user", "nobody",
+                            "echo $(date) $(var source)")
     assert (node.ready, node.endpoint) == ("demo/drivable", "tcp://127.0.0.1:5555")
     assert node.env == (("WHERE", "tcp://127.0.0.1:5555"),)
     assert [p.name for p in spec.processes] == ["node", "echo"] and spec.skipped == ("view",)
@@ -103,6 +104,8 @@ BAD = {
     "unknown substitution": (PROCESS.format('"$(find-pkg-share rtseg)"'), 3,
                              "unknown substitution '$(find-pkg-share rtseg)'; known: $(var"),
     "unclosed": (PROCESS.format('"$(var a"'), 3, "unclosed or nested substitution"),
+    "escaped, then unknown": (PROCESS.format('"$$(date) $(date)"'), 3,
+                              "unknown substitution '$(date)'"),
     "unset env": (PROCESS.format('"$(env RTSEG_TEST_UNSET)"'), 3,
                   "$(env RTSEG_TEST_UNSET): the environment variable is not set"),
     "condition": (PROCESS.format('"y"') + 'if = "maybe"\n', 4, '"x": if must be true or false'),

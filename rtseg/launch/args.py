@@ -15,8 +15,8 @@ if = "$(var record)"                              # started only when true (unle
 
 The substitutions are those of ROS 2's XML and YAML launch files: ``$(var NAME)`` a launch
 argument, ``$(env NAME)`` / ``$(env NAME DEFAULT)`` an environment variable, ``$(dirname)``
-the folder of the launch file. Every mistake is a ``ValueError`` of one line; the caller
-puts the file and line in front of it.
+the folder of the launch file; ``$$(`` is a literal ``$(`` (a shell's ``$$(date)``). Every
+mistake is a ``ValueError`` of one line; the caller puts the file and line in front of it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 _ARG_KEYS = ("default", "description", "choices")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+_ESCAPE = "$$("
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,12 @@ def substitute(text: str, values: Mapping[str, str], folder: str) -> str:
         raise ValueError(f"unknown substitution {match.group(0)!r}; known: $(var NAME), "
                          "$(env NAME [DEFAULT]), $(dirname)")
 
-    result = _SUBSTITUTION.sub(one, text)
-    if "$(" in _SUBSTITUTION.sub("", text):
-        raise ValueError(f"unclosed or nested substitution in {text!r}: write $(var NAME)")
-    return result
+    parts = text.split(_ESCAPE)  # `$$(` is a literal `$(`, e.g. for a shell's $(date)
+    for part in parts:
+        if "$(" in _SUBSTITUTION.sub("", part):
+            raise ValueError(f"unclosed or nested substitution in {text!r}: write $(var "
+                             "NAME), or $$( for a literal $(")
+    return "$(".join(_SUBSTITUTION.sub(one, part) for part in parts)
 
 
 def substitute_all(value: Any, values: Mapping[str, str], folder: str) -> Any:
