@@ -37,6 +37,15 @@ def test_recipe_loads_with_overrides(tmp_path):
     assert cfg.train.steps == 9
     assert cfg.train.batch_size == 2
     assert cfg.data.height == 64
+    # a recipe counted in epochs: --steps still sets the run's length, --epochs too
+    path.write_text(RECIPE.format(out=tmp_path / "m.pt").replace("[train]\n",
+                                                                 "[train]\nepochs = 5\n"))
+    assert load_train_config(path).train.epochs == 5
+    cfg = load_train_config(path, {"train.steps": 9, "train.epochs": None})
+    assert (cfg.train.steps, cfg.train.epochs) == (9, 0)
+    assert load_train_config(path, {"train.epochs": 2}).train.epochs == 2
+    with pytest.raises(RtsegError, match="--steps and --epochs both"):
+        load_train_config(path, {"train.steps": 9, "train.epochs": 2})
 
 
 def test_unknown_recipe_key_is_named(tmp_path):

@@ -195,7 +195,12 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     except tomllib.TOMLDecodeError as exc:
         raise RtsegError(f"recipe {path} is not valid TOML: {exc}") from exc
     config = build_dataclass(TrainConfig, raw, where=str(path))
-    return apply_overrides(config, overrides or {})
+    overrides = dict(overrides or {})
+    if overrides.get("train.steps") is not None:  # a run's length from the command line
+        if overrides.get("train.epochs") is not None:
+            raise RtsegError("--steps and --epochs both set how long the run is: give one")
+        overrides["train.epochs"] = 0  # ... wins over the recipe's epochs
+    return apply_overrides(config, overrides)
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
