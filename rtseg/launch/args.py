@@ -177,6 +177,7 @@ def condition(value: Any) -> bool:
     in any case after substitution, as ROS 2's IfCondition reads them."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE + _FALSE:
+        return word in _TRUE
     raise ValueError('must be true or false (or "$(var NAME)" giving true, false, 1 or 0)')

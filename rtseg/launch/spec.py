@@ -76,12 +76,11 @@ class ProcessSpec:
 @dataclass(frozen=True)
 class LaunchSpec:
     """A parsed launch file: its processes in start order (those an ``if`` / ``unless``
-    switched off left out), its declared arguments and their values."""
+    switched off left out) and its launch arguments' values."""
 
     path: str
     processes: tuple[ProcessSpec, ...]
     grace_period: float = 3.0
-    args: tuple[ArgSpec, ...] = ()
     values: tuple[tuple[str, str], ...] = ()
     skipped: tuple[str, ...] = ()  # processes switched off by if / unless
 
@@ -182,7 +181,7 @@ def load_launch_file(path: str | Path, given: Sequence[str] = ()) -> LaunchSpec:
         values = resolve(args, parse_given(given), lines.folder)
     except ValueError as exc:
         raise RtsegError(f"{path}: {exc}; see `rtseg launch {path} --show-args`") from None
-    return _build(raw, lines, args, values)
+    return _build(raw, lines, values)
 
 
 def show_launch_args(path: str | Path) -> str:
@@ -227,8 +226,7 @@ def _declared(table: Any, lines: _Lines) -> tuple[ArgSpec, ...]:
     return tuple(args)
 
 
-def _build(raw: dict, lines: _Lines, args: tuple[ArgSpec, ...],
-           values: dict[str, str]) -> LaunchSpec:
+def _build(raw: dict, lines: _Lines, values: dict[str, str]) -> LaunchSpec:
     unknown = sorted(set(raw) - set(_TOP_KEYS) - {"process", "arg"})
     if unknown:
         raise lines.error(lines.key(unknown[0]),
@@ -250,8 +248,7 @@ def _build(raw: dict, lines: _Lines, args: tuple[ArgSpec, ...],
             raise lines.error(proc.line, f'two processes are named "{proc.name}": names '
                               "must be unique (they prefix the output lines)")
         seen.add(proc.name)
-    return LaunchSpec(path=lines.path, processes=processes, args=args,
-                      values=tuple(values.items()),
+    return LaunchSpec(path=lines.path, processes=processes, values=tuple(values.items()),
                       skipped=tuple(proc.name for proc, on in built if not on), **top)
 
 
