@@ -1,6 +1,7 @@
 """How torch's idle OpenMP threads wait, and what it does to the node on a CPU, in one run.
 
     python benchmarks/omp_wait.py NAME [--seconds 15] [--rounds 2] [--bench-seconds 8]
+    python benchmarks/omp_wait.py NAME --serve IMAGE [--model M] [--requests 12]
 
 Three settings, each a fresh process (libgomp reads them once, when torch loads):
 - `spin`: libgomp's own default, an idle thread spins ~300,000 turns before it sleeps
@@ -16,6 +17,9 @@ Three cases, the bundled demo checkpoint run eagerly by torch: the node on the d
 sources, and `rtseg bench` at 512x1024 (frames from memory: engine alone and pipeline).
 A node runs `--seconds` then gets SIGINT; its summary line gives published FPS and
 latency. Rounds alternate the settings, so drift of the machine touches each alike.
+With `--serve IMAGE`, instead: `rtseg serve --model M` (spin and passive only) answering
+1, 2 and 4 clients that each POST the JPEG of IMAGE `--requests / clients` times: requests
+per second and latency, the HTTP server's decoding and encoding beside the engine.
 Writes results/NAME.json and results/NAME.md.
 """
 
@@ -28,7 +32,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 from record_bench import save_result  # noqa: I001 (benchmarks/ is sys.path[0])
 
@@ -85,6 +91,76 @@ def bench(setting: str, seconds: float) -> dict:
             "threads": result.get("device")}
 
 
+def serve(setting: str, model: str, jpeg: bytes, requests: int) -> dict:
+    """`rtseg serve` with `setting`: 3 warm-up requests, then for 1, 2 and 4 concurrent
+    clients `requests` POSTs of `jpeg` in all: requests/s and latency p50 (ms)."""
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "serve", "--port", "0",
+                             "--model", model], env=environment(setting),
+                            stderr=subprocess.PIPE, text=True)
+    url = None
+    for line in proc.stderr:
+        found = re.search(r"at (http://\S+)/segment", line)
+        if found:
+            url = found.group(1) + "/segment"
+            break
+    if url is None:
+        raise SystemExit(f"rtseg serve did not start ({setting}): {proc.communicate()[1]}")
+
+    def client(count: int, latencies: list[float]) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            post = urllib.request.Request(url, data=jpeg, headers={"Content-Type": "image/jpeg"})
+            with urllib.request.urlopen(post, timeout=120) as answer:
+                answer.read()
+            latencies.append(time.perf_counter() - start)
+
+    client(3, [])
+    result = {}
+    for clients in (1, 2, 4):
+        latencies: list[float] = []
+        threads = [threading.Thread(target=client, args=(requests // clients, latencies))
+                   for _ in range(clients)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        latencies.sort()
+        result[f"{clients} clients"] = {
+            "fps": len(latencies) / (time.perf_counter() - start),
+            "latency_p50_ms": latencies[len(latencies) // 2] * 1e3}
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    return result
+
+
+def serve_main(args) -> None:
+    """--serve: the HTTP server's cases, spin against passive, rounds alternating."""
+    import cv2
+
+    image = cv2.imread(args.serve)
+    if image is None:
+        raise SystemExit(f"cannot read {args.serve}")
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    settings = ("spin", "passive")
+    runs: dict[str, list[dict]] = {s: [] for s in settings}
+    for _ in range(args.rounds):
+        for setting in settings:
+            runs[setting].append(serve(setting, args.model, jpeg, args.requests))
+    lines = [f"rtseg serve --model {args.model}, {image.shape[1]}x{image.shape[0]} JPEG",
+             f"{'clients':<10} {'setting':<9} {'req/s per round':<22} {'mean':>6}  p50 ms"]
+    for clients in runs["spin"][0]:
+        for setting in settings:
+            rounds = [run[clients] for run in runs[setting]]
+            fps = " ".join(f"{r['fps']:.2f}" for r in rounds)
+            p50 = " ".join(f"{r['latency_p50_ms']:.0f}" for r in rounds)
+            lines.append(f"{clients:<10} {setting:<9} {fps:<22} {mean(rounds, 'fps'):>6.2f}  "
+                         f"{p50}")
+    save_result(args.out, args.name, {"serve": runs, "model": args.model,
+                                      "image": image.shape[:2], "settings": SETTINGS},
+                "omp_wait.py", "\n".join(lines))
+
+
 def mean(runs: list[dict], key: str) -> float:
     return sum(run[key] for run in runs) / len(runs)
 
@@ -96,7 +172,13 @@ def main() -> None:
     parser.add_argument("--bench-seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--serve", metavar="IMAGE", help="measure rtseg serve instead")
+    parser.add_argument("--model", default="demo", help="--serve: the served model")
+    parser.add_argument("--requests", type=int, default=12, help="--serve: per client count")
     args = parser.parse_args()
+    if args.serve:
+        serve_main(args)
+        return
     runs: dict[str, dict[str, list]] = {case: {s: [] for s in SETTINGS}
                                         for case in [*NODES, "bench 512x1024"]}
     for _ in range(args.rounds):
