@@ -17,10 +17,19 @@ ready_curve_secret = "keys/launch.key_secret" # public key (and a listed client'
 env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
 cwd = "."                           # relative to the launch file's folder
 if = "$(var viewer)"                # started only if true (`unless`: only if false)
+
+[[include]]                         # the processes of another launch file, started here
+file = "$(dirname)/demo.toml"       # relative to this file's folder
+args = { source = "camera1", name = "rear" }   # its launch arguments
+namespace = "rear"                  # its processes are named rear/node, rear/view...
+if = "$(var rear)"                  # `unless` too
 ```
 
 An ``[arg]`` table declares launch arguments for ``$(var NAME)`` in any string of a
-process (see `rtseg.launch.args`); ``rtseg launch FILE NAME:=VALUE`` gives them.
+process (see `rtseg.launch.args`); ``rtseg launch FILE NAME:=VALUE`` gives them. An
+included file sees only the arguments its ``args`` gives it (its own defaults otherwise),
+as ROS 2's scoped ``<include>`` with ``<arg>`` children; processes and includes start in
+the order they are written; the longest ``grace_period`` of the files applies.
 Any mistake (TOML syntax, an unknown key, a missing command, a wrong type) is an
 `RtsegError` of one line, ``FILE:LINE: problem``, raised before anything starts.
 """
@@ -32,13 +41,14 @@ import shlex
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
 from rtseg.launch.args import ArgSpec, condition, declare, parse_given, resolve, substitute_all
+from rtseg.launch.lines import FileLines
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HELP = "see launch/README.md for the format"
@@ -163,17 +173,19 @@ _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 _TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=False)}
 _CONDITIONS = ("if", "unless")
+_INCLUDE_KEYS = ("file", "args", "namespace")
+_DEFAULT_GRACE = 3.0
 assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line"}
 
 
 def load_launch_file(path: str | Path, given: Sequence[str] = ()) -> LaunchSpec:
-    """Read and check a launch file, its launch arguments set from `given` (``NAME:=VALUE``
-    items of the command line) or their defaults.
+    """Read and check a launch file (and the files it includes), its launch arguments set
+    from `given` (``NAME:=VALUE`` items of the command line) or their defaults.
 
     Raises:
         RtsegError: ``FILE:LINE: problem`` for a missing file, bad TOML, an unknown key, a
-            missing name or command, a wrong type, a duplicate name or a bad substitution;
-            ``FILE: problem`` for a launch argument given wrongly or not at all.
+            missing name or command, a wrong type, a duplicate name, a bad substitution or
+            include; ``FILE: problem`` for a launch argument given wrongly or not at all.
     """
     raw, lines = _read(path)
     args = _declared(raw.get("arg", {}), lines)
@@ -181,7 +193,13 @@ def load_launch_file(path: str | Path, given: Sequence[str] = ()) -> LaunchSpec:
         values = resolve(args, parse_given(given), lines.folder)
     except ValueError as exc:
         raise RtsegError(f"{path}: {exc}; see `rtseg launch {path} --show-args`") from None
-    return _build(raw, lines, values)
+    processes, skipped, graces = _build(raw, lines, values, (Path(path).resolve(),))
+    if not processes:
+        first = min(lines.arrays["process"][:1] + lines.arrays["include"][:1], default=1)
+        raise lines.error(first, "every [[process]] is switched off by its if / unless: "
+                          "nothing to start")
+    return LaunchSpec(path=lines.path, processes=processes, values=tuple(values.items()),
+                      grace_period=max(graces, default=_DEFAULT_GRACE), skipped=skipped)
 
 
 def show_launch_args(path: str | Path) -> str:
@@ -195,7 +213,7 @@ def show_launch_args(path: str | Path) -> str:
                       *(arg.show() for arg in args)])
 
 
-def _read(path: str | Path) -> tuple[dict, _Lines]:
+def _read(path: str | Path) -> tuple[dict, FileLines]:
     """The file's TOML and its lines; a missing file or bad TOML as one-line errors."""
     path = Path(path)
     try:
@@ -203,7 +221,7 @@ def _read(path: str | Path) -> tuple[dict, _Lines]:
     except OSError as exc:
         raise RtsegError(f"launch file {path}: cannot read it ({exc.strerror}); {_HELP}"
                          ) from None
-    lines = _Lines(str(path), text)
+    lines = FileLines(str(path), text)
     try:
         return tomllib.loads(text), lines
     except tomllib.TOMLDecodeError as exc:
@@ -212,7 +230,7 @@ def _read(path: str | Path) -> tuple[dict, _Lines]:
         raise lines.error(line, f"invalid TOML: {exc}") from None
 
 
-def _declared(table: Any, lines: _Lines) -> tuple[ArgSpec, ...]:
+def _declared(table: Any, lines: FileLines) -> tuple[ArgSpec, ...]:
     """The ``[arg]`` table as ArgSpecs, a mistake named with its line."""
     header = lines.section("arg")
     if not isinstance(table, dict):
@@ -226,56 +244,84 @@ def _declared(table: Any, lines: _Lines) -> tuple[ArgSpec, ...]:
     return tuple(args)
 
 
-def _build(raw: dict, lines: _Lines, values: dict[str, str]) -> LaunchSpec:
-    unknown = sorted(set(raw) - set(_TOP_KEYS) - {"process", "arg"})
+Built = tuple[tuple[ProcessSpec, ...], tuple[str, ...], tuple[float, ...]]
+
+
+def _build(raw: dict, lines: FileLines, values: dict[str, str],
+           chain: tuple[Path, ...]) -> Built:
+    """One file's processes in the order written (an include's in its place), the names of
+    those switched off, and the grace periods it and its includes set. `chain`: the files
+    being read, outermost first (an include of one of them is a loop)."""
+    known = ["process", "include", "arg", *_TOP_KEYS]
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise lines.error(lines.key(unknown[0]),
-                          _unknown(unknown[0], ["process", "arg", *_TOP_KEYS]))
-    tables = raw.get("process")
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise lines.error(lines.key(unknown[0]), _unknown(unknown[0], known))
+    entries = []
+    for kind in ("process", "include"):
+        tables = raw.get(kind, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise lines.error(lines.key(kind), f"write each {kind} as a [[{kind}]] table; {_HELP}")
+        entries += [(lines.table(i, kind), kind, i, table) for i, table in enumerate(tables)]
+    if not entries:
         raise lines.error(lines.key("process"), "no [[process]] tables: add one per process "
-                          f'with name and command; {_HELP}')
-    top = {key: _check(_TOP_KEYS[key], key, raw[key], lines, lines.key(key))
-           for key in raw if key not in ("process", "arg")}
-    built = [_process(table, i, lines, values) for i, table in enumerate(tables)]
-    processes = tuple(proc for proc, on in built if on)
-    if not processes:
-        raise lines.error(lines.table(0), "every [[process]] is switched off by its if / "
-                          "unless: nothing to start")
-    seen: set[str] = set()
-    for proc in processes:
-        if proc.name in seen:
-            raise lines.error(proc.line, f'two processes are named "{proc.name}": names '
-                              "must be unique (they prefix the output lines)")
-        seen.add(proc.name)
-    return LaunchSpec(path=lines.path, processes=processes, values=tuple(values.items()),
-                      skipped=tuple(proc.name for proc, on in built if not on), **top)
+                          f"with name and command (or an [[include]] of another file); {_HELP}")
+    graces = [_check(_TOP_KEYS[key], key, raw[key], lines, lines.key(key))
+              for key in _TOP_KEYS if key in raw]
+    processes: list[ProcessSpec] = []
+    skipped: list[str] = []
+    where: dict[str, int] = {}  # name -> the line of its [[process]] or [[include]] here
+    for line, kind, index, table in sorted(entries, key=lambda entry: entry[0]):
+        if kind == "include":
+            more, off, longer = _include(table, index, lines, values, chain)
+            skipped += off
+            graces += longer
+        else:
+            proc, on = _process(table, index, lines, values)
+            more = (proc,) if on else ()
+            skipped += () if on else (proc.name,)
+        for proc in more:
+            if proc.name in where:
+                raise lines.error(line, f'two processes are named "{proc.name}" (the other '
+                                  f"from line {where[proc.name]}): names must be unique (they "
+                                  "prefix the output lines); give an [[include]] a namespace")
+            where[proc.name] = line
+        processes += more
+    return tuple(processes), tuple(skipped), tuple(graces)
 
 
-def _process(table: dict, index: int, lines: _Lines,
+def _substituted(table: dict, index: int, kind: str, label: str, lines: FileLines,
+                 values: dict[str, str]) -> tuple[dict, bool]:
+    """The `index`-th ``[[kind]]`` table with its keys checked and substitutions made, less
+    its if / unless, and whether they let it start."""
+    keys = [*(_PROCESS_KEYS if kind == "process" else _INCLUDE_KEYS), *_CONDITIONS]
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise lines.error(lines.key(unknown[0], index, kind=kind),
+                          f"{label}: {_unknown(unknown[0], keys)}")
+    substituted = {}
+    for key, value in table.items():
+        try:
+            substituted[key] = substitute_all(value, values, lines.folder)
+        except ValueError as exc:
+            raise lines.error(lines.key(key, index, kind=kind), f"{label}: {key}: {exc}"
+                              ) from None
+    on = True
+    for key in _CONDITIONS:
+        if key in substituted:
+            value = _check(condition, f"{label}: {key}", substituted.pop(key), lines,
+                           lines.key(key, index, kind=kind))
+            on = on and value == (key == "if")
+    return substituted, on
+
+
+def _process(table: dict, index: int, lines: FileLines,
              values: dict[str, str]) -> tuple[ProcessSpec, bool]:
     """The `index`-th ``[[process]]`` with its substitutions made, and whether its if /
     unless lets it start."""
     header = lines.table(index)
     label = f'[[process]] "{table["name"]}"' if isinstance(table.get("name"), str) else (
         f"[[process]] #{index + 1}")
-    unknown = sorted(set(table) - set(_PROCESS_KEYS) - set(_CONDITIONS))
-    if unknown:
-        raise lines.error(lines.key(unknown[0], index), f"{label}: "
-                          + _unknown(unknown[0], [*_PROCESS_KEYS, *_CONDITIONS]))
-    substituted = {}
-    for key, value in table.items():
-        try:
-            substituted[key] = substitute_all(value, values, lines.folder)
-        except ValueError as exc:
-            raise lines.error(lines.key(key, index), f"{label}: {key}: {exc}") from None
-    table = substituted
-    on = True
-    for key in _CONDITIONS:
-        if key in table:
-            value = _check(condition, f"{label}: {key}", table.pop(key), lines,
-                           lines.key(key, index))
-            on = on and value == (key == "if")
+    table, on = _substituted(table, index, "process", label, lines, values)
     for key in ("name", "command"):
         if key not in table:
             raise lines.error(header, f"{label} has no {key}: add e.g. "
@@ -286,7 +332,55 @@ def _process(table: dict, index: int, lines: _Lines,
     return ProcessSpec(line=header, **checked), on
 
 
-def _check(check: Callable[[Any], Any], what: str, value: Any, lines: _Lines, line: int):
+def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
+             chain: tuple[Path, ...]) -> Built:
+    """The `index`-th ``[[include]]``: the processes of the file it names, read with its
+    ``args`` (named NAMESPACE/NAME, a relative cwd made relative to their own file), the
+    names of those switched off, its grace periods; only ``include FILE`` switched off
+    when its own if / unless says so (the file is then not read)."""
+    header = lines.table(index, "include")
+    table, on = _substituted(table, index, "include", f"[[include]] #{index + 1}", lines,
+                             values)
+    if "file" not in table:
+        raise lines.error(header, f'[[include]] #{index + 1} has no file: add e.g. file = '
+                          '"$(dirname)/demo.toml"')
+    line = {key: lines.key(key, index, kind="include") for key in _INCLUDE_KEYS}
+    file = _check(_string, f"[[include]] #{index + 1}: file", table["file"], lines, line["file"])
+    label = f"[[include]] {file}"
+    given = _check(_given, f"{label}: args", table.get("args", {}), lines, line["args"])
+    prefix = (_check(_name, f"{label}: namespace", table["namespace"], lines,
+                     line["namespace"]) + "/") if "namespace" in table else ""
+    if not on:
+        return (), (f"include {file}",), ()
+    path = Path(lines.folder) / file
+    if path.resolve() in chain:
+        loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise lines.error(header, f"{label}: the files include each other: {loop}")
+    if not path.is_file():
+        raise lines.error(line["file"], f"{label}: no such file {path} (a relative path is "
+                          "relative to this file's folder)")
+    raw, inner = _read(path)
+    try:
+        inner_values = resolve(_declared(raw.get("arg", {}), inner), given, inner.folder)
+    except ValueError as exc:
+        raise lines.error(header, f"{label}: {exc}; see `rtseg launch {path} --show-args`"
+                          ) from None
+    processes, skipped, graces = _build(raw, inner, inner_values, (*chain, path.resolve()))
+    processes = tuple(replace(proc, name=prefix + proc.name,
+                              cwd=str(Path(inner.folder) / proc.cwd) if proc.cwd else None)
+                      for proc in processes)
+    return processes, tuple(prefix + name for name in skipped), graces
+
+
+def _given(value: Any) -> dict[str, str]:
+    """An include's ``args``: a table of strings (numbers and true / false taken as text)."""
+    if not isinstance(value, dict) or not all(isinstance(v, str | int | float)
+                                              for v in value.values()):
+        raise ValueError('must be a table of launch arguments, e.g. { source = "camera0" }')
+    return {key: str(v).lower() if isinstance(v, bool) else str(v) for key, v in value.items()}
+
+
+def _check(check: Callable[[Any], Any], what: str, value: Any, lines: FileLines, line: int):
     try:
         return check(value)
     except ValueError as exc:
@@ -295,44 +389,3 @@ def _check(check: Callable[[Any], Any], what: str, value: Any, lines: _Lines, li
 
 def _unknown(key: str, known: list[str]) -> str:
     return f"unknown key {key!r}; known keys: {', '.join(known)}"
-
-
-class _Lines:
-    """Line numbers (1-based) of tables and keys in the file's text, for error messages."""
-
-    _HEADER = re.compile(r"^\s*\[")
-    _PROCESS = re.compile(r"^\s*\[\[\s*process\s*\]\]")
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.folder = str(Path(path).resolve().parent)  # what $(dirname) gives
-        self.text = text.splitlines()
-        self.headers = [n for n, line in enumerate(self.text, 1) if self._HEADER.match(line)]
-        self.tables = [n for n, line in enumerate(self.text, 1) if self._PROCESS.match(line)]
-
-    def error(self, line: int, problem: str) -> RtsegError:
-        return RtsegError(f"{self.path}:{line}: {problem}")
-
-    def table(self, index: int) -> int:
-        """The line of the `index`-th ``[[process]]`` header (1 if not found)."""
-        return self.tables[index] if index < len(self.tables) else 1
-
-    def section(self, name: str) -> int:
-        """The line of the ``[name]`` table header (1 if not found)."""
-        header = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]")
-        return next((n for n, line in enumerate(self.text, 1) if header.match(line)), 1)
-
-    def key(self, key: str, index: int | None = None, start: int | None = None) -> int:
-        """The line of `key` at the top (index and start None), in the `index`-th process
-        table or in the table whose header is on line `start`; the table's own line (or 1)
-        where the key is not written on a line of its own."""
-        if start is None and index is None:
-            start, end = 1, self.headers[0] if self.headers else len(self.text) + 1
-        else:
-            start = self.table(index) if start is None else start
-            end = next((n for n in self.headers if n > start), len(self.text) + 1)
-        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for number in range(start, end):
-            if pattern.match(self.text[number - 1]):
-                return number
-        return start
