@@ -23,6 +23,7 @@ from rtseg.errors import RtsegError
 from rtseg.launch import load_launch_file
 
 RTSEG = [sys.executable, "-m", "rtseg"]
+REPO = Path(__file__).resolve().parents[1]
 STARTED = r"\[launch\] {}: started pid (\d+) \(run {}\)"
 
 
@@ -112,6 +113,58 @@ max_retries = 2
     errors = [line for line in launcher.lines if line.startswith("rtseg: error:")]
     assert len(errors) == 1 and "'fail'" in errors[0] and "status 3" in errors[0], out
     assert "max_retries = 2" in errors[0]
+
+
+def test_a_required_process_ends_the_launch_when_it_ends(tmp_path):
+    """ROS 1's required: its exit with status 0 stops the others and the launch exits 0;
+    with another status the launch exits 1 naming it."""
+    for status, expected in ((0, 0), (4, 1)):
+        file = write(tmp_path, f"""
+grace_period = 5
+
+[[process]]
+name = "sleeper"
+command = {py("import time; time.sleep(600)")}
+
+[[process]]
+name = "done"
+command = {py(f"import sys; print('finished'); sys.exit({status})")}
+required = true
+""")
+        launcher = Launcher(file)
+        try:
+            sleeper = launcher.pid("sleeper")
+            code = launcher.finish()
+        finally:
+            launcher.stop()
+        out = "\n".join(launcher.lines)
+        assert code == expected and "[done] finished" in out, out
+        assert "sleeper: stopped, exited with status" in out or (
+            "sleeper: stopped, killed by SIGTERM" in out), out
+        assert_gone(sleeper)
+        last = launcher.lines[-1]
+        if status == 0:
+            assert last == ("rtseg launch: done (required) exited with status 0; stopped "
+                            "sleeper"), out
+        else:
+            assert last.startswith("rtseg: error:") and "'done' exited with status 4" in last
+
+
+def test_the_bundled_record_file_ends_after_its_seconds(tmp_path):
+    """launch/record.toml seconds:=3: the node starts, the recorder records 3 s of masks
+    and status and, being required, ends the launch with exit status 0."""
+    from mcap.reader import make_reader
+
+    out = tmp_path / "drive.mcap"
+    done = subprocess.run([*RTSEG, "launch", str(REPO / "launch" / "record.toml"),
+                           f"bind:=ipc://{tmp_path}/node.sock", f"out:={out}", "seconds:=3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1].startswith(
+        "rtseg launch: record (required) exited with status 0; stopped node"), done.stderr
+    with out.open("rb") as stream:
+        topics = {channel.topic for _, channel, _ in make_reader(stream).iter_messages()}
+    assert {"/demo/drivable", "/demo/classes"} <= topics, topics
 
 
 def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path):
@@ -205,6 +258,8 @@ BAD_FILES = {
                        'name = "x"\ncommand = ["true"]\n', 5, "unique"),
     "top-level key": ('grace = 2\n[[process]]\nname = "x"\ncommand = ["true"]\n', 1, "grace"),
     "no process": ("grace_period = 2\n", 1, "[[process]]"),
+    "required respawn": ('[[process]]\nname = "x"\ncommand = ["true"]\nrespawn = true\n'
+                         "required = true\n", 5, "required and respawn exclude each other"),
 }
 
 

@@ -174,7 +174,8 @@ def test_the_bundled_files_take_their_arguments():
     camera = Path(fox.processes[1].command[-1])
     assert camera == REPO / "launch" / "cameras" / "demo.toml" and camera.is_file()
     record = load_launch_file(REPO / "launch" / "record.toml", ["out:=drive.mcap"])
-    assert record.processes[1].command[-1] == "drive.mcap"
+    assert record.processes[1].command[-3:] == ("drive.mcap", "--seconds", "inf")
+    assert record.processes[1].required and not record.processes[0].required
     cams = load_launch_file(REPO / "launch" / "two_cameras.toml", ["front:=a.mp4"])
     assert cams.processes[0].command[3:8] == ("a.mp4", "--name", "front", "--source", "camera1")
 

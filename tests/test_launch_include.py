@@ -158,3 +158,17 @@ def test_the_bundled_demo_included_twice_as_two_cameras(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert [line.split(":")[0] for line in shown.stdout.splitlines()] == [
         p.name for p in spec.processes]
+
+
+def test_an_included_command_that_cannot_start_names_its_own_file(tmp_path):
+    (tmp_path / "inner").mkdir()
+    inner = tmp_path / "inner" / "broken.toml"
+    inner.write_text('[[process]]\nname = "ghost"\ncommand = ["rtseg-no-such-program"]\n')
+    file = tmp_path / "launch.toml"
+    file.write_text('[[include]]\nfile = "inner/broken.toml"\nnamespace = "x"\n')
+    done = subprocess.run([*RTSEG, "launch", str(file)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"rtseg: error: {file}: process 'x/ghost' could not start 'rtseg-no-such-program': "
+        f"No such file or directory; check its command ({inner.resolve()}:1)"), done.stderr

@@ -7,6 +7,7 @@ grace_period = 3.0                  # optional: seconds from SIGTERM to SIGKILL 
 name = "node"                       # required: the [node] prefix of its output lines
 command = ["rtseg", "run", "--source", "demo"]   # required; "rtseg" = this rtseg
 respawn = true                      # start it again whenever it exits
+required = false                    # its end (any status) ends the launch; not with respawn
 respawn_delay = 2.0                 # seconds before each restart
 max_retries = -1                    # restarts allowed (-1: forever)
 ready = "demo/drivable"             # start the next process once a message came here
@@ -63,6 +64,7 @@ class ProcessSpec:
     env: tuple[tuple[str, str], ...] = ()
     cwd: str | None = None
     respawn: bool = False
+    required: bool = False  # when it ends, the launch ends (ROS 1's required)
     respawn_delay: float = 1.0
     max_retries: int = -1
     ready: str | None = None
@@ -71,6 +73,7 @@ class ProcessSpec:
     ready_curve_server_key: str | None = None  # key files for a CURVE node's `ready`
     ready_curve_secret: str | None = None
     line: int = 0  # line of its [[process]] header in the file
+    file: str = ""  # the launch file it is written in (the launched one or an included one)
 
     def argv(self) -> list[str]:
         """The command to execute: a leading ``rtseg`` runs this Python's rtseg."""
@@ -99,6 +102,8 @@ class LaunchSpec:
         lines = []
         for proc in self.processes:
             extra = [f"cwd={proc.cwd}"] if proc.cwd else []
+            if proc.required:
+                extra.append("required: its end ends the launch")
             if proc.respawn:
                 retries = "forever" if proc.max_retries < 0 else f"max {proc.max_retries}"
                 extra.append(f"respawn after {proc.respawn_delay:g} s ({retries})")
@@ -167,6 +172,7 @@ def _name(value: Any) -> str:
 
 _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
     "name": _name, "command": _command, "env": _env, "cwd": _string, "respawn": _flag,
+    "required": _flag,
     "respawn_delay": _seconds(positive=False), "max_retries": _retries, "ready": _string,
     "endpoint": _endpoint, "ready_timeout": _seconds(positive=True),
     "ready_curve_server_key": _string, "ready_curve_secret": _string,
@@ -175,7 +181,7 @@ _TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=
 _CONDITIONS = ("if", "unless")
 _INCLUDE_KEYS = ("file", "args", "namespace")
 _DEFAULT_GRACE = 3.0
-assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line"}
+assert set(_PROCESS_KEYS) == {f.name for f in fields(ProcessSpec)} - {"line", "file"}
 
 
 def load_launch_file(path: str | Path, given: Sequence[str] = ()) -> LaunchSpec:
@@ -329,7 +335,11 @@ def _process(table: dict, index: int, lines: FileLines,
                                  else 'command = ["rtseg", "run", "--source", "demo"]'))
     checked = {key: _check(_PROCESS_KEYS[key], f"{label}: {key}", value, lines,
                            lines.key(key, index)) for key, value in table.items()}
-    return ProcessSpec(line=header, **checked), on
+    if checked.get("required") and checked.get("respawn"):
+        raise lines.error(lines.key("required", index), f"{label}: required and respawn "
+                          "exclude each other (a required process's end ends the launch); "
+                          "keep one")
+    return ProcessSpec(line=header, file=lines.path, **checked), on
 
 
 def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],

@@ -4,8 +4,9 @@ Processes start in file order; one with ``ready`` holds back the next until a me
 arrives on its topic. A process that exits is reported with its status and, with
 ``respawn``, started again after ``respawn_delay`` until ``max_retries`` restarts are used
 up. The launch ends when every process has ended, when one ends for good with a non-zero
-status (or never gets ready), or on SIGINT/SIGTERM; then every child still running gets
-SIGTERM, and SIGKILL after ``grace_period`` seconds (at once on a second signal).
+status (or never gets ready), when a ``required`` one ends, or on SIGINT/SIGTERM; then
+every child still running gets SIGTERM, and SIGKILL after ``grace_period`` seconds (at
+once on a second signal).
 
 Each child runs in a session of its own, so a terminal's Ctrl-C reaches only the launcher,
 which stops the children itself; signals go to each child's whole process group.
@@ -70,6 +71,7 @@ class Supervisor:
         self.failure: str | None = None
         self.signame: str | None = None
         self.stopped: list[str] = []
+        self.ended_by: str | None = None  # a required process's end: "NAME exited ..."
         self._hurry = False  # a second signal: SIGKILL without the grace period
 
     def request_stop(self, signum: int) -> None:
@@ -79,7 +81,8 @@ class Supervisor:
 
     @property
     def stopping(self) -> bool:
-        return self.signame is not None or self.failure is not None
+        return (self.signame is not None or self.failure is not None
+                or self.ended_by is not None)
 
     def run(self) -> None:
         """Start, supervise, then stop every child; raise RtsegError on a failure."""
@@ -95,10 +98,12 @@ class Supervisor:
 
     def summary(self) -> str:
         """The launcher's last line, after `run`."""
-        if self.signame is None:
-            return "rtseg launch: every process has ended"
         stopped = ", ".join(self.stopped) or "none was running"
-        return f"rtseg launch: stopped by {self.signame}; stopped {stopped}"
+        if self.signame is not None:
+            return f"rtseg launch: stopped by {self.signame}; stopped {stopped}"
+        if self.ended_by is not None:
+            return f"rtseg launch: {self.ended_by}; stopped {stopped}"
+        return "rtseg launch: every process has ended"
 
     def _start_in_order(self) -> None:
         for child in self.children:
@@ -125,7 +130,7 @@ class Supervisor:
         except OSError as exc:
             child.done = True
             self._fail(f"process {spec.name!r} could not start {spec.command[0]!r}: "
-                       f"{exc.strerror}; check its command (line {spec.line})")
+                       f"{exc.strerror}; check its command ({spec.file}:{spec.line})")
             return
         child.proc = proc
         shown = f": {shlex.join(spec.command)}" if child.runs == 1 else ""
@@ -158,6 +163,8 @@ class Supervisor:
             retries = (f" after {child.runs} runs (max_retries = {spec.max_retries})"
                        if spec.respawn else "")
             self._fail(f"process {spec.name!r} {how}{retries}; stopped the launch")
+        elif spec.required and not self.stopping:
+            self.ended_by = f"{spec.name} (required) {how}"
 
     def _wait_ready(self, child: _Child) -> None:
         """Until a frame arrives on the child's ``ready`` topic, keep supervising."""
