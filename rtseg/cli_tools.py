@@ -78,8 +78,11 @@ def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -
               "the launch arguments put in.")
 @click.option("--show-args", "-s", is_flag=True, help="Only list FILE's launch arguments: "
               "description, choices, default (like `ros2 launch -s`).")
+@click.option("--log-dir", metavar="DIR", envvar="RTSEG_LOG_DIR", help="Also write every "
+              "line to DIR/<start time>-<pid>/launch.log and NAME.log per process (DIR/latest: "
+              "the newest), as ~/.ros/log. [env: RTSEG_LOG_DIR]")
 @stoppable("launch")
-def launch_(file, arguments, check, show_args) -> None:
+def launch_(file, arguments, check, show_args, log_dir) -> None:
     """Start the processes of a launch FILE.toml and supervise them, like `ros2 launch`:
     output prefixed [name], respawn, ready topics; Ctrl-C / SIGTERM stops them all
     (see launch/README.md). NAME:=VALUE sets a launch argument the file declares.
@@ -91,7 +94,7 @@ def launch_(file, arguments, check, show_args) -> None:
         click.echo(show_launch_args(file))
         return
     spec = load_launch_file(file, arguments)
-    click.echo(spec.describe() if check else run_launch(spec), err=not check)
+    click.echo(spec.describe() if check else run_launch(spec, log_dir=log_dir), err=not check)
 
 
 @click.command()

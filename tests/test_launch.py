@@ -167,6 +167,62 @@ def test_the_bundled_record_file_ends_after_its_seconds(tmp_path):
     assert {"/demo/drivable", "/demo/classes"} <= topics, topics
 
 
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+
+
+def test_log_dir_keeps_every_line_per_launch_and_per_process(tmp_path):
+    """--log-dir (and RTSEG_LOG_DIR): a new folder per launch with `latest` pointing at it,
+    launch.log with every line, NAME.log with a process's lines over its runs and the
+    launcher's lines about it, each stamped; the console shows the same lines."""
+    file = write(tmp_path, f"""
+[[process]]
+name = "talker"
+command = {py("import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(2)")}
+respawn = true
+respawn_delay = 0.1
+max_retries = 1
+""")
+    logs = tmp_path / "logs"
+    done = subprocess.run([*RTSEG, "launch", str(file), "--log-dir", str(logs)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout.count("[talker] to stdout") == 2, done
+    first = (logs / "latest").resolve()
+    assert first.parent == logs.resolve()
+    assert re.fullmatch(r"\d{4}(-\d\d){5}-\d+", first.name), first.name
+    launch_log = (first / "launch.log").read_text().splitlines()
+    assert all(re.match(STAMP + r" \[(launch|talker)\] ", line) for line in launch_log)
+    assert launch_log[0].endswith(f"[launch] logging to {logs / first.name}"), launch_log
+    assert launch_log[-1].endswith(f"[launch] rtseg: error: {file}: process 'talker' exited "
+                                   "with status 2 after 2 runs (max_retries = 1); stopped "
+                                   "the launch")
+    own = [line[24:] for line in (first / "talker.log").read_text().splitlines()]
+    assert own[0].startswith("[launch] talker: started pid") and own[-1] == (
+        "[launch] talker: exited with status 2 (run 2)")
+    assert own.count("to stdout") == own.count("to stderr") == 2, own
+    assert "[launch] talker: started pid" in done.stderr  # the console unchanged
+
+    again = subprocess.run([*RTSEG, "launch", str(file)], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "RTSEG_LOG_DIR": str(logs)})
+    assert again.returncode == 1
+    second = (logs / "latest").resolve()
+    assert second != first and (second / "talker.log").is_file()
+    assert sorted(p.name for p in logs.iterdir()) == sorted([first.name, second.name, "latest"])
+
+
+def test_a_log_dir_that_cannot_be_written_starts_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    code = f"open('{marker}', 'w')"
+    file = write(tmp_path, f'[[process]]\nname = "x"\ncommand = {py(code)}\n')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = subprocess.run([*RTSEG, "launch", str(file), "--log-dir", str(blocker / "logs")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and not marker.exists()
+    assert done.stderr.splitlines() == [
+        f"rtseg: error: --log-dir {blocker / 'logs'}: cannot write a log folder there (Not a "
+        "directory); give a folder you may write in"], done.stderr
+
+
 def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path):
     file = write(tmp_path, f"""
 grace_period = 1
@@ -258,6 +314,8 @@ BAD_FILES = {
                        'name = "x"\ncommand = ["true"]\n', 5, "unique"),
     "top-level key": ('grace = 2\n[[process]]\nname = "x"\ncommand = ["true"]\n', 1, "grace"),
     "no process": ("grace_period = 2\n", 1, "[[process]]"),
+    "launcher's name": ('[[process]]\nname = "launch"\ncommand = ["true"]\n', 2,
+                        "must not be 'launch'"),
     "required respawn": ('[[process]]\nname = "x"\ncommand = ["true"]\nrespawn = true\n'
                          "required = true\n", 5, "required and respawn exclude each other"),
 }

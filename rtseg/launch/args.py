@@ -97,6 +97,14 @@ def parse_given(items: Sequence[str]) -> dict[str, str]:
     return given
 
 
+def include_args(value: Any) -> dict[str, str]:
+    """An ``[[include]]``'s ``args``: a table of strings (numbers, true / false as text)."""
+    if not isinstance(value, dict) or not all(isinstance(v, str | int | float)
+                                              for v in value.values()):
+        raise ValueError('must be a table of launch arguments, e.g. { source = "camera0" }')
+    return {key: str(v).lower() if isinstance(v, bool) else str(v) for key, v in value.items()}
+
+
 def resolve(declared: Sequence[ArgSpec], given: Mapping[str, str], folder: str) -> dict[str, str]:
     """Each declared argument's value: the given one, else its default (which may use
     ``$(env ...)`` and ``$(dirname)``).

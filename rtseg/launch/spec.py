@@ -48,8 +48,17 @@ from typing import Any
 
 from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
-from rtseg.launch.args import ArgSpec, condition, declare, parse_given, resolve, substitute_all
+from rtseg.launch.args import (
+    ArgSpec,
+    condition,
+    declare,
+    include_args,
+    parse_given,
+    resolve,
+    substitute_all,
+)
 from rtseg.launch.lines import FileLines
+from rtseg.launch.logs import LAUNCHER
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HELP = "see launch/README.md for the format"
@@ -167,6 +176,9 @@ def _endpoint(value: Any) -> str:
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError("must be letters, digits, '_', '.' or '-', e.g. \"node\"")
+    if value == LAUNCHER:
+        raise ValueError(f"must not be {LAUNCHER!r}: [{LAUNCHER}] marks the launcher's own "
+                         "lines (and its launch.log)")
     return value
 
 
@@ -357,7 +369,7 @@ def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
     line = {key: lines.key(key, index, kind="include") for key in _INCLUDE_KEYS}
     file = _check(_string, f"[[include]] #{index + 1}: file", table["file"], lines, line["file"])
     label = f"[[include]] {file}"
-    given = _check(_given, f"{label}: args", table.get("args", {}), lines, line["args"])
+    given = _check(include_args, f"{label}: args", table.get("args", {}), lines, line["args"])
     prefix = (_check(_name, f"{label}: namespace", table["namespace"], lines,
                      line["namespace"]) + "/") if "namespace" in table else ""
     if not on:
@@ -380,14 +392,6 @@ def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
                               cwd=str(Path(inner.folder) / proc.cwd) if proc.cwd else None)
                       for proc in processes)
     return processes, tuple(prefix + name for name in skipped), graces
-
-
-def _given(value: Any) -> dict[str, str]:
-    """An include's ``args``: a table of strings (numbers and true / false taken as text)."""
-    if not isinstance(value, dict) or not all(isinstance(v, str | int | float)
-                                              for v in value.values()):
-        raise ValueError('must be a table of launch arguments, e.g. { source = "camera0" }')
-    return {key: str(v).lower() if isinstance(v, bool) else str(v) for key, v in value.items()}
 
 
 def _check(check: Callable[[Any], Any], what: str, value: Any, lines: FileLines, line: int):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rtseg.errors import RtsegError
 from rtseg.launch.console import Console
+from rtseg.launch.logs import LaunchLog
 from rtseg.launch.spec import LaunchSpec, ProcessSpec
 from rtseg.signals import on_stop_signals
 
@@ -32,18 +33,33 @@ POLL_S = 0.05  # how often exits and restart times are checked
 _READER_JOIN_S = 0.5  # how long an exit report waits for the last output lines
 
 
-def run_launch(spec: LaunchSpec, console: Console | None = None) -> str:
+def run_launch(spec: LaunchSpec, console: Console | None = None,
+               log_dir: str | None = None) -> str:
     """Run the launch `spec` until it ends (see the module docstring); return the summary
-    line. SIGINT/SIGTERM stop it in order (a normal end).
+    line. SIGINT/SIGTERM stop it in order (a normal end). `log_dir`: also write every line
+    to log files in a new folder there (rtseg.launch.logs).
 
     Raises:
         RtsegError: a process ended for good with a non-zero status, could not start, or
-            sent nothing on its ``ready`` topic in time; the message names it.
+            sent nothing on its ``ready`` topic in time; the message names it. Also a
+            `log_dir` that cannot be written, before anything starts.
     """
-    supervisor = Supervisor(spec, console or Console())
-    with on_stop_signals(supervisor.request_stop):
-        supervisor.run()
-    return supervisor.summary()
+    console = console or Console()
+    if log_dir is not None:
+        console.log = LaunchLog(log_dir, tuple(proc.name for proc in spec.processes))
+        console.say(f"logging to {console.log.folder}")
+    supervisor = Supervisor(spec, console)
+    last = "rtseg launch: ended by an unexpected error"
+    try:
+        with on_stop_signals(supervisor.request_stop):
+            supervisor.run()
+        last = supervisor.summary()
+    except RtsegError as exc:
+        last = f"rtseg: error: {exc}"
+        raise
+    finally:
+        console.close_log(last)
+    return last
 
 
 @dataclass
