@@ -71,3 +71,38 @@ class Group(click.Group):
         except RtsegError as exc:
             click.echo(f"rtseg: error: {exc}", err=True)
             sys.exit(1)
+
+
+def check_rtseg_commands(spec, root: click.Group) -> None:
+    """Parse every ``rtseg ...`` command of a launch spec (rtseg.launch.LaunchSpec) as its
+    process will, in its working folder, without running it: an unknown command or option,
+    a bad value or a missing argument is one line naming the file and line, before anything
+    starts (a respawning node would otherwise print its usage error forever).
+
+    Raises:
+        RtsegError: ``FILE:LINE: [[process]] "NAME": rtseg CMD: problem``.
+    """
+    import contextlib
+    from pathlib import Path
+
+    for proc in spec.processes:
+        args = list(proc.command[1:])
+        while args and args[0] in ("-v", "--verbose"):
+            args.pop(0)
+        if proc.command[0] != "rtseg" or not args or args[0].startswith("-"):
+            continue  # another program, or `rtseg --help` / `--version`
+        parent = click.Context(root, info_name="rtseg")
+        folder = Path(spec.path).parent / proc.cwd if proc.cwd else Path.cwd()
+        command = root.get_command(parent, args[0])
+        where = f'{proc.file}:{proc.line}: [[process]] "{proc.name}": rtseg {args[0]}'
+        if command is None:
+            raise RtsegError(f"{where}: no such command; the commands are "
+                             + ", ".join(root.list_commands(parent)))
+        try:
+            with contextlib.chdir(folder if folder.is_dir() else Path.cwd()):
+                command.make_context(args[0], args[1:], parent=parent)
+        except click.exceptions.Exit:  # --help in the command: it would print and exit 0
+            continue
+        except click.ClickException as exc:
+            raise RtsegError(f"{where}: {exc.format_message().rstrip('.')}; see "
+                             f"`rtseg {args[0]} --help`") from None

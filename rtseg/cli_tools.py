@@ -9,7 +9,7 @@ import json
 
 import click
 
-from rtseg.cli_support import stoppable
+from rtseg.cli_support import check_rtseg_commands, stoppable
 from rtseg.errors import RtsegError
 
 
@@ -94,6 +94,7 @@ def launch_(file, arguments, check, show_args, log_dir) -> None:
         click.echo(show_launch_args(file))
         return
     spec = load_launch_file(file, arguments)
+    check_rtseg_commands(spec, click.get_current_context().find_root().command)
     click.echo(spec.describe() if check else run_launch(spec, log_dir=log_dir), err=not check)
 
 

@@ -7,6 +7,7 @@ on an ``ipc://`` endpoint in tmp_path, so no TCP port is raced for.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -221,6 +222,52 @@ def test_a_log_dir_that_cannot_be_written_starts_nothing(tmp_path):
     assert done.stderr.splitlines() == [
         f"rtseg: error: --log-dir {blocker / 'logs'}: cannot write a log folder there (Not a "
         "directory); give a folder you may write in"], done.stderr
+
+
+COMMAND_MISTAKES = {  # click's own words in between may change with its version
+    "option": (["run", "--sorce", "demo"], "rtseg run: ", "--sorce", "`rtseg run --help`"),
+    "value": (["bench", "--seconds", "ten"], "rtseg bench: ", "'ten'", "`rtseg bench --help`"),
+    "command": (["rn"], "rtseg rn: no such command; the commands are adjust, bench, ", "run",
+                "serve, train, view"),
+    "argument": (["compile"], "rtseg compile: ", "CHECKPOINT", "`rtseg compile --help`"),
+}
+
+
+@pytest.mark.parametrize("case", COMMAND_MISTAKES)
+def test_a_mistyped_rtseg_command_is_caught_before_anything_starts(tmp_path, case):
+    """The launcher parses each `rtseg ...` command as its process would: a respawning node
+    with a typo would otherwise print its usage error forever."""
+    args, start, inside, end = COMMAND_MISTAKES[case]
+    marker = tmp_path / "ran"
+    code = f"open('{marker}', 'w')"
+    file = write(tmp_path, f'[[process]]\nname = "first"\ncommand = {py(code)}\n\n'
+                 f'[[process]]\nname = "node"\ncommand = {json.dumps(["rtseg", *args])}\n'
+                 "respawn = true\n")
+    for check in ([], ["--check"]):
+        done = subprocess.run([*RTSEG, "launch", str(file), *check], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 1 and done.stdout == "", done
+        line = done.stderr.rstrip("\n")
+        assert "\n" not in line and line.startswith(
+            f'rtseg: error: {file}:5: [[process]] "node": {start}'), line
+        assert inside in line and line.endswith(end), line
+    assert not marker.exists()
+
+
+def test_commands_are_parsed_in_their_working_folder(tmp_path):
+    """`--calib DIR` must exist: relative to the process's cwd, as the process sees it;
+    the bundled launch files all parse."""
+    from rtseg.cli import main
+    from rtseg.cli_support import check_rtseg_commands
+
+    (tmp_path / "work" / "frames").mkdir(parents=True)
+    text = ('[[process]]\nname = "c"\ncommand = ["rtseg", "run", "--source", "demo", '
+            '"--calib", "frames"]\n')
+    check_rtseg_commands(load_launch_file(write(tmp_path, text + 'cwd = "work"\n')), main)
+    with pytest.raises(RtsegError, match=r"--calib.*'frames' does not exist"):
+        check_rtseg_commands(load_launch_file(write(tmp_path, text)), main)
+    for file in (REPO / "launch").glob("*.toml"):
+        check_rtseg_commands(load_launch_file(file), main)
 
 
 def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path):
