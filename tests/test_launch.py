@@ -210,6 +210,35 @@ max_retries = 1
     assert sorted(p.name for p in logs.iterdir()) == sorted([first.name, second.name, "latest"])
 
 
+def test_output_log_keeps_a_process_off_the_console(tmp_path):
+    """output = "log" (ROS 2's output='log'): its lines only in --log-dir's files; without
+    --log-dir the launcher says they are not kept."""
+    file = write(tmp_path, f"""
+[[process]]
+name = "quiet"
+command = {py("import sys; print('hidden line'); print('hidden error', file=sys.stderr)")}
+output = "log"
+
+[[process]]
+name = "loud"
+command = {py("print('shown line')")}
+""")
+    logs = tmp_path / "logs"
+    done = subprocess.run([*RTSEG, "launch", str(file), "--log-dir", str(logs)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "[loud] shown line" in done.stdout and "[quiet]" not in done.stdout + done.stderr
+    assert "[launch] quiet: exited with status 0" in done.stderr
+    own = (logs / "latest" / "quiet.log").read_text()
+    assert "hidden line" in own and "hidden error" in own
+    assert "[quiet] hidden line" in (logs / "latest" / "launch.log").read_text()
+    bare = subprocess.run([*RTSEG, "launch", str(file)], capture_output=True, text=True,
+                          timeout=60)
+    assert bare.returncode == 0 and "[quiet]" not in bare.stdout + bare.stderr
+    assert ('[launch] quiet: output = "log" and no --log-dir: its lines are not kept'
+            in bare.stderr.splitlines()), bare.stderr
+
+
 def test_a_log_dir_that_cannot_be_written_starts_nothing(tmp_path):
     marker = tmp_path / "ran"
     code = f"open('{marker}', 'w')"
@@ -361,6 +390,8 @@ BAD_FILES = {
                        'name = "x"\ncommand = ["true"]\n', 5, "unique"),
     "top-level key": ('grace = 2\n[[process]]\nname = "x"\ncommand = ["true"]\n', 1, "grace"),
     "no process": ("grace_period = 2\n", 1, "[[process]]"),
+    "output": ('[[process]]\nname = "x"\ncommand = ["true"]\noutput = "file"\n', 4,
+               'output must be "screen"'),
     "launcher's name": ('[[process]]\nname = "launch"\ncommand = ["true"]\n', 2,
                         "must not be 'launch'"),
     "required respawn": ('[[process]]\nname = "x"\ncommand = ["true"]\nrespawn = true\n'

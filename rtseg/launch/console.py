@@ -32,13 +32,14 @@ class Console:
         """One line of the launcher itself on `err`: ``[launch] text``."""
         self.write(self.err, LAUNCHER, text)
 
-    def write(self, stream: TextIO, name: str, text: str) -> None:
-        """Write ``[name] text`` as one line; a closed stream is silenced, not an error."""
+    def write(self, stream: TextIO | None, name: str, text: str) -> None:
+        """Write ``[name] text`` as one line to `stream` (None: to the log files only); a
+        closed stream is silenced, not an error."""
         line = text.rstrip(_EOL)
         with self._lock:
             if self.log is not None:
                 self._to_log(name, line)
-            if id(stream) in self._closed:
+            if stream is None or id(stream) in self._closed:
                 return
             try:
                 stream.write(f"[{name}] {line}\n")
@@ -64,8 +65,9 @@ class Console:
             self.err.write(f"[{LAUNCHER}] log files: cannot write ({exc}); logging stopped, "
                            "the launch goes on\n")
 
-    def follow(self, name: str, pipe: IO[bytes], stream: TextIO) -> threading.Thread:
-        """Start a daemon thread copying `pipe` to `stream` line by line until EOF."""
+    def follow(self, name: str, pipe: IO[bytes], stream: TextIO | None) -> threading.Thread:
+        """Start a daemon thread copying `pipe` to `stream` (None: the log files only) line
+        by line until EOF."""
         def copy() -> None:
             with pipe:
                 for raw in iter(pipe.readline, b""):

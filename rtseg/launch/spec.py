@@ -16,6 +16,7 @@ ready_timeout = 60.0
 ready_curve_server_key = "keys/node.key"      # a node run with --curve-secret: its
 ready_curve_secret = "keys/launch.key_secret" # public key (and a listed client's pair)
 env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
+output = "screen"                   # its lines on the console; "log": --log-dir files only
 cwd = "."                           # relative to the launch file's folder
 if = "$(var viewer)"                # started only if true (`unless`: only if false)
 
@@ -48,6 +49,7 @@ from typing import Any
 
 from rtseg.config import DEFAULT_ENDPOINT
 from rtseg.errors import RtsegError
+from rtseg.launch import keys
 from rtseg.launch.args import (
     ArgSpec,
     condition,
@@ -58,9 +60,7 @@ from rtseg.launch.args import (
     substitute_all,
 )
 from rtseg.launch.lines import FileLines
-from rtseg.launch.logs import LAUNCHER
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HELP = "see launch/README.md for the format"
 
 
@@ -74,6 +74,7 @@ class ProcessSpec:
     cwd: str | None = None
     respawn: bool = False
     required: bool = False  # when it ends, the launch ends (ROS 1's required)
+    output: str = "screen"  # "screen": console (and log files); "log": log files only
     respawn_delay: float = 1.0
     max_retries: int = -1
     ready: str | None = None
@@ -127,69 +128,15 @@ class LaunchSpec:
         return "\n".join(lines)
 
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _seconds(positive: bool) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                value <= 0 if positive else value < 0):
-            raise ValueError(f"must be a number of seconds {'> 0' if positive else '>= 0'}")
-        return float(value)
-    return check
-
-
-def _retries(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise ValueError("must be an integer >= 0, or -1 for forever")
-    return value
-
-
-def _command(value: Any) -> tuple[str, ...]:
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(arg, str) for arg in value) or not value[0]):
-        raise ValueError('must be a non-empty array of strings, e.g. ["rtseg", "run"]')
-    return tuple(value)
-
-
-def _env(value: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError('must be a table of strings, e.g. { OMP_NUM_THREADS = "2" }')
-    return tuple(sorted(value.items()))
-
-
-def _endpoint(value: Any) -> str:
-    if not isinstance(value, str) or "://" not in value:
-        raise ValueError("must be a ZeroMQ endpoint like tcp://127.0.0.1:5555 or ipc://PATH")
-    return value
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError("must be letters, digits, '_', '.' or '-', e.g. \"node\"")
-    if value == LAUNCHER:
-        raise ValueError(f"must not be {LAUNCHER!r}: [{LAUNCHER}] marks the launcher's own "
-                         "lines (and its launch.log)")
-    return value
-
-
 _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
-    "name": _name, "command": _command, "env": _env, "cwd": _string, "respawn": _flag,
-    "required": _flag,
-    "respawn_delay": _seconds(positive=False), "max_retries": _retries, "ready": _string,
-    "endpoint": _endpoint, "ready_timeout": _seconds(positive=True),
-    "ready_curve_server_key": _string, "ready_curve_secret": _string,
+    "name": keys.name, "command": keys.command, "env": keys.env, "cwd": keys.string,
+    "respawn": keys.flag, "required": keys.flag, "output": keys.output,
+    "respawn_delay": keys.seconds(positive=False), "max_retries": keys.retries,
+    "ready": keys.string, "endpoint": keys.endpoint,
+    "ready_timeout": keys.seconds(positive=True),
+    "ready_curve_server_key": keys.string, "ready_curve_secret": keys.string,
 }
-_TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": _seconds(positive=False)}
+_TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": keys.seconds(positive=False)}
 _CONDITIONS = ("if", "unless")
 _INCLUDE_KEYS = ("file", "args", "namespace")
 _DEFAULT_GRACE = 3.0
@@ -367,10 +314,11 @@ def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
         raise lines.error(header, f'[[include]] #{index + 1} has no file: add e.g. file = '
                           '"$(dirname)/demo.toml"')
     line = {key: lines.key(key, index, kind="include") for key in _INCLUDE_KEYS}
-    file = _check(_string, f"[[include]] #{index + 1}: file", table["file"], lines, line["file"])
+    file = _check(keys.string, f"[[include]] #{index + 1}: file", table["file"], lines,
+                  line["file"])
     label = f"[[include]] {file}"
     given = _check(include_args, f"{label}: args", table.get("args", {}), lines, line["args"])
-    prefix = (_check(_name, f"{label}: namespace", table["namespace"], lines,
+    prefix = (_check(keys.name, f"{label}: namespace", table["namespace"], lines,
                      line["namespace"]) + "/") if "namespace" in table else ""
     if not on:
         return (), (f"include {file}",), ()

@@ -48,6 +48,9 @@ def run_launch(spec: LaunchSpec, console: Console | None = None,
     if log_dir is not None:
         console.log = LaunchLog(log_dir, tuple(proc.name for proc in spec.processes))
         console.say(f"logging to {console.log.folder}")
+    for proc in spec.processes:
+        if proc.output == "log" and log_dir is None:
+            console.say(f'{proc.name}: output = "log" and no --log-dir: its lines are not kept')
     supervisor = Supervisor(spec, console)
     last = "rtseg launch: ended by an unexpected error"
     try:
@@ -151,8 +154,10 @@ class Supervisor:
         child.proc = proc
         shown = f": {shlex.join(spec.command)}" if child.runs == 1 else ""
         self.console.say(f"{spec.name}: started pid {proc.pid} (run {child.runs}){shown}")
-        child.readers = [self.console.follow(spec.name, proc.stdout, self.console.out),
-                         self.console.follow(spec.name, proc.stderr, self.console.err)]
+        screen = spec.output == "screen"
+        child.readers = [
+            self.console.follow(spec.name, proc.stdout, self.console.out if screen else None),
+            self.console.follow(spec.name, proc.stderr, self.console.err if screen else None)]
 
     def _tick(self) -> None:
         """Note the children that exited, start those whose restart time has come."""
