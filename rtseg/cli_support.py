@@ -92,7 +92,7 @@ def check_rtseg_commands(spec, root: click.Group) -> None:
         if proc.command[0] != "rtseg" or not args or args[0].startswith("-"):
             continue  # another program, or `rtseg --help` / `--version`
         parent = click.Context(root, info_name="rtseg")
-        folder = Path(spec.path).parent / proc.cwd if proc.cwd else Path.cwd()
+        folder = spec.workdir(proc) or Path.cwd()
         command = root.get_command(parent, args[0])
         where = f'{proc.file}:{proc.line}: [[process]] "{proc.name}": rtseg {args[0]}'
         if command is None:

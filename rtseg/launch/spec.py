@@ -107,6 +107,11 @@ class LaunchSpec:
     values: tuple[tuple[str, str], ...] = ()
     skipped: tuple[str, ...] = ()  # processes switched off by if / unless
 
+    def workdir(self, proc: ProcessSpec) -> Path | None:
+        """The folder `proc` runs in: its cwd relative to this file's folder (None: the
+        launcher's own)."""
+        return Path(self.path).parent / proc.cwd if proc.cwd else None
+
     def describe(self) -> str:
         """One line per process, for ``rtseg launch --check``."""
         lines = []
@@ -323,8 +328,9 @@ def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
     if not on:
         return (), (f"include {file}",), ()
     path = Path(lines.folder) / file
-    if path.resolve() in chain:
-        loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
+    chain = (*chain, path.resolve())
+    if chain[-1] in chain[:-1]:
+        loop = " -> ".join(str(p) for p in chain)
         raise lines.error(header, f"{label}: the files include each other: {loop}")
     if not path.is_file():
         raise lines.error(line["file"], f"{label}: no such file {path} (a relative path is "
@@ -335,7 +341,7 @@ def _include(table: dict, index: int, lines: FileLines, values: dict[str, str],
     except ValueError as exc:
         raise lines.error(header, f"{label}: {exc}; see `rtseg launch {path} --show-args`"
                           ) from None
-    processes, skipped, graces = _build(raw, inner, inner_values, (*chain, path.resolve()))
+    processes, skipped, graces = _build(raw, inner, inner_values, chain)
     processes = tuple(replace(proc, name=prefix + proc.name,
                               cwd=str(Path(inner.folder) / proc.cwd) if proc.cwd else None)
                       for proc in processes)

@@ -136,7 +136,7 @@ class Supervisor:
         spec = child.spec
         child.runs += 1
         child.restart_at = None
-        cwd = Path(self.spec.path).parent / spec.cwd if spec.cwd else None
+        cwd = self.spec.workdir(spec)
         if cwd is not None and not cwd.is_dir():
             child.done = True
             self._fail(f"process {spec.name!r}: cwd {cwd} is not a folder")
@@ -212,7 +212,7 @@ class Supervisor:
     def _ready_keys(self, spec) -> dict[str, str | None]:
         """The `ready` check's CURVE key files, relative to the folder the process runs in
         (as the process's own --curve-secret is)."""
-        base = Path(self.spec.path).parent / spec.cwd if spec.cwd else Path()
+        base = self.spec.workdir(spec) or Path()
         keys = {"curve_server_key": spec.ready_curve_server_key,
                 "curve_secret": spec.ready_curve_secret}
         return {key: None if value is None else str(base / value) for key, value in keys.items()}
