@@ -377,6 +377,53 @@ ready_timeout = 120
         assert_gone(pid)
 
 
+def test_each_process_may_have_its_own_grace_period(tmp_path):
+    """The file's grace_period is short; a process that cleans up slowly on SIGTERM has a
+    longer one of its own and ends by itself, one that ignores SIGTERM has its own and is
+    killed, one without its own gets the file's and is killed."""
+    def arm(on_term: str) -> str:
+        code = ("import signal, sys, time\n"
+                f"def handler(*_):\n    {on_term}\n"
+                "signal.signal(signal.SIGTERM, handler)\nprint('armed', flush=True)\n"
+                "while True: time.sleep(1)")
+        return py(code.replace("\n", "\\n"))  # TOML escapes in the command's string
+    file = write(tmp_path, f"""
+grace_period = 0.2
+
+[[process]]
+name = "patient"
+command = {arm("time.sleep(1.5); print('cleaned up', flush=True); sys.exit(0)")}
+grace_period = 60
+
+[[process]]
+name = "stubborn"
+command = {arm("pass")}
+grace_period = 1
+
+[[process]]
+name = "plain"
+command = {arm("pass")}
+""")
+    assert "patient: " in (check := load_launch_file(file).describe())
+    assert "SIGKILL 60 s after SIGTERM" in check and "SIGKILL 1 s after SIGTERM" in check
+    launcher = Launcher(file)
+    try:
+        pids = [launcher.pid(name) for name in ("patient", "stubborn", "plain")]
+        for name in ("patient", "stubborn", "plain"):
+            launcher.wait_for(rf"\[{name}\] armed")
+        launcher.proc.send_signal(signal.SIGINT)
+        code = launcher.finish(timeout_s=60)
+    finally:
+        launcher.stop()
+    out = "\n".join(launcher.lines)
+    assert code == 0, out
+    assert "[patient] cleaned up" in out and "patient: stopped, exited with status 0" in out
+    assert "stubborn: stopped, killed by SIGKILL after SIGTERM" in out, out
+    assert "plain: stopped, killed by SIGKILL after SIGTERM" in out, out
+    for pid in pids:
+        assert_gone(pid)
+
+
 BAD_FILES = {
     "syntax": ('[[process]]\nname = "x"\ncommand = ["true"\nrespawn = true\n', 4, "TOML"),
     "unknown key": ('grace_period = 1\n\n[[process]]\nname = "x"\ncommand = ["true"]\n'
@@ -394,6 +441,8 @@ BAD_FILES = {
                'output must be "screen"'),
     "launcher's name": ('[[process]]\nname = "launch"\ncommand = ["true"]\n', 2,
                         "must not be 'launch'"),
+    "process grace": ('[[process]]\nname = "x"\ncommand = ["true"]\ngrace_period = -1\n', 4,
+                      "grace_period must be a number of seconds >= 0"),
     "required respawn": ('[[process]]\nname = "x"\ncommand = ["true"]\nrespawn = true\n'
                          "required = true\n", 5, "required and respawn exclude each other"),
 }

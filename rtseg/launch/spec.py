@@ -17,6 +17,7 @@ ready_curve_server_key = "keys/node.key"      # a node run with --curve-secret: 
 ready_curve_secret = "keys/launch.key_secret" # public key (and a listed client's pair)
 env = { OMP_NUM_THREADS = "2" }     # added to the launcher's environment
 output = "screen"                   # its lines on the console; "log": --log-dir files only
+grace_period = 10.0                 # its own SIGTERM-to-SIGKILL seconds (default: the file's)
 cwd = "."                           # relative to the launch file's folder
 if = "$(var viewer)"                # started only if true (`unless`: only if false)
 
@@ -31,7 +32,8 @@ An ``[arg]`` table declares launch arguments for ``$(var NAME)`` in any string o
 process (see `rtseg.launch.args`); ``rtseg launch FILE NAME:=VALUE`` gives them. An
 included file sees only the arguments its ``args`` gives it (its own defaults otherwise),
 as ROS 2's scoped ``<include>`` with ``<arg>`` children; processes and includes start in
-the order they are written; the longest ``grace_period`` of the files applies.
+the order they are written; the longest top-level ``grace_period`` of the files applies
+to every process without its own.
 Any mistake (TOML syntax, an unknown key, a missing command, a wrong type) is an
 `RtsegError` of one line, ``FILE:LINE: problem``, raised before anything starts.
 """
@@ -82,6 +84,7 @@ class ProcessSpec:
     ready_timeout: float = 60.0
     ready_curve_server_key: str | None = None  # key files for a CURVE node's `ready`
     ready_curve_secret: str | None = None
+    grace_period: float | None = None  # SIGTERM to SIGKILL on stop; None: the launch's
     line: int = 0  # line of its [[process]] header in the file
     file: str = ""  # the launch file it is written in (the launched one or an included one)
 
@@ -124,6 +127,8 @@ class LaunchSpec:
                 extra.append(f"respawn after {proc.respawn_delay:g} s ({retries})")
             if proc.ready:
                 extra.append(f"ready on {proc.ready} at {proc.endpoint}")
+            if proc.grace_period is not None:
+                extra.append(f"SIGKILL {proc.grace_period:g} s after SIGTERM")
             lines.append(f"{proc.name}: {shlex.join(proc.command)}"
                          + (f"  [{'; '.join(extra)}]" if extra else ""))
         lines += [f"{name}: not started (if / unless)" for name in self.skipped]
@@ -140,6 +145,7 @@ _PROCESS_KEYS: dict[str, Callable[[Any], Any]] = {
     "ready": keys.string, "endpoint": keys.endpoint,
     "ready_timeout": keys.seconds(positive=True),
     "ready_curve_server_key": keys.string, "ready_curve_secret": keys.string,
+    "grace_period": keys.seconds(positive=False),
 }
 _TOP_KEYS: dict[str, Callable[[Any], Any]] = {"grace_period": keys.seconds(positive=False)}
 _CONDITIONS = ("if", "unless")

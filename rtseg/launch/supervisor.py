@@ -5,8 +5,8 @@ arrives on its topic. A process that exits is reported with its status and, with
 ``respawn``, started again after ``respawn_delay`` until ``max_retries`` restarts are used
 up. The launch ends when every process has ended, when one ends for good with a non-zero
 status (or never gets ready), when a ``required`` one ends, or on SIGINT/SIGTERM; then
-every child still running gets SIGTERM, and SIGKILL after ``grace_period`` seconds (at
-once on a second signal).
+every child still running gets SIGTERM, and SIGKILL after ``grace_period`` seconds (a
+process's own, else the launch's; at once on a second signal).
 
 Each child runs in a session of its own, so a terminal's Ctrl-C reaches only the launcher,
 which stops the children itself; signals go to each child's whole process group.
@@ -239,19 +239,38 @@ class Supervisor:
         live = [child for child in self.children if child.live()]
         for child in live:
             _signal_group(child.proc, signal.SIGTERM)
-        deadline = time.monotonic() + self.spec.grace_period
-        while (not self._hurry and time.monotonic() < deadline
-               and any(child.live() for child in live)):
-            time.sleep(POLL_S)
+        killed = self._kill_late(live, time.monotonic())
         for child in live:
-            killed = child.live()
-            if killed:
+            if child.live():  # a second signal cut the grace period short
                 _signal_group(child.proc, signal.SIGKILL)
+                killed.add(child.spec.name)
             code = child.proc.wait()
             _join(child.readers)
-            how = "killed by SIGKILL after SIGTERM" if killed else _exit_text(code)
+            how = ("killed by SIGKILL after SIGTERM" if child.spec.name in killed
+                   else _exit_text(code))
             self.console.say(f"{child.spec.name}: stopped, {how}")
             self.stopped.append(child.spec.name)
+
+    def _kill_late(self, live: list, since: float) -> set[str]:
+        """Wait for the SIGTERMed `live` children to end, SIGKILLing each still running
+        when its grace period (its own, else the launch's) has passed since `since`, until
+        none is left or a second signal hurries the stop; returns the names killed."""
+        deadlines = [since + (self.spec.grace_period if child.spec.grace_period is None
+                              else child.spec.grace_period) for child in live]
+        killed: set[str] = set()
+        while not self._hurry:
+            now, waiting = time.monotonic(), False
+            for child, deadline in zip(live, deadlines):
+                if child.live() and child.spec.name not in killed:
+                    if now < deadline:
+                        waiting = True
+                    else:
+                        _signal_group(child.proc, signal.SIGKILL)
+                        killed.add(child.spec.name)
+            if not waiting:
+                return killed
+            time.sleep(POLL_S)
+        return killed
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
