@@ -57,6 +57,21 @@ def models(classes: int) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def doctor(as_json: bool) -> None:
+    """Check what this machine gives rtseg: torch and CUDA, the CPU's extensions, each
+    engine runtime and what --format auto picks, OpenCV's video backends and the cameras,
+    ZeroMQ (CURVE, ipc) and the tools' packages. Exit 1 when something every run needs
+    is broken."""
+    from rtseg import doctor as report
+
+    checks = report.run_checks()
+    click.echo(json.dumps(report.as_json(checks)) if as_json else report.format_report(checks))
+    if any(c.status == "error" for c in checks):
+        sys.exit(1)
+
+
+@main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--steps", type=int, help="Override [train] steps.")
 @click.option("--batch-size", type=int, help="Override [train] batch_size.")
