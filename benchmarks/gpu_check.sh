@@ -48,6 +48,7 @@ bench() {  # bench NAME LIMIT_S [rtseg bench options]
   echo "# rtseg GPU check on $gpu, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "# command: bash benchmarks/gpu_check.sh (STEPS=\"$STEPS\")"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+  step 120 $PY -m rtseg doctor  # the machine as rtseg sees it: GPUs, runtimes, auto's pick
   if [[ " $STEPS " == *" tests "* ]]; then
     echo "## GPU-marked tests (files whose packages are absent here fail to collect)"
     step 240 $PY -m pytest -q -rfE -m gpu --continue-on-collection-errors --timeout 120 \
