@@ -282,11 +282,15 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
+@click.option("--rotate", multiple=True, type=click.Choice(["0", "90", "180", "270"]),
+              help="Turn the frames clockwise by this many degrees before segmenting (a "
+                   "camera mounted upside down: 180): once for every source, or once per "
+                   "--source in order. Masks and NAME/image are of the turned frame.")
 @stoppable("run", where="during start-up", torch=True, shared_cores=live_sources)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
         mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
-        curve_clients) -> None:
+        curve_clients, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -304,7 +308,8 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     engine_cache=engine_cache, calib=calib, overlap=overlap,
                     mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
                     image_fps=image_fps, image_width=image_width,
-                    curve_secret=curve_secret, curve_clients=curve_clients)
+                    curve_secret=curve_secret, curve_clients=curve_clients,
+                    rotate=tuple(int(degrees) for degrees in rotate))
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

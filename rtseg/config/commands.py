@@ -62,6 +62,7 @@ class RunConfig:
     heartbeat_s: float = 1.0  # NAME/status period
     curve_secret: str | None = None  # CURVE server key pair file (rtseg keys)
     curve_clients: str | None = None  # folder of admitted client public keys
+    rotate: int | tuple[int, ...] = 0  # degrees clockwise: one for all sources, or one each
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -75,9 +76,21 @@ class RunConfig:
             return None
         return (self.name,) if isinstance(self.name, str) else tuple(self.name)
 
+    @property
+    def rotations(self) -> tuple[int, ...]:
+        """Degrees clockwise each source's frames are turned, one per source, in order."""
+        given = (self.rotate,) if isinstance(self.rotate, int) else tuple(self.rotate) or (0,)
+        return given * len(self.sources) if len(given) == 1 else given
+
     def __post_init__(self) -> None:
         if not self.sources:
             raise RtsegError("no --source given: name at least one (camera0, a file, demo)")
+        given = (self.rotate,) if isinstance(self.rotate, int) else tuple(self.rotate)
+        if len(given) not in (0, 1, len(self.sources)):
+            raise RtsegError(f"{len(given)} --rotate for {len(self.sources)} --source: give "
+                             "one --rotate for every source, or one per --source in order")
+        for degrees in given:
+            check_choice("--rotate", degrees, (0, 90, 180, 270))
         if self.names is not None and len(self.names) != len(self.sources):
             raise RtsegError(f"{len(self.names)} --name for {len(self.sources)} --source: give "
                              "one --name per --source, in the same order, or none")

@@ -9,6 +9,10 @@ A live source's slot keeps only the newest frame (one it replaces is counted as 
 a file source's reader decodes its next frame once the slot was emptied, so every frame of
 a file arrives, in order, one frame is decoded ahead (while the last one is inferred), and
 none is decoded to be thrown away.
+
+A source may be turned (`rotations`: 90, 180 or 270 degrees clockwise, e.g. a camera
+mounted upside down) on its reader thread, so everything downstream (engine, masks, the
+image topic) sees the frame upright.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import cv2
 
 from rtseg.stream.sources import Frame, Source
 
 log = logging.getLogger(__name__)
+ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+             270: cv2.ROTATE_90_COUNTERCLOCKWISE}  # degrees clockwise -> OpenCV's code
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,10 @@ class Fed:
 class FrameFeed:
     """Reader threads over `sources`; `next_batch()` hands out their frames (see module doc)."""
 
-    def __init__(self, sources: Sequence[Source], read_timeout: float = 0.2):
+    def __init__(self, sources: Sequence[Source], read_timeout: float = 0.2,
+                 rotations: Sequence[int] = ()):
         self.sources = list(sources)
+        self._turns = [ROTATIONS[d] for d in rotations] or [None] * len(self.sources)
         self._cond = threading.Condition()
         self._slots: list[Fed | None] = [None] * len(self.sources)
         self._done = [False] * len(self.sources)
@@ -62,6 +72,8 @@ class FrameFeed:
                     if source.exhausted:
                         break
                     continue
+                if self._turns[index] is not None:
+                    frame = rotated(frame, self._turns[index])
                 self._put(Fed(index, frame, (time.perf_counter() - t0) * 1e3), source.live)
         except Exception:  # a failing source must end its feed visibly, not hang the node
             log.exception("reading %s failed; this source stops", source.name)
@@ -119,3 +131,10 @@ class FrameFeed:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+
+
+def rotated(frame: Frame, code: int) -> Frame:
+    """`frame` turned by OpenCV rotate `code` (ROTATIONS): image (H, W, 3) -> (W, H, 3) for
+    a quarter turn, (H, W, 3) for a half one; its label (demo) turned the same."""
+    label = None if frame.label is None else cv2.rotate(frame.label, code)
+    return replace(frame, image=cv2.rotate(frame.image, code), label=label)

@@ -83,13 +83,14 @@ class LoopSettings:
     status_every: float = 5.0
     image_fps: float | None = None
     image_width: int = 640
+    rotations: tuple[int, ...] = ()  # per source, degrees clockwise (); none turned
 
     @classmethod
     def from_run(cls, cfg: RunConfig) -> LoopSettings:
         return cls(max_frames=cfg.max_frames, fps=cfg.fps, encoding=cfg.encoding,
                    status_every=cfg.status_every,
                    image_fps=cfg.image_fps if cfg.image_topic else None,
-                   image_width=cfg.image_width)
+                   image_width=cfg.image_width, rotations=cfg.rotations)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def serve(wiring: Wiring, settings: LoopSettings, stop: threading.Event,
     ended, `settings.max_frames` were published or `stop` is set; the final counters.
     `on_stats(stats)` gets the live counters before the first frame (the benchmark restarts
     them after its warm-up)."""
-    feed = FrameFeed(wiring.sources)
+    feed = FrameFeed(wiring.sources, rotations=settings.rotations)
     stats = NodeStats(feed.captured, lambda: sum(map(feed.dropped, range(len(wiring.sources))))
                       + wiring.publisher.dropped)
     wiring.heartbeat.attach(feed, stats)
