@@ -282,6 +282,11 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--curve-clients", type=click.Path(file_okay=False),
               help="With --curve-secret: admit only the client public keys (*.key) in this "
                    "folder.")
+@click.option("--capture-size", help="Cameras: ask for frames of this size, HxW (e.g. "
+              "720x1280) [default: the camera's].")
+@click.option("--capture-fps", type=float, help="Cameras: ask for this frame rate.")
+@click.option("--capture-fourcc", help="Cameras: ask for this pixel format, e.g. MJPG (USB 2 "
+              "cameras send large frames at full rate only compressed) or YUYV.")
 @click.option("--rotate", multiple=True, type=click.Choice(["0", "90", "180", "270"]),
               help="Turn the frames clockwise by this many degrees before segmenting (a "
                    "camera mounted upside down: 180): once for every source, or once per "
@@ -290,7 +295,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
         mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
-        curve_clients, rotate) -> None:
+        curve_clients, capture_size, capture_fps, capture_fourcc, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -309,7 +314,9 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
                     image_fps=image_fps, image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients,
-                    rotate=tuple(int(degrees) for degrees in rotate))
+                    rotate=tuple(int(degrees) for degrees in rotate),
+                    capture_size=parse_size(capture_size) if capture_size else None,
+                    capture_fps=capture_fps, capture_fourcc=capture_fourcc)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

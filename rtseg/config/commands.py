@@ -63,6 +63,9 @@ class RunConfig:
     curve_secret: str | None = None  # CURVE server key pair file (rtseg keys)
     curve_clients: str | None = None  # folder of admitted client public keys
     rotate: int | tuple[int, ...] = 0  # degrees clockwise: one for all sources, or one each
+    capture_size: tuple[int, int] | None = None  # cameras: (H, W) to ask for (None: theirs)
+    capture_fps: float | None = None
+    capture_fourcc: str | None = None  # e.g. MJPG
 
     @property
     def sources(self) -> tuple[str, ...]:

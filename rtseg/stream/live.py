@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -47,12 +48,63 @@ class Device(Protocol):
         """Free the device; called once, on the capture thread."""
 
 
-class CaptureDevice:
-    """A camera index or a stream URL read through `cv2.VideoCapture`."""
+@dataclass(frozen=True)
+class CaptureSettings:
+    """What to ask a camera for (ROS usb_cam's image_width / image_height, framerate,
+    pixel_format); None: the camera's default. size (H, W); fps; fourcc: four characters,
+    e.g. MJPG (a USB 2 camera sends 1080p at 30 fps only compressed) or YUYV."""
 
-    def __init__(self, target: int | str, label: str, failure_hint: str) -> None:
+    size: tuple[int, int] | None = None
+    fps: float | None = None
+    fourcc: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size is not None and min(self.size) < 1:
+            raise RtsegError(f"--capture-size must be positive HxW, got {self.size}")
+        if self.fps is not None and not self.fps > 0:
+            raise RtsegError(f"--capture-fps must be > 0, got {self.fps}")
+        if self.fourcc is not None and not (len(self.fourcc) == 4 and self.fourcc.isascii()):
+            raise RtsegError(f"--capture-fourcc takes four characters such as MJPG or YUYV, "
+                             f"not {self.fourcc!r}")
+
+    def apply(self, cap: cv2.VideoCapture) -> list[str]:
+        """Ask `cap` for these settings (the pixel format first: a camera's sizes and rates
+        depend on it); returns what it gives instead, a phrase each ([]: all granted)."""
+        if self.fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
+        if self.size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[1])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[0])
+        if self.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        return self.refused(cap)
+
+    def refused(self, cap: cv2.VideoCapture) -> list[str]:
+        """What `cap` gives where it differs from these settings."""
+        problems = []
+        if self.size:
+            got = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+            if got != tuple(self.size):
+                problems.append(f"{got[0]}x{got[1]} frames, not {self.size[0]}x{self.size[1]}")
+        if self.fps and abs(cap.get(cv2.CAP_PROP_FPS) - self.fps) > 0.5:
+            problems.append(f"{cap.get(cv2.CAP_PROP_FPS):g} fps, not {self.fps:g}")
+        if self.fourcc:
+            code = int(cap.get(cv2.CAP_PROP_FOURCC))
+            got = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ")
+            if got.upper() != self.fourcc.upper():
+                problems.append(f"pixel format {got or 'unknown'}, not {self.fourcc}")
+        return problems
+
+
+class CaptureDevice:
+    """A camera index or a stream URL read through `cv2.VideoCapture`; a camera is asked
+    for `settings` at every (re)open, and what it refuses is logged."""
+
+    def __init__(self, target: int | str, label: str, failure_hint: str,
+                 settings: CaptureSettings | None = None) -> None:
         self._target = target
         self._label = label  # printable, credentials removed
+        self._settings = settings
         self._cap = self._open()
         if self._cap is None:
             raise RtsegError(f"{label} could not be opened: {failure_hint}")
@@ -65,6 +117,9 @@ class CaptureDevice:
                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS]
             cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, timeouts)
         if cap.isOpened():
+            if self._settings is not None and (refused := self._settings.apply(cap)):
+                log.warning("%s gives %s; the modes it has: `v4l2-ctl -d /dev/video%s "
+                            "--list-formats-ext`", self._label, ", ".join(refused), self._target)
             return cap
         cap.release()
         return None
@@ -90,10 +145,11 @@ class CaptureDevice:
             self._cap = None
 
 
-def open_camera(index: int) -> CaptureDevice:
-    """Open camera `index` now, raising RtsegError when it cannot be opened."""
+def open_camera(index: int, settings: CaptureSettings | None = None) -> CaptureDevice:
+    """Open camera `index` now, asking it for `settings`, raising RtsegError when it cannot
+    be opened."""
     hint = "is it connected? list devices with `v4l2-ctl --list-devices`"
-    return CaptureDevice(index, f"camera {index}", hint)
+    return CaptureDevice(index, f"camera {index}", hint, settings)
 
 
 def open_url(url: str, printable: str) -> CaptureDevice:

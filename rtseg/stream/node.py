@@ -28,10 +28,11 @@ from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
 from rtseg.stream.feed import FrameFeed
 from rtseg.stream.heartbeat import Heartbeat
+from rtseg.stream.live import CaptureSettings
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.publishing import publish_loop, queue_messages
-from rtseg.stream.sources import Source, SourceSpec, open_source
+from rtseg.stream.sources import Source, SourceSpec, open_source, parse_source
 from rtseg.stream.stats import NodeStats
 
 log = logging.getLogger("rtseg.node")
@@ -305,12 +306,18 @@ def _model_name(cfg: RunConfig, batch: int) -> str:
 def _open_sources(cfg: RunConfig) -> list[Source]:
     """Open every --source now, so a bad one fails before anything runs (and the ones
     opened before it are closed)."""
+    capture = None
+    if cfg.capture_size or cfg.capture_fps or cfg.capture_fourcc:
+        if not any(parse_source(spec)[0] == "camera" for spec in cfg.sources):
+            raise RtsegError("--capture-size / --capture-fps / --capture-fourcc set what a "
+                             "camera sends (--source camera0); no --source here is a camera")
+        capture = CaptureSettings(cfg.capture_size, cfg.capture_fps, cfg.capture_fourcc)
     opened: list[Source] = []
     try:
         for spec in cfg.sources:
             opened.append(open_source(SourceSpec(
                 spec=spec, pace=cfg.pace, loop=cfg.loop, fps=cfg.source_fps,
-                recorded_stamps=cfg.stamps == "recorded",
+                recorded_stamps=cfg.stamps == "recorded", capture=capture,
                 demo_height=cfg.demo_size[0], demo_width=cfg.demo_size[1], seed=len(opened))))
     except RtsegError:
         for source in opened:

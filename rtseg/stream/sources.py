@@ -26,7 +26,14 @@ import numpy as np
 
 from rtseg.data import IMAGE_SUFFIXES
 from rtseg.errors import RtsegError, type_name
-from rtseg.stream.live import Device, LatestFrameReader, SceneDevice, open_camera, open_url
+from rtseg.stream.live import (
+    CaptureSettings,
+    Device,
+    LatestFrameReader,
+    SceneDevice,
+    open_camera,
+    open_url,
+)
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 LIVE_KINDS = ("camera", "url", "demo")  # parse_source's kinds read at the source's own rate
@@ -65,6 +72,7 @@ class SourceSpec:
     demo_width: int = 640
     seed: int = 0
     recorded_stamps: bool = False  # recordings: stamp frames with their recorded capture time
+    capture: CaptureSettings | None = None  # cameras: size, fps, pixel format to ask for
 
     def __post_init__(self) -> None:
         if not self.spec.strip():
@@ -208,7 +216,7 @@ def open_source(spec: SourceSpec) -> Source:
         return BagSource(Path(path), topic, spec)
     name = source_name(kind, target)
     if kind == "camera":
-        return LiveSource(name, spec.spec, open_camera(int(target)))
+        return LiveSource(name, spec.spec, open_camera(int(target), spec.capture))
     if kind == "url":
         printable = without_password(str(target))
         return LiveSource(name, printable, open_url(str(target), printable))
