@@ -84,7 +84,7 @@ class LoopSettings:
     status_every: float = 5.0
     image_fps: float | None = None
     image_width: int = 640
-    rotations: tuple[int, ...] = ()  # per source, degrees clockwise (); none turned
+    rotations: tuple[int, ...] = ()  # per source, degrees clockwise; empty: none turned
 
     @classmethod
     def from_run(cls, cfg: RunConfig) -> LoopSettings:
