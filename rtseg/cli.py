@@ -18,7 +18,14 @@ import click
 from rtseg import __version__
 from rtseg.cli_support import Group, live_sources, stoppable
 from rtseg.cli_tools import TOOLS
-from rtseg.config import COMPILE_FORMATS, DEFAULT_ENDPOINT, OVERLAP_MODES, RUN_ENGINES
+from rtseg.config import (
+    COMPILE_FORMATS,
+    DEFAULT_ENDPOINT,
+    FLIPS,
+    OVERLAP_MODES,
+    ROTATIONS,
+    RUN_ENGINES,
+)
 from rtseg.errors import RtsegError
 
 
@@ -287,7 +294,11 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--capture-fps", type=float, help="Cameras: ask for this frame rate.")
 @click.option("--capture-fourcc", help="Cameras: ask for this pixel format, e.g. MJPG (USB 2 "
               "cameras send large frames at full rate only compressed) or YUYV.")
-@click.option("--rotate", multiple=True, type=click.Choice(["0", "90", "180", "270"]),
+@click.option("--flip", multiple=True, type=click.Choice(FLIPS),
+              help="Mirror the frames after --rotate: horizontal (left-right: a reversing "
+                   "camera's mirror image) or vertical; once for every source, or once per "
+                   "--source in order.")
+@click.option("--rotate", multiple=True, type=click.Choice([str(d) for d in ROTATIONS]),
               help="Turn the frames clockwise by this many degrees before segmenting (a "
                    "camera mounted upside down: 180): once for every source, or once per "
                    "--source in order. Masks and NAME/image are of the turned frame.")
@@ -295,7 +306,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
         mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
-        curve_clients, capture_size, capture_fps, capture_fourcc, rotate) -> None:
+        curve_clients, capture_size, capture_fps, capture_fourcc, flip, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -314,7 +325,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
                     image_fps=image_fps, image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients,
-                    rotate=tuple(int(degrees) for degrees in rotate),
+                    rotate=tuple(int(degrees) for degrees in rotate), flip=tuple(flip),
                     capture_size=parse_size(capture_size) if capture_size else None,
                     capture_fps=capture_fps, capture_fourcc=capture_fourcc)
     report = run_node(cfg)

@@ -1,4 +1,4 @@
-"""`rtseg run --rotate`: frames turned before segmenting, per source."""
+"""`rtseg run --rotate` / `--flip`: frames turned and mirrored before segmenting, per source."""
 
 from __future__ import annotations
 
@@ -70,22 +70,44 @@ def test_each_source_turns_its_own_way_and_the_image_topic_follows(tmp_path,
     assert all(m.shape == (96, 64) for _, m in received["side/classes"])
 
 
-def test_a_quarter_turn_is_clockwise(tmp_path, tiny_checkpoint):
-    """A frame bright on its left half: turned 90 degrees clockwise, the bright half is on
-    top (the published JPEG's rows)."""
-    video = tmp_path / "half.avi"
+def write_left_half_bright(path) -> None:
+    """Two 64x96 frames, white on the left half, black on the right."""
     frame = np.zeros((64, 96, 3), np.uint8)
     frame[:, :48] = 255
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (96, 64))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (96, 64))
     for _ in range(2):
         writer.write(frame)
     writer.release()
-    cfg = RunConfig(source=str(video), name="half", model=str(tiny_checkpoint), device="cpu",
-                    status_every=0, hwm=100, rotate=90, image_topic=True, image_fps=1000.0)
-    received, _ = run_and_collect(cfg, ["half/image"])
-    image = cv2.imdecode(received["half/image"][0][1], cv2.IMREAD_GRAYSCALE)
+
+
+def published_images(tmp_path, tiny_checkpoint, names, **orient) -> dict[str, np.ndarray]:
+    """The first NAME/image (grey) of a node reading the half-bright video once per name."""
+    video = tmp_path / "half.avi"
+    write_left_half_bright(video)
+    cfg = RunConfig(source=(str(video),) * len(names), name=names, model=str(tiny_checkpoint),
+                    device="cpu", status_every=0, hwm=100, image_topic=True, image_fps=1000.0,
+                    **orient)
+    received, _ = run_and_collect(cfg, [f"{name}/image" for name in names])
+    return {name: cv2.imdecode(received[f"{name}/image"][0][1], cv2.IMREAD_GRAYSCALE)
+            for name in names}
+
+
+def test_a_quarter_turn_is_clockwise(tmp_path, tiny_checkpoint):
+    """Bright on the left, turned 90 degrees clockwise: bright on top."""
+    image = published_images(tmp_path, tiny_checkpoint, ("half",), rotate=90)["half"]
     assert image.shape == (96, 64)
     assert image[:40].mean() > 200 and image[56:].mean() < 50, image.mean(axis=1)
+
+
+def test_flips_mirror_after_the_turn(tmp_path, tiny_checkpoint):
+    """Bright on the left: mirrored left-right, bright on the right; turned 90 degrees
+    (bright on top), then mirrored top-bottom, bright at the bottom."""
+    images = published_images(tmp_path, tiny_checkpoint, ("mirror", "both"),
+                              rotate=(0, 90), flip=("horizontal", "vertical"))
+    mirror, both = images["mirror"], images["both"]
+    assert mirror.shape == (64, 96) and both.shape == (96, 64)
+    assert mirror[:, 56:].mean() > 200 and mirror[:, :40].mean() < 50, mirror.mean(axis=0)
+    assert both[56:].mean() > 200 and both[:40].mean() < 50, both.mean(axis=1)
 
 
 @pytest.mark.parametrize("rotate, sources, problem", [
@@ -95,6 +117,10 @@ def test_a_quarter_turn_is_clockwise(tmp_path, tiny_checkpoint):
 def test_bad_rotations_name_the_problem(rotate, sources, problem):
     with pytest.raises(RtsegError, match=problem):
         RunConfig(source=sources, rotate=rotate)
+    with pytest.raises(RtsegError, match="2 --flip for 3 --source"):
+        RunConfig(source=("a", "b", "c"), flip=("none", "vertical"))
+    with pytest.raises(RtsegError, match="unknown --flip 'mirror': use none, horizontal"):
+        RunConfig(flip="mirror")
 
 
 def test_cli_refuses_other_angles_before_starting():

@@ -6,8 +6,10 @@ from rtseg.config.commands import (
     COMPILE_FORMATS,
     DEFAULT_ENDPOINT,
     ENGINE_FORMATS,
+    FLIPS,
     MASK_SIZES,
     OVERLAP_MODES,
+    ROTATIONS,
     RUN_ENGINES,
     BenchConfig,
     CompileConfig,
@@ -30,9 +32,10 @@ from rtseg.config.recipe import (
 )
 
 __all__ = [
-    "COMPILE_FORMATS", "DEFAULT_ENDPOINT", "ENGINE_FORMATS", "MASK_SIZES", "OVERLAP_MODES",
-    "RUN_ENGINES", "AugmentConfig", "BenchConfig", "CompileConfig", "DataConfig",
-    "DistillConfig", "ModelConfig", "OutputConfig", "RunConfig", "TrainConfig", "TrainParams",
+    "COMPILE_FORMATS", "DEFAULT_ENDPOINT", "ENGINE_FORMATS", "FLIPS", "MASK_SIZES",
+    "OVERLAP_MODES", "ROTATIONS", "RUN_ENGINES", "AugmentConfig", "BenchConfig",
+    "CompileConfig", "DataConfig", "DistillConfig", "ModelConfig", "OutputConfig", "RunConfig",
+    "TrainConfig", "TrainParams",
     "apply_overrides", "build_dataclass", "check_choice", "load_train_config",
     "parse_mask_size", "parse_size",
 ]

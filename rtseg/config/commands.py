@@ -22,6 +22,10 @@ def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None
         raise RtsegError(f"unknown {flag} {value!r}: use {', '.join(map(str, choices))}")
 
 
+ROTATIONS = (0, 90, 180, 270)  # --rotate: degrees clockwise
+FLIPS = ("none", "horizontal", "vertical")  # --flip: mirrored left-right, top-bottom
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """`rtseg run`: one or more sources, one model, one PUB endpoint.
@@ -63,6 +67,7 @@ class RunConfig:
     curve_secret: str | None = None  # CURVE server key pair file (rtseg keys)
     curve_clients: str | None = None  # folder of admitted client public keys
     rotate: int | tuple[int, ...] = 0  # degrees clockwise: one for all sources, or one each
+    flip: str | tuple[str, ...] = "none"  # after turning: none | horizontal | vertical, same
     capture_size: tuple[int, int] | None = None  # cameras: (H, W) to ask for (None: theirs)
     capture_fps: float | None = None
     capture_fourcc: str | None = None  # e.g. MJPG
@@ -82,18 +87,28 @@ class RunConfig:
     @property
     def rotations(self) -> tuple[int, ...]:
         """Degrees clockwise each source's frames are turned, one per source, in order."""
-        given = (self.rotate,) if isinstance(self.rotate, int) else tuple(self.rotate) or (0,)
-        return given * len(self.sources) if len(given) == 1 else given
+        return self._per_source("--rotate", self.rotate, 0)
+
+    @property
+    def flips(self) -> tuple[str, ...]:
+        """How each source's frames are mirrored after turning, one per source, in order."""
+        return self._per_source("--flip", self.flip, "none")
+
+    def _per_source(self, flag: str, value, default) -> tuple:
+        """`value` (one, or a tuple: empty, one, or one per source) -> one per source."""
+        given = tuple(value) if isinstance(value, tuple) else (value,)
+        if len(given) not in (0, 1, len(self.sources)):
+            raise RtsegError(f"{len(given)} {flag} for {len(self.sources)} --source: give "
+                             f"one {flag} for every source, or one per --source in order")
+        return (given or (default,)) * len(self.sources) if len(given) < 2 else given
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise RtsegError("no --source given: name at least one (camera0, a file, demo)")
-        given = (self.rotate,) if isinstance(self.rotate, int) else tuple(self.rotate)
-        if len(given) not in (0, 1, len(self.sources)):
-            raise RtsegError(f"{len(given)} --rotate for {len(self.sources)} --source: give "
-                             "one --rotate for every source, or one per --source in order")
-        for degrees in given:
-            check_choice("--rotate", degrees, (0, 90, 180, 270))
+        for degrees in self.rotations:
+            check_choice("--rotate", degrees, ROTATIONS)
+        for flip in self.flips:
+            check_choice("--flip", flip, FLIPS)
         if self.names is not None and len(self.names) != len(self.sources):
             raise RtsegError(f"{len(self.names)} --name for {len(self.sources)} --source: give "
                              "one --name per --source, in the same order, or none")

@@ -10,9 +10,9 @@ a file source's reader decodes its next frame once the slot was emptied, so ever
 a file arrives, in order, one frame is decoded ahead (while the last one is inferred), and
 none is decoded to be thrown away.
 
-A source may be turned (`rotations`: 90, 180 or 270 degrees clockwise, e.g. a camera
-mounted upside down) on its reader thread, so everything downstream (engine, masks, the
-image topic) sees the frame upright.
+A source's frames may be turned and mirrored (`orientations`, from `orientation()`: a
+camera mounted upside down, a reversing camera's mirror image) on its reader thread, so
+everything downstream (engine, masks, the image topic) sees them upright and unmirrored.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
+import numpy as np
 
 from rtseg.stream.sources import Frame, Source
 
 log = logging.getLogger(__name__)
-ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
-             270: cv2.ROTATE_90_COUNTERCLOCKWISE}  # degrees clockwise -> OpenCV's code
+ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+                270: cv2.ROTATE_90_COUNTERCLOCKWISE}  # degrees clockwise -> OpenCV's code
+FLIP_CODES = {"horizontal": 1, "vertical": 0}  # cv2.flip: around the vertical / horizontal axis
+Orientation = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,9 @@ class FrameFeed:
     """Reader threads over `sources`; `next_batch()` hands out their frames (see module doc)."""
 
     def __init__(self, sources: Sequence[Source], read_timeout: float = 0.2,
-                 rotations: Sequence[int] = ()):
+                 orientations: Sequence[Orientation | None] = ()):
         self.sources = list(sources)
-        self._turns = [ROTATIONS[d] for d in rotations] or [None] * len(self.sources)
+        self._orient = list(orientations) or [None] * len(self.sources)
         self._cond = threading.Condition()
         self._slots: list[Fed | None] = [None] * len(self.sources)
         self._done = [False] * len(self.sources)
@@ -72,8 +75,9 @@ class FrameFeed:
                     if source.exhausted:
                         break
                     continue
-                if self._turns[index] is not None:
-                    frame = rotated(frame, self._turns[index])
+                if (orient := self._orient[index]) is not None:
+                    label = None if frame.label is None else orient(frame.label)
+                    frame = replace(frame, image=orient(frame.image), label=label)
                 self._put(Fed(index, frame, (time.perf_counter() - t0) * 1e3), source.live)
         except Exception:  # a failing source must end its feed visibly, not hang the node
             log.exception("reading %s failed; this source stops", source.name)
@@ -133,8 +137,16 @@ class FrameFeed:
             thread.join(timeout)
 
 
-def rotated(frame: Frame, code: int) -> Frame:
-    """`frame` turned by OpenCV rotate `code` (ROTATIONS): image (H, W, 3) -> (W, H, 3) for
-    a quarter turn, (H, W, 3) for a half one; its label (demo) turned the same."""
-    label = None if frame.label is None else cv2.rotate(frame.label, code)
-    return replace(frame, image=cv2.rotate(frame.image, code), label=label)
+
+def orientation(rotate: int = 0, flip: str = "none") -> Orientation | None:
+    """A frame turned `rotate` degrees clockwise (0, 90, 180, 270), then mirrored (`flip`
+    horizontal: left-right, vertical: top-bottom, none), as one function of an (H, W, 3)
+    or (H, W) array (a quarter turn gives (W, H, ...)); None when it does neither."""
+    turn, mirror = ROTATE_CODES.get(rotate), FLIP_CODES.get(flip)
+    if turn is None and mirror is None:
+        return None
+    if mirror is None:
+        return lambda image: cv2.rotate(image, turn)
+    if turn is None:
+        return lambda image: cv2.flip(image, mirror)
+    return lambda image: cv2.flip(cv2.rotate(image, turn), mirror)
