@@ -241,7 +241,7 @@ class Supervisor:
             _signal_group(child.proc, signal.SIGTERM)
         killed = self._kill_late(live, time.monotonic())
         for child in live:
-            if child.live():  # a second signal cut the grace period short
+            if child.live() and child.spec.name not in killed:  # a second signal hurried
                 _signal_group(child.proc, signal.SIGKILL)
                 killed.add(child.spec.name)
             code = child.proc.wait()
