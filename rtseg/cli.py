@@ -294,6 +294,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--capture-fps", type=float, help="Cameras: ask for this frame rate.")
 @click.option("--capture-fourcc", help="Cameras: ask for this pixel format, e.g. MJPG (USB 2 "
               "cameras send large frames at full rate only compressed) or YUYV.")
+@click.option("--stream-option", "stream_options", multiple=True, metavar="NAME=VALUE",
+              help="Stream URLs: an FFmpeg option for opening them, repeatable, e.g. "
+                   "rtsp_transport=tcp, fflags=nobuffer, flags=low_delay, user_agent=...")
 @click.option("--flip", multiple=True, type=click.Choice(FLIPS),
               help="Mirror the frames after --rotate: horizontal (left-right: a reversing "
                    "camera's mirror image) or vertical; once for every source, or once per "
@@ -306,7 +309,8 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
         mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
-        curve_clients, capture_size, capture_fps, capture_fourcc, flip, rotate) -> None:
+        curve_clients, capture_size, capture_fps, capture_fourcc, stream_options, flip,
+        rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -327,7 +331,8 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     curve_secret=curve_secret, curve_clients=curve_clients,
                     rotate=tuple(int(degrees) for degrees in rotate), flip=tuple(flip),
                     capture_size=parse_size(capture_size) if capture_size else None,
-                    capture_fps=capture_fps, capture_fourcc=capture_fourcc)
+                    capture_fps=capture_fps, capture_fourcc=capture_fourcc,
+                    stream_options=tuple(stream_options))
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

@@ -35,6 +35,7 @@ class MjpegCamera:
         self._closed = threading.Event()
         self._clients: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.requests: list[bytes] = []  # each client's HTTP request, as received
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _jpeg(self) -> bytes:
@@ -60,7 +61,9 @@ class MjpegCamera:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            conn.recv(65536)  # the request; any path gets the stream
+            request = conn.recv(65536)  # any path gets the stream
+            with self._lock:
+                self.requests.append(request)
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;"
                          b"boundary=" + BOUNDARY + b"\r\n\r\n")
             while self._alive.is_set() and not self._closed.is_set():

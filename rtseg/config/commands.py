@@ -71,6 +71,7 @@ class RunConfig:
     capture_size: tuple[int, int] | None = None  # cameras: (H, W) to ask for (None: theirs)
     capture_fps: float | None = None
     capture_fourcc: str | None = None  # e.g. MJPG
+    stream_options: tuple[str, ...] = ()  # stream URLs: FFmpeg options, NAME=VALUE each
 
     @property
     def sources(self) -> tuple[str, ...]:

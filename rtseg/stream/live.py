@@ -15,6 +15,8 @@ label `(H, W) uint8` class map for the synthetic demo, None for real devices.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 2.0  # a stream back from an outage is read again within ~2 s
 URL_TIMEOUT_MS = 5000
 THREAD_PREFIX = "rtseg-capture-"
+FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"  # read by OpenCV at each FFmpeg open
+_ENV_LOCK = threading.Lock()  # one open at a time while the variable holds our options
 
 Captured = tuple[np.ndarray, np.ndarray | None]
 
@@ -96,15 +100,78 @@ class CaptureSettings:
         return problems
 
 
+@dataclass(frozen=True)
+class StreamOptions:
+    """FFmpeg options for stream URLs, (name, value) pairs: what `ffmpeg -rtsp_transport tcp
+    -i URL` would be given, e.g. rtsp_transport=tcp (RTSP over TCP: no smeared frames from
+    lost UDP packets), fflags=nobuffer and flags=low_delay (less demuxer buffering),
+    user_agent=..., headers=... (HTTP). OpenCV hands them to FFmpeg through the
+    OPENCV_FFMPEG_CAPTURE_OPTIONS variable, which it reads at each open; FFmpeg ignores a
+    name none of its demuxers or protocols has."""
+
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, items: tuple[str, ...] | list[str]) -> StreamOptions:
+        """`NAME=VALUE` strings (--stream-option) -> StreamOptions; a one-line RtsegError
+        naming the item that is not one."""
+        pairs = []
+        for item in items:
+            name, sep, value = item.partition("=")
+            if not sep or not re.fullmatch(r"[A-Za-z0-9_]+", name.strip()):
+                raise RtsegError(f"--stream-option takes NAME=VALUE (an FFmpeg option, e.g. "
+                                 f"rtsp_transport=tcp), not {item!r}")
+            pairs.append((name.strip(), value))
+        return cls(tuple(pairs))
+
+    def encoded(self, base: str | None) -> str:
+        """The variable's value: `base` (the user's own, kept) then these pairs, which FFmpeg
+        applies later and so override it. Without an RTSP transport in either, OpenCV's
+        own default (rtsp_flags prefer_tcp, dropped once the variable is set) is kept."""
+        ours = "|".join(f"{name};{_escaped(value)}" for name, value in self.pairs)
+        named = {pair.split(";", 1)[0] for pair in (base or "").split("|")}
+        named |= {name for name, _ in self.pairs}
+        if not named & {"rtsp_transport", "rtsp_flags"}:
+            ours = "rtsp_flags;prefer_tcp|" + ours
+        return f"{base}|{ours}" if base else ours
+
+
+def _escaped(value: str) -> str:
+    """`value` with FFmpeg's separators escaped (av_get_token: backslash)."""
+    return re.sub(r"([\\;|])", r"\\\1", value)
+
+
+def _open_url(url: str, options: StreamOptions | None) -> cv2.VideoCapture:
+    """cv2.VideoCapture of `url` through FFmpeg with open/read timeouts and `options` (in
+    the environment for the open only, one open at a time)."""
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS]
+    if options is None or not options.pairs:
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts)
+    with _ENV_LOCK:
+        before = os.environ.get(FFMPEG_OPTIONS_ENV)
+        os.environ[FFMPEG_OPTIONS_ENV] = options.encoded(before)
+        try:
+            return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts)
+        finally:
+            if before is None:
+                del os.environ[FFMPEG_OPTIONS_ENV]
+            else:
+                os.environ[FFMPEG_OPTIONS_ENV] = before
+
+
 class CaptureDevice:
     """A camera index or a stream URL read through `cv2.VideoCapture`; a camera is asked
-    for `settings` at every (re)open, and what it refuses is logged."""
+    for `settings` at every (re)open, and what it refuses is logged; a URL is opened with
+    FFmpeg `options`."""
 
     def __init__(self, target: int | str, label: str, failure_hint: str,
-                 settings: CaptureSettings | None = None) -> None:
+                 settings: CaptureSettings | None = None,
+                 options: StreamOptions | None = None) -> None:
         self._target = target
         self._label = label  # printable, credentials removed
         self._settings = settings
+        self._options = options
         self._cap = self._open()
         if self._cap is None:
             raise RtsegError(f"{label} could not be opened: {failure_hint}")
@@ -113,9 +180,7 @@ class CaptureDevice:
         if isinstance(self._target, int):
             cap = cv2.VideoCapture(self._target)
         else:
-            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
-                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS]
-            cap = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, timeouts)
+            cap = _open_url(self._target, self._options)
         if cap.isOpened():
             if self._settings is not None and (refused := self._settings.apply(cap)):
                 log.warning("%s gives %s; the modes it has: `v4l2-ctl -d /dev/video%s "
@@ -152,14 +217,15 @@ def open_camera(index: int, settings: CaptureSettings | None = None) -> CaptureD
     return CaptureDevice(index, f"camera {index}", hint, settings)
 
 
-def open_url(url: str, printable: str) -> CaptureDevice:
-    """Connect to a stream URL now (timeout a few seconds), raising RtsegError on failure.
+def open_url(url: str, printable: str, options: StreamOptions | None = None) -> CaptureDevice:
+    """Connect to a stream URL now (timeout a few seconds) with FFmpeg `options`, raising
+    RtsegError on failure.
 
     `printable` is the URL with any password removed, used in messages and logs.
     """
     hint = (f"no stream within {URL_TIMEOUT_MS / 1000:g} s; check the address and that the "
             f"server is running (try `ffprobe '{printable}'`)")
-    return CaptureDevice(url, f"stream {printable}", hint)
+    return CaptureDevice(url, f"stream {printable}", hint, options=options)
 
 
 class SceneDevice:

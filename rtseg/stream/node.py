@@ -28,7 +28,7 @@ from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
 from rtseg.stream.feed import FrameFeed, orientation
 from rtseg.stream.heartbeat import Heartbeat
-from rtseg.stream.live import CaptureSettings
+from rtseg.stream.live import CaptureSettings, StreamOptions
 from rtseg.stream.pipeline import Pipeline
 from rtseg.stream.publisher import MaskPublisher
 from rtseg.stream.publishing import publish_loop, queue_messages
@@ -319,12 +319,18 @@ def _open_sources(cfg: RunConfig) -> list[Source]:
             raise RtsegError("--capture-size / --capture-fps / --capture-fourcc set what a "
                              "camera sends (--source camera0); no --source here is a camera")
         capture = CaptureSettings(cfg.capture_size, cfg.capture_fps, cfg.capture_fourcc)
+    options = None
+    if cfg.stream_options:
+        if not any(parse_source(spec)[0] == "url" for spec in cfg.sources):
+            raise RtsegError("--stream-option sets FFmpeg options of stream URLs (rtsp://, "
+                             "http://); no --source here is one")
+        options = StreamOptions.parse(cfg.stream_options)
     opened: list[Source] = []
     try:
         for spec in cfg.sources:
             opened.append(open_source(SourceSpec(
                 spec=spec, pace=cfg.pace, loop=cfg.loop, fps=cfg.source_fps,
-                recorded_stamps=cfg.stamps == "recorded", capture=capture,
+                recorded_stamps=cfg.stamps == "recorded", capture=capture, options=options,
                 demo_height=cfg.demo_size[0], demo_width=cfg.demo_size[1], seed=len(opened))))
     except RtsegError:
         for source in opened:

@@ -31,6 +31,7 @@ from rtseg.stream.live import (
     Device,
     LatestFrameReader,
     SceneDevice,
+    StreamOptions,
     open_camera,
     open_url,
 )
@@ -73,6 +74,7 @@ class SourceSpec:
     seed: int = 0
     recorded_stamps: bool = False  # recordings: stamp frames with their recorded capture time
     capture: CaptureSettings | None = None  # cameras: size, fps, pixel format to ask for
+    options: StreamOptions | None = None  # stream URLs: FFmpeg options
 
     def __post_init__(self) -> None:
         if not self.spec.strip():
@@ -219,7 +221,7 @@ def open_source(spec: SourceSpec) -> Source:
         return LiveSource(name, spec.spec, open_camera(int(target), spec.capture))
     if kind == "url":
         printable = without_password(str(target))
-        return LiveSource(name, printable, open_url(str(target), printable))
+        return LiveSource(name, printable, open_url(str(target), printable, spec.options))
     if kind == "demo":
         device = SceneDevice(spec.seed, spec.demo_height, spec.demo_width)
         return LiveSource(name, spec.spec, device, period_s=1.0 / spec.fps)
