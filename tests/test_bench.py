@@ -156,3 +156,26 @@ def test_frame_input_compares_host_and_engine_normalisation(tiny_checkpoint, tmp
         assert result[f"engine_{side}"]["fps"] > 0 and result[f"node_{side}"]["frames"] > 0
     assert result["agreement"]["images"] == 3 and result["agreement"]["equal_min"] >= 0.99
     assert "node FPS, engine / host" in (tmp_path / "tiny.md").read_text()
+
+
+def test_engine_resize_compares_the_host_and_the_engine_shrinking_frames(compiled_engine,
+                                                                        tmp_path, cli_env):
+    """benchmarks/engine_resize.py: both ways of shrinking a larger frame for an OpenVINO
+    engine take turns, timed, and their class maps agree."""
+    pytest.importorskip("openvino")
+    from pathlib import Path
+
+    engine = compiled_engine("openvino", precision="fp32").path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "engine_resize.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "tiny", "--out", str(tmp_path), "--engine", str(engine),
+         "--frame-size", "120x200", "--rounds", "2", "--calls", "3"],
+        env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert result["frame_size"] == [120, 200] and result["frames"] == "demo"
+    for way in ("host", "engine"):
+        assert len(result["wall_ms"][way]) == 2 and min(result["cpu_ms"][way]) >= 0
+    # two bilinear resizes of the same frame, rounded differently: most classes equal
+    assert result["equal_mean"] >= 0.9
+    assert "| engine |" in (tmp_path / "tiny.md").read_text()
