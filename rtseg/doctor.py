@@ -185,6 +185,14 @@ def _video() -> list[Check]:
         checks.append(Check("opencv ffmpeg", "warn", "OpenCV without FFMPEG: most video files "
                             "and rtsp:// streams will not open",
                             "pip install opencv-python-headless (its wheels bundle FFMPEG)"))
+    from rtseg.stream.live import FFMPEG_OPTIONS_ENV
+
+    if (options := os.environ.get(FFMPEG_OPTIONS_ENV)) is not None:
+        checks.append(Check("ffmpeg options", "note", f"{FFMPEG_OPTIONS_ENV}={options!r}: "
+                            "every stream URL opens with these FFmpeg options (OpenCV's "
+                            "default rtsp_flags prefer_tcp only where they name it)",
+                            f"unset {FFMPEG_OPTIONS_ENV} for OpenCV's defaults; per run: "
+                            "rtseg run --stream-option NAME=VALUE"))
     checks.append(_cameras())
     return checks
 

@@ -90,3 +90,11 @@ def test_text_report_counts_and_a_broken_package_is_an_error(tmp_path):
                for ln in lines), lines
     assert lines[-1].startswith(f"{len([ln for ln in lines if not ln.startswith(' ')]) - 1} "
                                 "checks: 1 errors")
+
+
+def test_ffmpeg_options_in_the_environment_are_named(report):
+    assert ("ffmpeg options" in report) == ("OPENCV_FFMPEG_CAPTURE_OPTIONS" in os.environ)
+    done = doctor(env={**os.environ, "OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;udp"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if "ffmpeg options" in ln)
+    assert line.startswith("note") and "rtsp_transport;udp" in line, line
