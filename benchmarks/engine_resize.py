@@ -34,20 +34,18 @@ from rtseg.manifest import engine_path, read_manifest
 WAYS = ("host", "engine")
 
 
-def with_resize(model, mean, std):
-    """The normalising frame graph of `model` taking (1, H', W', 3) uint8 BGR frames of any
-    size, shrunk bilinearly to the model's input by OpenVINO before anything else."""
+def with_resize(model):
+    """`model`, which takes (1, H, W, 3) uint8 frames of the network's size (the node's
+    frame graph: `with_frame_input`), taking them of any size instead, shrunk bilinearly
+    by OpenVINO before anything else."""
     import openvino as ov
-    from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
+    from openvino.preprocess import PrePostProcessor, ResizeAlgorithm
 
     ppp = PrePostProcessor(model)
     frame = ppp.input()
-    frame.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-        .set_color_format(ColorFormat.BGR).set_spatial_dynamic_shape()
-    frame.model().set_layout(ov.Layout("NCHW"))
-    frame.preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR) \
-        .convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB) \
-        .mean([255.0 * float(m) for m in mean]).scale([255.0 * float(s) for s in std])
+    frame.tensor().set_spatial_dynamic_shape()
+    frame.model().set_layout(ov.Layout("NHWC"))
+    frame.preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR)
     return ppp.build()
 
 
@@ -71,10 +69,11 @@ def runners(manifest_path: str):
     mean, std = manifest.mean, manifest.std
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT":
               manifest.runtime.get("inference_precision_hint", "f32")}
-    host = core.compile_model(with_frame_input(with_argmax(core.read_model(xml)), mean, std),
-                              "CPU", config).create_infer_request()
-    inside = core.compile_model(with_resize(with_argmax(core.read_model(xml)), mean, std),
-                                "CPU", config).create_infer_request()
+    def frames():  # a fresh graph each time: the PrePostProcessor edits the one it is given
+        return with_frame_input(with_argmax(core.read_model(xml)), mean, std)
+
+    host = core.compile_model(frames(), "CPU", config).create_infer_request()
+    inside = core.compile_model(with_resize(frames()), "CPU", config).create_infer_request()
     _, _, h, w = manifest.inputs[0].shape
 
     def on_host(frame):

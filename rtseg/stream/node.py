@@ -313,15 +313,16 @@ def _model_name(cfg: RunConfig, batch: int) -> str:
 def _open_sources(cfg: RunConfig) -> list[Source]:
     """Open every --source now, so a bad one fails before anything runs (and the ones
     opened before it are closed)."""
+    kinds = {parse_source(spec)[0] for spec in cfg.sources}
     capture = None
     if cfg.capture_size or cfg.capture_fps or cfg.capture_fourcc:
-        if not any(parse_source(spec)[0] == "camera" for spec in cfg.sources):
+        if "camera" not in kinds:
             raise RtsegError("--capture-size / --capture-fps / --capture-fourcc set what a "
                              "camera sends (--source camera0); no --source here is a camera")
         capture = CaptureSettings(cfg.capture_size, cfg.capture_fps, cfg.capture_fourcc)
     options = None
     if cfg.stream_options:
-        if not any(parse_source(spec)[0] == "url" for spec in cfg.sources):
+        if "url" not in kinds:
             raise RtsegError("--stream-option sets FFmpeg options of stream URLs (rtsp://, "
                              "http://); no --source here is one")
         options = StreamOptions.parse(cfg.stream_options)
