@@ -78,7 +78,8 @@ def engine_model(cfg: BenchConfig, dev: torch.device, batch: int) -> str:
     from rtseg.export.cache import resolve_model
 
     return resolve_model(cfg.model, cfg.engine, str(dev), cfg.engine_cache, batch=batch,
-                         input_size=(cfg.height, cfg.width), calib=cfg.calib)
+                         input_size=(cfg.height, cfg.width), calib=cfg.calib,
+                         precision=cfg.precision)
 
 
 def open_backend(model: str, dev: torch.device, size: tuple[int, int]) -> Backend:

@@ -16,28 +16,22 @@ import sys
 import click
 
 from rtseg import __version__
-from rtseg.cli_support import Group, live_sources, stoppable
+from rtseg.cli_support import (
+    Group,
+    engine_options,
+    host_pipeline_options,
+    live_sources,
+    stoppable,
+)
 from rtseg.cli_tools import TOOLS
 from rtseg.config import (
     COMPILE_FORMATS,
     DEFAULT_ENDPOINT,
     FLIPS,
-    OVERLAP_MODES,
+    PRECISIONS,
     ROTATIONS,
-    RUN_ENGINES,
 )
 from rtseg.errors import RtsegError
-
-
-def _host_pipeline_options(fn):
-    """--overlap and --mask-size, shared by `rtseg run` and `rtseg bench`."""
-    fn = click.option("--mask-size", default="frame", show_default=True,
-                      help="Size of the published masks: frame (each frame's), input (the "
-                           "network's: no upsampling, fewer bytes) or HxW. CPU engines.")(fn)
-    return click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on",
-                        show_default=True,
-                        help="Host pipeline: publish a batch while the next one infers "
-                             "(off: one batch at a time).")(fn)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,7 +188,7 @@ def adjust(checkpoint, out, tau, input_size, drop, upsample_once) -> None:
               type=click.Choice(COMPILE_FORMATS),
               help="auto: TensorRT with a GPU and TensorRT, else AOTInductor on CUDA, else "
                    "OpenVINO.")
-@click.option("--precision", type=click.Choice(["fp16", "fp32", "bf16", "int8", "auto"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               help="bf16, int8 (needs --calib), auto (bf16 where the CPU has it): OpenVINO "
                    "[default: fp16 on CUDA, auto for OpenVINO, fp32 otherwise]")
 @click.option("--height", type=int, help="Input height [default: the checkpoint's].")
@@ -265,16 +259,9 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--demo-size", default="360x640", show_default=True, help="Demo frame size HxW.")
 @click.option("--status-every", default=5.0, show_default=True,
               help="Seconds between status lines (0: none).")
-@click.option("--engine", default="torch", show_default=True,
-              type=click.Choice(RUN_ENGINES),
-              help="torch: eager checkpoint. Others compile the checkpoint once into "
-                   "--engine-cache (auto: the fastest this machine runs) and reuse it.")
-@click.option("--engine-cache", default="engines/cache", show_default=True,
-              help="Folder of cached engines.")
-@click.option("--calib", type=click.Path(exists=True, file_okay=False),
-              help="Folder of real frames (like the camera's) for the parity gate of an "
-                   "engine compiled into --engine-cache [default: generated scenes].")
-@_host_pipeline_options
+@engine_options("torch", "torch: eager checkpoint. Others compile the checkpoint once into "
+                 "--engine-cache (auto: the fastest this machine runs) and reuse it.")
+@host_pipeline_options
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")
 @click.option("--image-topic", is_flag=True,
@@ -307,10 +294,10 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
                    "--source in order. Masks and NAME/image are of the turned frame.")
 @stoppable("run", where="during start-up", torch=True, shared_cores=live_sources)
 def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_frames, fps, pace,
-        loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib, overlap,
-        mask_size, cuda_graphs, image_topic, image_fps, image_width, curve_secret,
-        curve_clients, capture_size, capture_fps, capture_fourcc, stream_options, flip,
-        rotate) -> None:
+        loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib,
+        precision, overlap, mask_size, cuda_graphs, image_topic, image_fps, image_width,
+        curve_secret, curve_clients, capture_size, capture_fps, capture_fourcc, stream_options,
+        flip, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -325,8 +312,9 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     max_frames=max_frames, fps=fps, pace=pace, loop=loop, stamps=stamps,
                     source_fps=source_fps, demo_size=parse_size(demo_size),
                     status_every=status_every, engine=engine,
-                    engine_cache=engine_cache, calib=calib, overlap=overlap,
-                    mask_size=mask_size, cuda_graphs=cuda_graphs, image_topic=image_topic,
+                    engine_cache=engine_cache, calib=calib, precision=precision,
+                    overlap=overlap, mask_size=mask_size, cuda_graphs=cuda_graphs,
+                    image_topic=image_topic,
                     image_fps=image_fps, image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients,
                     rotate=tuple(int(degrees) for degrees in rotate), flip=tuple(flip),
@@ -340,9 +328,8 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 @main.command()
 @click.option("--model", default="demo", show_default=True,
               help="Checkpoint, demo, engine manifest NAME.json or engine file.")
-@click.option("--engine", default="auto", show_default=True,
-              type=click.Choice(RUN_ENGINES),
-              help="How a checkpoint runs: compiled once into --engine-cache, or torch (eager).")
+@engine_options("auto", "How a checkpoint runs: compiled once into --engine-cache, or torch "
+                         "(eager).")
 @click.option("--source", multiple=True,
               help="Real sources for the pipeline phase (repeat: one per camera) "
                    "[default: generated frames in memory].")
@@ -364,18 +351,13 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per call in the engine phase and per "
                    "batch in the pipeline phase (graph-capturable engines).")
-@click.option("--engine-cache", default="engines/cache", show_default=True,
-              help="Folder of cached engines.")
-@click.option("--calib", type=click.Path(exists=True, file_okay=False),
-              help="Folder of real frames (like the camera's) for the parity gate of an "
-                   "engine compiled into --engine-cache [default: generated scenes].")
-@_host_pipeline_options
+@host_pipeline_options
 @click.option("--json", "as_json", is_flag=True,
               help="Also print the result as one JSON object on the last line of stdout.")
 @stoppable("bench", torch=True, shared_cores=live_sources)
-def bench(model, engine, source, batch, height, width, frame_size, seconds, warmup, rounds,
-          device, data, root, checkpoint, no_baseline, cuda_graphs, engine_cache, calib,
-          overlap, mask_size, as_json) -> None:
+def bench(model, source, batch, height, width, frame_size, seconds, warmup, rounds,
+          device, data, root, checkpoint, no_baseline, cuda_graphs, engine, engine_cache, calib,
+          precision, overlap, mask_size, as_json) -> None:
     """Measure FPS and latency: engine only, the node's pipeline, and the naive loop."""
     from rtseg.bench import format_table, run_bench
     from rtseg.config import BenchConfig, parse_size
@@ -385,8 +367,9 @@ def bench(model, engine, source, batch, height, width, frame_size, seconds, warm
                       frame_size=parse_size(frame_size) if frame_size else None,
                       seconds=seconds, warmup_s=warmup, rounds=rounds, device=device,
                       data=data, root=root,
-                      engine_cache=engine_cache, calib=calib, overlap=overlap,
-                      mask_size=mask_size, cuda_graphs=cuda_graphs, baseline=not no_baseline,
+                      engine_cache=engine_cache, calib=calib, precision=precision,
+                      overlap=overlap, mask_size=mask_size, cuda_graphs=cuda_graphs,
+                      baseline=not no_baseline,
                       checkpoint=checkpoint)
     result = run_bench(cfg)
     click.echo(format_table(result))

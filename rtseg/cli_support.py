@@ -1,5 +1,6 @@
-"""What the command modules share: the stop-signal wrapper of long-running commands and
-the group that turns RtsegError into one line and exit status 1. No commands here."""
+"""What the command modules share: the stop-signal wrapper of long-running commands, the
+group that turns RtsegError into one line and exit status 1, and the options `rtseg run`
+and `rtseg bench` have in common. No commands here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import click
 
+from rtseg.config.commands import OVERLAP_MODES, PRECISIONS, RUN_ENGINES
 from rtseg.errors import RtsegError
 
 
@@ -106,3 +108,39 @@ def check_rtseg_commands(spec, root: click.Group) -> None:
         except click.ClickException as exc:
             raise RtsegError(f"{where}: {exc.format_message().rstrip('.')}; see "
                              f"`rtseg {args[0]} --help`") from None
+
+
+def host_pipeline_options(fn):
+    """--overlap and --mask-size, shared by `rtseg run` and `rtseg bench`."""
+    fn = click.option("--mask-size", default="frame", show_default=True,
+                      help="Size of the published masks: frame (each frame's), input (the "
+                           "network's: no upsampling, fewer bytes) or HxW. CPU engines.")(fn)
+    return click.option("--overlap", type=click.Choice(OVERLAP_MODES), default="on",
+                        show_default=True,
+                        help="Host pipeline: publish a batch while the next one infers "
+                             "(off: one batch at a time).")(fn)
+
+
+def engine_options(default: str, engine_help: str):
+    """--engine, --engine-cache, --calib and --precision, shared by `rtseg run` and
+    `rtseg bench` (default: the --engine default)."""
+    def wrap(fn):
+        options = (
+            click.option("--engine", default=default, show_default=True,
+                         type=click.Choice(RUN_ENGINES), help=engine_help),
+            click.option("--engine-cache", default="engines/cache", show_default=True,
+                         help="Folder of cached engines."),
+            click.option("--calib", type=click.Path(exists=True, file_okay=False),
+                         help="Folder of real frames (like the camera's) for the parity gate "
+                              "(and int8's calibration) of an engine compiled into "
+                              "--engine-cache [default: generated scenes]."),
+            click.option("--precision", type=click.Choice(PRECISIONS),
+                         help="Of the engine compiled into --engine-cache: int8 (needs "
+                              "--calib; OpenVINO, fastest on a CPU with VNNI but no BF16), "
+                              "bf16, fp32, fp16 (CUDA) [default: the format's: fp16 on CUDA, "
+                              "bf16 where the CPU has it, else fp32]."),
+        )
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return wrap

@@ -35,6 +35,21 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def int8_beats_auto() -> bool:
+    """True where the CPU has INT8 dot products (AVX512-VNNI, AVX-VNNI) but no native BF16:
+    there OpenVINO's auto precision is fp32, and an int8 engine ran 1.7-2.0x faster than it
+    (benchmarks/results/cpu-engines-vnni-2026-12-07.md)."""
+    info = cpu_info()
+    return (info is not None and bool(info[1] & {"avx512_vnni", "avx_vnni"})
+            and not cpu_has_bf16())
+
+
+INT8_ADVICE = ("an OpenVINO int8 engine (--precision int8 --calib DIR, real frames like "
+               "the camera's) runs about 2x faster than fp32 here, gated against the FP32 "
+               "masks")
+INT8_HINT = f"this CPU has VNNI (INT8 dot products) but no native BF16: {INT8_ADVICE}"
+
+
 def cpu_info() -> tuple[str, frozenset[str]] | None:
     """(model name, flags) of the CPU from /proc/cpuinfo; None where there is no such file
     (not Linux). The name alone can hide AVX2-only and AMX machines; the flags tell."""

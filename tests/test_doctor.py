@@ -61,6 +61,10 @@ def test_optional_engines_and_the_auto_pick_match_this_machine(report):
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     bf16 = "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
     assert f"cpu: openvino {'bf16' if bf16 else 'fp32'}" in report["engine auto"]["detail"]
+    vnni = bool({"avx512_vnni", "avx_vnni"} & set(flags.split()))
+    cpu = report["cpu"]  # where int8 beats auto's fp32 (VNNI, no BF16), doctor says how
+    assert (cpu["status"] == "note") == (vnni and not bf16), cpu
+    assert (cpu["status"] == "ok") or "--precision int8 --calib" in cpu["hint"]
 
 
 def test_cameras_are_the_video4linux_devices(report):

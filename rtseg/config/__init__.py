@@ -9,6 +9,7 @@ from rtseg.config.commands import (
     FLIPS,
     MASK_SIZES,
     OVERLAP_MODES,
+    PRECISIONS,
     ROTATIONS,
     RUN_ENGINES,
     BenchConfig,
@@ -33,7 +34,7 @@ from rtseg.config.recipe import (
 
 __all__ = [
     "COMPILE_FORMATS", "DEFAULT_ENDPOINT", "ENGINE_FORMATS", "FLIPS", "MASK_SIZES",
-    "OVERLAP_MODES", "ROTATIONS", "RUN_ENGINES", "AugmentConfig", "BenchConfig",
+    "OVERLAP_MODES", "PRECISIONS", "ROTATIONS", "RUN_ENGINES", "AugmentConfig", "BenchConfig",
     "CompileConfig", "DataConfig", "DistillConfig", "ModelConfig", "OutputConfig", "RunConfig",
     "TrainConfig", "TrainParams",
     "apply_overrides", "build_dataclass", "check_choice", "load_train_config",

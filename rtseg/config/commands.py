@@ -14,12 +14,28 @@ COMPILE_FORMATS = ("auto", *ENGINE_FORMATS)  # rtseg compile --format
 RUN_ENGINES = ("torch", "auto", "onnx", "openvino", "aoti", "tensorrt")  # run/bench --engine
 OVERLAP_MODES = ("on", "off")  # run/bench --overlap
 MASK_SIZES = ("frame", "input")  # run/bench --mask-size, besides HxW
+PRECISIONS = ("fp16", "fp32", "bf16", "int8", "auto")  # compile/run/bench --precision
 
 
 def check_choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
     """A value outside `choices` is an error naming the flag and every choice."""
     if value not in choices:
         raise RtsegError(f"unknown {flag} {value!r}: use {', '.join(map(str, choices))}")
+
+
+def check_precision(precision: str | None, calib: str | None, engine: str = "auto") -> None:
+    """--precision: None (the format's default) or one of PRECISIONS; int8 needs `calib`
+    (its calibration frames); run and bench take it for a compiled engine only."""
+    if precision is None:
+        return
+    check_choice("--precision", precision, PRECISIONS)
+    if engine == "torch":
+        raise RtsegError(f"--precision {precision} is an engine's precision: add --engine "
+                         "openvino (or auto, onnx, aoti, tensorrt); --engine torch runs the "
+                         "checkpoint eagerly in FP32")
+    if precision == "int8" and not calib:
+        raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames "
+                         "(like the camera's) to calibrate the quantisation on")
 
 
 ROTATIONS = (0, 90, 180, 270)  # --rotate: degrees clockwise
@@ -57,6 +73,7 @@ class RunConfig:
     engine: str = "torch"  # torch (eager) | auto | onnx | aoti | tensorrt | openvino (cached)
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
+    precision: str | None = None  # of a cache-compiled engine (None: the format's default)
     overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
     mask_size: str = "frame"  # published masks: frame | input (the network's) | HxW
     cuda_graphs: bool = True
@@ -129,6 +146,7 @@ class RunConfig:
         if self.curve_clients is not None and self.curve_secret is None:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
         check_choice("--engine", self.engine, RUN_ENGINES)
+        check_precision(self.precision, self.calib, self.engine)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
         check_choice("--stamps", self.stamps, ("read", "recorded"))
         parse_mask_size(self.mask_size)
@@ -161,6 +179,7 @@ class BenchConfig:
     root: str = ""
     engine_cache: str = "engines/cache"
     calib: str | None = None  # real frames for the parity gate of a cache-compiled engine
+    precision: str | None = None  # of a cache-compiled engine (None: the format's default)
     overlap: str = "on"  # host pipeline: publish a batch while the next infers (on | off)
     mask_size: str = "frame"  # published masks: frame | input (the network's) | HxW
     cuda_graphs: bool = True
@@ -170,6 +189,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         check_choice("--engine", self.engine, RUN_ENGINES)
+        check_precision(self.precision, self.calib, self.engine)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
         parse_mask_size(self.mask_size)
         if self.batch < 1 or min(self.height, self.width) < 1:
@@ -240,12 +260,7 @@ class CompileConfig:
 
     def __post_init__(self) -> None:
         check_choice("--format", self.format, COMPILE_FORMATS)
-        if self.precision not in (None, "fp16", "fp32", "bf16", "int8", "auto"):
-            raise RtsegError(f"unknown --precision {self.precision!r}: use fp16, fp32, bf16, "
-                             "int8 or auto")
-        if self.precision == "int8" and not self.calib:
-            raise RtsegError("--precision int8 needs --calib DIR: a folder of real frames "
-                             "(like the camera's) to calibrate the quantisation on")
+        check_precision(self.precision, self.calib)
         if self.calib_labels and not self.calib:
             raise RtsegError("--calib-labels needs --calib DIR: the images the labels belong to")
         if self.batch < 1:

@@ -307,7 +307,7 @@ def _model_name(cfg: RunConfig, batch: int) -> str:
     from rtseg.export.cache import resolve_model
 
     return resolve_model(cfg.model, cfg.engine, cfg.device, cfg.engine_cache, batch=batch,
-                         calib=cfg.calib)
+                         calib=cfg.calib, precision=cfg.precision)
 
 
 def _open_sources(cfg: RunConfig) -> list[Source]:
