@@ -35,13 +35,18 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def int8_beats_auto() -> bool:
-    """True where the CPU has INT8 dot products (AVX512-VNNI, AVX-VNNI) but no native BF16:
-    there OpenVINO's auto precision is fp32, and an int8 engine ran 1.7-2.0x faster than it
-    (benchmarks/results/cpu-engines-vnni-2026-12-07.md)."""
+def cpu_has_vnni() -> bool | None:
+    """AVX512-VNNI or AVX-VNNI (INT8 dot products) in /proc/cpuinfo; None where there is no
+    such file."""
     info = cpu_info()
-    return (info is not None and bool(info[1] & {"avx512_vnni", "avx_vnni"})
-            and not cpu_has_bf16())
+    return None if info is None else bool(info[1] & {"avx512_vnni", "avx_vnni"})
+
+
+def int8_beats_auto() -> bool:
+    """True where the CPU has INT8 dot products (cpu_has_vnni) but no native BF16: there
+    OpenVINO's auto precision is fp32, and an int8 engine ran 1.7-2.0x faster than it
+    (benchmarks/results/cpu-engines-vnni-2026-12-07.md)."""
+    return bool(cpu_has_vnni()) and not cpu_has_bf16()
 
 
 INT8_ADVICE = ("an OpenVINO int8 engine (--precision int8 --calib DIR, real frames like "

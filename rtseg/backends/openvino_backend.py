@@ -50,11 +50,13 @@ def openvino_version() -> str:
 
 def openvino_machine() -> dict:
     """This CPU as OpenVINO sees it: name, optimisation capabilities, BF16 and VNNI."""
+    from rtseg.device import cpu_has_vnni
+
     core = ov_core()
     caps = [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
     return {"type": "cpu", "name": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
             "capability": None, "optimization_capabilities": caps, "bf16": "BF16" in caps,
-            "vnni": _has_vnni()}
+            "vnni": cpu_has_vnni()}
 
 
 def check_openvino_fits(manifest: Manifest) -> None:
@@ -326,14 +328,6 @@ def _precision_name(value) -> str:
     """OpenVINO element type (bf16, f32, ...) as a short name."""
     name = getattr(value, "get_type_name", lambda: str(value))()
     return {"bf16": "bf16", "f32": "f32", "f16": "f16"}.get(name, name)
-
-
-def _has_vnni() -> bool | None:
-    """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo (None where there is no such file)."""
-    from rtseg.device import cpu_info
-
-    info = cpu_info()
-    return None if info is None else bool(info[1] & {"avx512_vnni", "avx_vnni"})
 
 
 def _first_line(exc: Exception) -> str:
