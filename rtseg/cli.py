@@ -17,6 +17,7 @@ import click
 
 from rtseg import __version__
 from rtseg.cli_support import (
+    EAGER_DEFAULT_HELP,
     Group,
     engine_options,
     host_pipeline_options,
@@ -259,8 +260,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--demo-size", default="360x640", show_default=True, help="Demo frame size HxW.")
 @click.option("--status-every", default=5.0, show_default=True,
               help="Seconds between status lines (0: none).")
-@engine_options("torch", "torch: eager checkpoint. Others compile the checkpoint once into "
-                 "--engine-cache (auto: the fastest this machine runs) and reuse it.")
+@engine_options("torch", EAGER_DEFAULT_HELP)
 @host_pipeline_options
 @click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
               help="CUDA: replay one captured graph per batch for static-shape engines.")

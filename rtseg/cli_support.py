@@ -121,9 +121,14 @@ def host_pipeline_options(fn):
                              "(off: one batch at a time).")(fn)
 
 
+# --engine of the commands whose default is the eager checkpoint (run, serve)
+EAGER_DEFAULT_HELP = ("torch: eager checkpoint. Others compile the checkpoint once into "
+                      "--engine-cache (auto: the fastest this machine runs) and reuse it.")
+
+
 def engine_options(default: str, engine_help: str):
-    """--engine, --engine-cache, --calib and --precision, shared by `rtseg run` and
-    `rtseg bench` (default: the --engine default)."""
+    """--engine, --engine-cache, --calib and --precision, shared by `rtseg run`, `rtseg
+    bench` and `rtseg serve` (default: the --engine default)."""
     def wrap(fn):
         options = (
             click.option("--engine", default=default, show_default=True,

@@ -9,7 +9,12 @@ import json
 
 import click
 
-from rtseg.cli_support import check_rtseg_commands, stoppable
+from rtseg.cli_support import (
+    EAGER_DEFAULT_HELP,
+    check_rtseg_commands,
+    engine_options,
+    stoppable,
+)
 from rtseg.errors import RtsegError
 
 
@@ -214,12 +219,14 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
 @click.option("--bind", default="127.0.0.1", show_default=True, help="HTTP address to listen on.")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --bind.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@engine_options("torch", EAGER_DEFAULT_HELP)
 @click.option("--max-mb", default=20.0, show_default=True, help="Largest request body (MB).")
 @click.option("--camera", default=None, metavar="FILE",
               help="A camera file (see launch/cameras/demo.toml): enables ?format=grid, the "
                    "mask on the ground as nav_msgs/OccupancyGrid JSON.")
 @stoppable("serve", torch=True)
-def serve(model, port, bind, allow_remote, device, max_mb, camera) -> None:
+def serve(model, port, bind, allow_remote, device, engine, engine_cache, calib, precision,
+          max_mb, camera) -> None:
     """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
 
     ?format=json gives the drivable fraction, class histogram and timings instead;
@@ -229,7 +236,9 @@ def serve(model, port, bind, allow_remote, device, max_mb, camera) -> None:
     from rtseg.serve import ServeConfig, run_serve
 
     run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
-                          device=device, max_bytes=int(max_mb * 1e6), camera=camera))
+                          device=device, max_bytes=int(max_mb * 1e6), camera=camera,
+                          engine=engine, engine_cache=engine_cache, calib=calib,
+                          precision=precision))
 
 
 @click.command()

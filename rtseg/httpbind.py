@@ -59,7 +59,7 @@ def listen_socket(host: str, port: int, *, allow_remote: bool = False,
     """
     host = check_bind(host, port, allow_remote=allow_remote)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

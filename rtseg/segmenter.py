@@ -37,6 +37,9 @@ class Segmenter:
         engine: "torch" runs a checkpoint eagerly; "auto" / "onnx" / "openvino" / "aoti" /
             "tensorrt" compile it once into `engine_cache` (parity-gated, on the frames of
             `calib` when given) and run the engine. An engine as `model` runs as it is.
+        precision: of the engine compiled into `engine_cache`: "int8" (calibrated on
+            `calib`, which it needs), "bf16", "fp32", "fp16" (CUDA); None: the format's
+            default (`rtseg run --precision`). Not for engine "torch" or an engine file.
         device: "auto", "cpu" or "cuda".
         batch: the static batch a compiled engine is built for (`segment` takes any count).
         mask_size: "frame" (each frame's size), "input" (the network's, no upsampling) or
@@ -49,10 +52,11 @@ class Segmenter:
 
     def __init__(self, model: str = "demo", *, engine: str = "torch", device: str = "auto",
                  engine_cache: str = "engines/cache", calib: str | None = None,
-                 batch: int = 1, mask_size: str = "frame", upsample: str | None = None,
-                 warmup: bool = True):
+                 precision: str | None = None, batch: int = 1, mask_size: str = "frame",
+                 upsample: str | None = None, warmup: bool = True):
         from rtseg.backends import load_backend
         from rtseg.config import RUN_ENGINES
+        from rtseg.config.commands import check_precision
         from rtseg.export.cache import resolve_model
         from rtseg.stream.node import make_pipeline
 
@@ -61,8 +65,9 @@ class Segmenter:
         if upsample not in (None, "logits"):
             raise RtsegError(f"unknown upsample {upsample!r}: use None (the node's masks) or "
                              "'logits' (rtseg predict's)")
+        check_precision(precision, calib, engine)
         self.model = resolve_model(model, engine, device, engine_cache, batch=batch,
-                                   calib=calib)
+                                   calib=calib, precision=precision)
         self.backend = load_backend(self.model, device)
         self.spec = self.backend.spec
         self._lock = threading.Lock()

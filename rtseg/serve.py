@@ -37,8 +37,10 @@ log = logging.getLogger("rtseg.serve")
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """`rtseg serve`: the model (checkpoint, `demo`, manifest or engine) on `device`, where
-    to listen (`bind`, `port`; 0 = a free port), and the request limits."""
+    """`rtseg serve`: the model (checkpoint, `demo`, manifest or engine) on `device` and how
+    it runs (`engine` torch: eagerly; else compiled once into `engine_cache` in `precision`,
+    gated on `calib`, as `rtseg run --engine`), where to listen (`bind`, `port`; 0 = a free
+    port), and the request limits."""
 
     model: str = "demo"
     port: int = 8000
@@ -48,6 +50,17 @@ class ServeConfig:
     max_bytes: int = 20_000_000
     max_side: int = MAX_SIDE
     camera: str | None = None  # a camera file: ?format=grid
+    engine: str = "torch"
+    engine_cache: str = "engines/cache"
+    calib: str | None = None
+    precision: str | None = None
+
+    def __post_init__(self):
+        from rtseg.config import RUN_ENGINES, check_choice
+        from rtseg.config.commands import check_precision
+
+        check_choice("--engine", self.engine, RUN_ENGINES)
+        check_precision(self.precision, self.calib, self.engine)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -162,7 +175,9 @@ def run_serve(cfg: ServeConfig) -> int:
     ground = load_ground(cfg.camera) if cfg.camera else None
     sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
     # logits upsampled before the argmax: the masks of rtseg predict
-    with sock, Segmenter(cfg.model, device=cfg.device, upsample="logits") as segmenter:
+    with sock, Segmenter(cfg.model, engine=cfg.engine, device=cfg.device,
+                         engine_cache=cfg.engine_cache, calib=cfg.calib,
+                         precision=cfg.precision, upsample="logits") as segmenter:
         app = create_app(segmenter, cfg.max_bytes, cfg.max_side, ground)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         log.info("serving %s at %s/segment (Ctrl-C stops it)", segmenter.spec.name,

@@ -125,3 +125,23 @@ def test_auto_on_a_cpu_where_int8_is_faster_says_so(tmp_path, caplog):
         compile_checkpoint(CompileConfig(**{**cfg.__dict__, "precision": "fp32",
                                             "name": "named"}))
     assert INT8_HINT not in caplog.text  # fp32 asked for by name: no advice
+
+
+@pytest.mark.slow
+def test_the_python_api_runs_the_precision_it_was_asked_for(int8_cache, frames):
+    """Segmenter(precision=...) builds (or finds) the engine in the same cache as `rtseg
+    run`, at the checkpoint's input size."""
+    from rtseg import Segmenter
+
+    frame = cv2.imread(str(frames / "f0.png"))
+    with Segmenter("demo", engine="openvino", device="cpu", precision="int8",
+                   calib=str(frames), engine_cache=str(int8_cache.parent),
+                   warmup=False) as int8:
+        assert Path(int8.model).parent == int8_cache.parent
+        assert read_manifest(int8.model).precision == "int8"
+        assert int8.spec.name.endswith("/openvino-int8")
+        assert int8(frame).classes.shape == frame.shape[:2]
+    with pytest.raises(RtsegError, match="--engine openvino"):
+        Segmenter("demo", device="cpu", precision="int8", calib=str(frames))
+    with pytest.raises(RtsegError, match="--precision int8 needs --calib"):
+        Segmenter("demo", engine="openvino", device="cpu", precision="int8")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -209,3 +211,76 @@ def test_a_missing_camera_file_is_one_line_before_listening(tmp_path):
                           timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot read camera file" in done.stderr and "front.toml" in done.stderr
+
+
+@pytest.mark.slow
+def test_engine_openvino_serves_the_compiled_engine_it_was_asked_for(tmp_path, frame):
+    """`rtseg serve --engine openvino --precision fp32` compiles the checkpoint once into
+    --engine-cache (parity-gated), then answers with that engine's masks: GET /model names
+    it, and its masks agree with the eager checkpoint's as the parity gate asks."""
+    pytest.importorskip("openvino")
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "-v", "serve", "--port", "0",
+                             "--device", "cpu", "--engine", "openvino", "--precision", "fp32",
+                             "--engine-cache", str(cache)],
+                            stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not any("/segment (Ctrl-C" in line for line in seen):
+            assert proc.poll() is None, "".join(seen)
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1))
+        url = next(x for x in seen if "/segment (Ctrl-C" in x).split(" at ", 1)[1].split()[0]
+        with httpx.Client(timeout=60) as client:
+            name = client.get(url.replace("/segment", "/model")).json()["name"]
+            reply = client.post(url, content=encoded(frame, ".png"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert name.endswith("/openvino-fp32"), name
+    assert any("compiling once" in line for line in seen)
+    assert len(list(cache.glob("*-openvino-*.key.json"))) == 1
+    mask = cv2.imdecode(np.frombuffer(reply.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    with Segmenter("demo", device="cpu", upsample="logits") as eager:
+        agree = (mask == eager(frame).classes).mean()
+    assert mask.shape == (360, 640) and agree >= 0.99, agree  # the parity gate's criterion
+
+
+def test_a_precision_without_a_compiled_engine_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "rtseg", "serve", "--port", "0",
+                           "--precision", "bf16"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "--engine openvino" in done.stderr
+
+
+def test_connections_accepted_on_the_listening_socket_send_without_delay():
+    """asyncio (uvicorn's server) turns Nagle's algorithm off only on sockets made for
+    IPPROTO_TCP; on any other, every response's body waited for the client's delayed ACK
+    of its headers (~40 ms per request on Linux)."""
+    import asyncio
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                conn = transport.get_extra_info("socket")
+                got.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen_socket("127.0.0.1", 0)
+        server = await loop.create_server(Probe, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            try:
+                return await asyncio.wait_for(got, 30)
+            finally:
+                writer.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
