@@ -11,13 +11,19 @@
   draws), input size, normalisation. ``GET /healthz``: ``{"status": "ok"}``.
 
 Bad input (empty, not a JPEG/PNG, larger than the limits, undecodable) is a 4xx with a
-message; one inference runs at a time (a lock), decoding and encoding run beside it.
+message; one inference runs at a time (a lock), decoding and encoding run beside it. The
+server answers from the moment it listens: while the model loads (a checkpoint's engine
+compiles once, parity gate included) every route but ``/healthz`` is a 503 with
+``Retry-After``, and ``/healthz`` a 503 ``{"status": "loading"}``, as a readiness probe
+expects; a model that fails to load stops the server with its error.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +93,49 @@ def _encode_png(classes: np.ndarray) -> bytes:
     return png.tobytes()
 
 
+class Loader:
+    """The Segmenter of `rtseg serve`, opened on a thread while the server already answers:
+    `get()` gives it once ready, else raises the 503 a client should retry."""
+
+    def __init__(self, open_segmenter: Callable[[], Segmenter]):
+        self.segmenter: Segmenter | None = None
+        self.error: BaseException | None = None
+        self.on_failure: Callable[[], None] = lambda: None
+        self.on_ready: Callable[[Segmenter], None] = lambda segmenter: None
+        self._open = open_segmenter
+        self._thread = threading.Thread(target=self._run, name="rtseg-serve-load", daemon=True)
+
+    @classmethod
+    def ready(cls, segmenter: Segmenter) -> Loader:
+        """A Loader of an already open Segmenter."""
+        loader = cls(lambda: segmenter)
+        loader.segmenter = segmenter
+        return loader
+
+    def start(self) -> Loader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.segmenter = self._open()
+        except BaseException as exc:  # re-raised by run_serve in the main thread
+            self.error = exc
+            self.on_failure()
+            return
+        self.on_ready(self.segmenter)
+
+    def get(self) -> Segmenter:
+        """The open Segmenter; HTTPException 503 while it loads or after it failed to."""
+        if self.segmenter is not None:
+            return self.segmenter
+        if self.error is not None:
+            raise HTTPException(503, f"the model failed to load: {self.error}")
+        raise HTTPException(503, "the model is loading (a checkpoint's engine compiles once, "
+                                 "on the first start): retry shortly",
+                            headers={"Retry-After": "1"})
+
+
 def _summary(segmenter: Segmenter, masks, timings: dict) -> dict:
     """The JSON answer: size, drivable fraction, pixels per class name, timings (ms)."""
     classes = masks.classes
@@ -113,23 +162,28 @@ def _grid(segmenter: Segmenter, ground: GroundGrid, masks, stamp_ns: int) -> dic
     return {**message, "data": message["data"].tolist()}
 
 
-def create_app(segmenter: Segmenter, max_bytes: int = 20_000_000,
+def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
                max_side: int = MAX_SIDE, ground: GroundGrid | None = None) -> FastAPI:
-    """The FastAPI app of `rtseg serve` around a ready Segmenter (and the camera file's
-    GroundGrid for ?format=grid)."""
+    """The FastAPI app of `rtseg serve` around a Segmenter, ready or loading (a Loader),
+    and the camera file's GroundGrid for ?format=grid."""
     app = FastAPI(title="rtseg serve", version="1")
+    loader = segmenter if isinstance(segmenter, Loader) else Loader.ready(segmenter)
 
     @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "ok", "model": segmenter.spec.name}
+    def healthz():
+        if loader.segmenter is None:
+            return JSONResponse({"status": "failed" if loader.error else "loading"}, 503,
+                                headers={"Retry-After": "1"})
+        return {"status": "ok", "model": loader.segmenter.spec.name}
 
     @app.get("/model")
     def model() -> dict:
-        return segmenter.describe()
+        return loader.get().describe()
 
     @app.post("/segment")
     async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
         t0, stamp_ns = time.perf_counter(), time.time_ns()
+        segmenter = loader.get()
         if format not in ("png", "json", "grid"):
             raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
                                      "mask), format=json (histogram and timings) or "
@@ -166,25 +220,41 @@ def _server_timing(timings: dict) -> str:
 
 
 def run_serve(cfg: ServeConfig) -> int:
-    """Listen first (a busy port fails before the model loads), load the model, serve until
-    SIGINT/SIGTERM; returns the number of images segmented."""
+    """Listen first (a busy port fails before the model loads), answer at once (503 while
+    the model loads on a thread), serve until SIGINT/SIGTERM; returns the number of images
+    segmented. A model that fails to load ends the server with its error."""
     import uvicorn
 
     from rtseg.camera_file import load_ground
 
     ground = load_ground(cfg.camera) if cfg.camera else None
     sock = listen_socket(cfg.bind, cfg.port, allow_remote=cfg.allow_remote)
+    url = socket_url(sock)
     # logits upsampled before the argmax: the masks of rtseg predict
-    with sock, Segmenter(cfg.model, engine=cfg.engine, device=cfg.device,
-                         engine_cache=cfg.engine_cache, calib=cfg.calib,
-                         precision=cfg.precision, upsample="logits") as segmenter:
-        app = create_app(segmenter, cfg.max_bytes, cfg.max_side, ground)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        log.info("serving %s at %s/segment (Ctrl-C stops it)", segmenter.spec.name,
-                 socket_url(sock))
+    loader = Loader(lambda: Segmenter(cfg.model, engine=cfg.engine, device=cfg.device,
+                                      engine_cache=cfg.engine_cache, calib=cfg.calib,
+                                      precision=cfg.precision, upsample="logits"))
+    app = create_app(loader, cfg.max_bytes, cfg.max_side, ground)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    loader.on_failure = lambda: setattr(server, "should_exit", True)
+    loader.on_ready = lambda segmenter: log.info(
+        "serving %s at %s/segment (Ctrl-C stops it)", segmenter.spec.name, url)
+    with sock:
+        log.info("listening at %s; loading %s (until it is open, /healthz answers 503 "
+                 "loading)", url, cfg.model)
+        loader.start()
         try:
             server.run(sockets=[sock])
         except StopRequested as stopped:  # uvicorn shut down, then passed the signal on
-            stopped.detail = f"after {segmenter.calls} images"
+            stopped.detail = f"after {_calls(loader)} images"
             raise
-        return segmenter.calls
+        finally:
+            if loader.segmenter is not None:
+                loader.segmenter.close()
+    if loader.error is not None:
+        raise loader.error
+    return _calls(loader)
+
+
+def _calls(loader: Loader) -> int:
+    return loader.segmenter.calls if loader.segmenter is not None else 0

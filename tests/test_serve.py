@@ -284,3 +284,63 @@ def test_connections_accepted_on_the_listening_socket_send_without_delay():
                 writer.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_while_the_model_loads_the_server_answers_503_then_serves(frame):
+    """The server answers from the moment it listens: /healthz a 503 "loading", /segment
+    and /model a 503 with Retry-After, until the Segmenter is open; then the masks."""
+    from rtseg.serve import Loader
+
+    release, ready = threading.Event(), threading.Event()
+
+    def slow_open() -> Segmenter:
+        assert release.wait(60)
+        return Segmenter("demo", device="cpu", upsample="logits")
+
+    loader = Loader(slow_open)
+    loader.on_ready = lambda _: ready.set()
+    try:
+        with serving(create_app(loader.start(), max_bytes=MAX_BYTES)) as client:
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json() == {"status": "loading"}
+            busy = client.post("/segment", content=encoded(frame))
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert "loading" in busy.json()["detail"]
+            assert client.get("/model").status_code == 503
+            release.set()
+            assert ready.wait(60)
+            assert client.get("/healthz").json()["status"] == "ok"
+            reply = client.post("/segment", content=encoded(frame))
+            assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    finally:
+        release.set()
+        if loader.segmenter is not None:
+            loader.segmenter.close()
+
+
+def test_a_model_that_fails_to_load_ends_the_server_with_one_line(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    done = subprocess.run([sys.executable, "-m", "rtseg", "serve", "--port", "0", "--model",
+                           str(broken)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rtseg: error: ") and "broken.pt is not an rtseg checkpoint" in last
+
+
+def test_ctrl_c_while_the_engine_compiles_exits_0_with_one_summary(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "serve", "--port", "0",
+                             "--device", "cpu", "--engine", "onnx", "--engine-cache",
+                             str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert "listening at http://127.0.0.1:" in first and "loading demo" in first, first
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in rest
+    assert rest.strip().splitlines()[-1].startswith("rtseg serve: stopped by SIGINT")
