@@ -113,15 +113,19 @@ def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet
 @click.option("--seed", default=12345, show_default=True,
               help="Seed of generated scenes (training used 0), or of a ratio split.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
+@engine_options("torch", EAGER_DEFAULT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
-def eval_(checkpoint, kind, root, split, count, seed, device, as_json) -> None:
+def eval_(checkpoint, kind, root, split, count, seed, device, engine, engine_cache, calib,
+          precision, as_json) -> None:
     """Score CHECKPOINT (a path, or `demo`): per-class IoU, mIoU, accuracies, drivable IoU."""
     from rtseg.config import DataConfig
+    from rtseg.export.cache import engine_model
     from rtseg.predict import evaluate_model
     from rtseg.training.evaluate import format_metrics
 
     cfg = DataConfig(kind=kind, root=root, val_size=count, train_size=count, seed=seed)
-    result = evaluate_model(checkpoint, cfg, split=split, device=device, progress=not as_json)
+    model = engine_model(checkpoint, engine, device, engine_cache, calib, precision)
+    result = evaluate_model(model, cfg, split=split, device=device, progress=not as_json)
     click.echo(json.dumps(result) if as_json else format_metrics(result))
 
 
@@ -140,11 +144,15 @@ def eval_(checkpoint, kind, root, split, count, seed, device, as_json) -> None:
               help="Camera file (TOML, see launch/cameras/demo.toml): also each frame's grid "
                    "on the ground, OUT/grid/STEM.pgm + STEM.yaml (a map ROS's map_server "
                    "loads) and STEM_above.png.")
-def predict(checkpoint, source, out, every, device, camera) -> None:
+@engine_options("torch", EAGER_DEFAULT_HELP)
+def predict(checkpoint, source, out, every, device, camera, engine, engine_cache, calib,
+            precision) -> None:
     """Write a class-index mask (8-bit PNG, image size) and a colour overlay per image."""
+    from rtseg.export.cache import engine_model
     from rtseg.predict import predict_source
 
-    click.echo(predict_source(checkpoint, source, out, every=every, device=device,
+    model = engine_model(checkpoint, engine, device, engine_cache, calib, precision)
+    click.echo(predict_source(model, source, out, every=every, device=device,
                               camera=camera), err=True)
 
 

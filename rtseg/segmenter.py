@@ -56,8 +56,7 @@ class Segmenter:
                  upsample: str | None = None, warmup: bool = True):
         from rtseg.backends import load_backend
         from rtseg.config import RUN_ENGINES
-        from rtseg.config.commands import check_precision
-        from rtseg.export.cache import resolve_model
+        from rtseg.export.cache import engine_model
         from rtseg.stream.node import make_pipeline
 
         if engine not in RUN_ENGINES:
@@ -65,9 +64,8 @@ class Segmenter:
         if upsample not in (None, "logits"):
             raise RtsegError(f"unknown upsample {upsample!r}: use None (the node's masks) or "
                              "'logits' (rtseg predict's)")
-        check_precision(precision, calib, engine)
-        self.model = resolve_model(model, engine, device, engine_cache, batch=batch,
-                                   calib=calib, precision=precision)
+        self.model = engine_model(model, engine, device, engine_cache, batch=batch,
+                                  calib=calib, precision=precision)
         self.backend = load_backend(self.model, device)
         self.spec = self.backend.spec
         self._lock = threading.Lock()

@@ -127,3 +127,36 @@ def test_predict_bad_source(tmp_path, tiny_checkpoint):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RtsegError, match="no images"):
         predict_folder(str(tiny_checkpoint), tmp_path / "empty", tmp_path / "o", device="cpu")
+
+
+def test_predict_and_eval_run_the_engine_they_are_asked_for(tmp_path, scene_folder,
+                                                           tiny_checkpoint):
+    """--engine onnx compiles the checkpoint once into --engine-cache (parity-gated) and
+    predicts / scores with it: the masks agree with eager's as the gate asks, eval names
+    the engine, and the second command reuses the first one's engine."""
+    cache, images = tmp_path / "cache", scene_folder / "val" / "images"
+    engine = ["--engine", "onnx", "--engine-cache", str(cache), "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "rtseg", "predict", str(tiny_checkpoint),
+                           "--source", str(images), "--out", str(tmp_path / "onnx"), *engine],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    built = sorted(cache.glob("*-onnx-*.json"))
+    predict_folder(str(tiny_checkpoint), images, tmp_path / "eager", device="cpu",
+                   progress=False)
+    for path in sorted((tmp_path / "eager").glob("*.png")):
+        eager = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        compiled = cv2.imread(str(tmp_path / "onnx" / path.name), cv2.IMREAD_UNCHANGED)
+        assert (eager == compiled).mean() >= 0.99  # the parity gate's criterion
+    done = subprocess.run([sys.executable, "-m", "rtseg", "eval", str(tiny_checkpoint),
+                           "--count", "4", "--json", *engine],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["model"].endswith("/onnx-fp32")
+    assert sorted(cache.glob("*-onnx-*.json")) == built and len(built) == 2  # + its key
+
+
+def test_eval_with_a_precision_and_no_engine_is_one_line(tiny_checkpoint):
+    done = subprocess.run([sys.executable, "-m", "rtseg", "eval", str(tiny_checkpoint),
+                           "--precision", "bf16"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0
+    assert "--engine openvino" in done.stderr

@@ -53,6 +53,21 @@ def resolve_model(model: str | None, engine: str, device: str, cache_dir: str | 
                              input_size=input_size, calib=calib, precision=precision))
 
 
+def engine_model(model: str | None, engine: str, device: str, cache_dir: str | Path,
+                 calib: str | None = None, precision: str | None = None,
+                 batch: int = 1) -> str:
+    """`resolve_model` for a command's --engine / --engine-cache / --calib / --precision
+    (serve, eval, predict, the Python API), once `engine` and `precision` are checked
+    (an unknown one, a precision for eager torch, int8 without calib: one-line errors)."""
+    from rtseg.config import RUN_ENGINES, check_choice
+    from rtseg.config.commands import check_precision
+
+    check_choice("--engine", engine, RUN_ENGINES)
+    check_precision(precision, calib, engine)
+    return resolve_model(model, engine, device, cache_dir, batch=batch, calib=calib,
+                         precision=precision)
+
+
 def cached_engine(checkpoint: str, engine: str, device: str,
                   cache_dir: str | Path = "engines/cache", batch: int = 1,
                   input_size: tuple[int, int] | None = None, calib: str | None = None,
