@@ -299,15 +299,52 @@ def test_commands_are_parsed_in_their_working_folder(tmp_path):
         check_rtseg_commands(load_launch_file(file), main)
 
 
-def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path):
+class Health:
+    """An HTTP server on a port this test holds: /healthz answers 503 (loading) to its
+    first `loading` requests, then 200, noting when it first said 200."""
+
+    def __init__(self, loading: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        health = self
+        self.loading, self.asked, self.ready_at = loading, 0, None
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                health.asked += 1
+                ok = health.asked > health.loading
+                if ok and health.ready_at is None:
+                    health.ready_at = time.time()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("on", ["topic", "url"])
+def test_a_process_that_never_gets_ready_ends_the_launch(tmp_path, on):
+    """No message on its `ready` topic, or its `ready` URL never answering 200 (always a
+    503 here), within ready_timeout: the launch ends with exit 1, naming it."""
+    health = Health(loading=10**9) if on == "url" else None
+    ready = (f'ready = "{health.url}"' if health else
+             f'ready = "mute/status"\nendpoint = "ipc://{tmp_path}/nobody.sock"')
     file = write(tmp_path, f"""
 grace_period = 1
 
 [[process]]
 name = "mute"
 command = {py("import time; time.sleep(600)")}
-ready = "mute/status"
-endpoint = "ipc://{tmp_path}/nobody.sock"
+{ready}
 ready_timeout = 1
 
 [[process]]
@@ -320,8 +357,11 @@ command = {py("print('started too early')")}
         assert launcher.finish() == 1
     finally:
         launcher.stop()
+        if health:
+            health.close()
     out = "\n".join(launcher.lines)
-    assert "rtseg: error:" in out and "'mute'" in out and "mute/status" in out, out
+    assert "rtseg: error:" in out and "'mute'" in out, out
+    assert (f"{health.url} did not answer 200" if health else "mute/status") in out, out
     assert "started too early" not in out and "after: started" not in out
     assert_gone(mute)
 
@@ -542,3 +582,32 @@ command = {py("print('after the node')")}
     out = "\n".join(launcher.lines)
     assert code == (0 if keyed else 1), out
     assert ("node: ready" in out) == keyed, out
+
+
+def test_ready_on_an_http_url_waits_for_a_200(tmp_path):
+    """`ready = "http://..."` (rtseg serve's /healthz): the next process starts once the
+    URL answers 200, not while it answers 503 (loading)."""
+    health = Health(loading=3)
+    started = tmp_path / "started"
+    file = write(tmp_path, f"""
+[[process]]
+name = "server"
+command = {py("import time; time.sleep(600)")}
+ready = "{health.url}"
+ready_timeout = 60
+
+[[process]]
+name = "client"
+command = {py(f"import time; open(r'{started}', 'w').write(repr(time.time()))")}
+required = true
+""")
+    launcher = Launcher(file)
+    try:
+        launcher.wait_for(r"\[launch\] server: ready \(" + re.escape(health.url)
+                          + r" answered 200 after")
+        assert launcher.finish() == 0
+    finally:
+        launcher.stop()
+        health.close()
+    assert health.asked >= 4 and health.ready_at is not None
+    assert float(started.read_text()) >= health.ready_at

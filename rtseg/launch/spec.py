@@ -125,7 +125,9 @@ class LaunchSpec:
             if proc.respawn:
                 retries = "forever" if proc.max_retries < 0 else f"max {proc.max_retries}"
                 extra.append(f"respawn after {proc.respawn_delay:g} s ({retries})")
-            if proc.ready:
+            if proc.ready and proc.ready.startswith(("http://", "https://")):
+                extra.append(f"ready when {proc.ready} answers 200")
+            elif proc.ready:
                 extra.append(f"ready on {proc.ready} at {proc.endpoint}")
             if proc.grace_period is not None:
                 extra.append(f"SIGKILL {proc.grace_period:g} s after SIGTERM")

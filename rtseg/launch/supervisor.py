@@ -188,11 +188,14 @@ class Supervisor:
             self.ended_by = f"{spec.name} (required) {how}"
 
     def _wait_ready(self, child: _Child) -> None:
-        """Until a frame arrives on the child's ``ready`` topic, keep supervising."""
+        """Until a frame arrives on the child's ``ready`` topic (or its ``ready`` URL
+        answers 200), keep supervising."""
         from rtseg.client import MaskSubscriber  # pyzmq + numpy: only where `ready` is used
 
         spec = child.spec
         started = time.monotonic()
+        if is_http(spec.ready):
+            return self._wait_http(child, started)
         try:
             sub = MaskSubscriber(spec.endpoint, [spec.ready], **self._ready_keys(spec))
         except RtsegError as exc:
@@ -209,6 +212,18 @@ class Supervisor:
                                  f"{time.monotonic() - started:.1f} s)")
                 return
 
+    def _wait_http(self, child: _Child, started: float) -> None:
+        """Until GET of the child's ``ready`` URL answers 200 (rtseg serve's /healthz
+        answers 503 while its model loads), keep supervising."""
+        spec = child.spec
+        while not self.stopping:
+            if answers_200(spec.ready, timeout_s=1.0):
+                self.console.say(f"{spec.name}: ready ({spec.ready} answered 200 after "
+                                 f"{time.monotonic() - started:.1f} s)")
+                return
+            self._not_ready_yet(child, started)
+            time.sleep(2 * POLL_S)
+
     def _ready_keys(self, spec) -> dict[str, str | None]:
         """The `ready` check's CURVE key files, relative to the folder the process runs in
         (as the process's own --curve-secret is)."""
@@ -220,12 +235,18 @@ class Supervisor:
     def _not_ready_yet(self, child: _Child, started: float) -> None:
         self._tick()
         spec = child.spec
+        http = is_http(spec.ready)
         if child.done and not self.stopping:
-            self._fail(f"process {spec.name!r} ended before a message arrived on {spec.ready}")
+            self._fail(f"process {spec.name!r} ended before "
+                       + (f"{spec.ready} answered 200" if http
+                          else f"a message arrived on {spec.ready}"))
         elif time.monotonic() - started > spec.ready_timeout:
-            self._fail(f"process {spec.name!r}: no message on {spec.ready} at {spec.endpoint} "
-                       f"within ready_timeout = {spec.ready_timeout:g} s; does it publish "
-                       "there (its --bind and --name)?")
+            within = f"within ready_timeout = {spec.ready_timeout:g} s"
+            self._fail(f"process {spec.name!r}: {spec.ready} did not answer 200 {within}; is "
+                       "it the process's --port and route, and does it load in time?" if http
+                       else f"process {spec.name!r}: no message on {spec.ready} at "
+                       f"{spec.endpoint} {within}; does it publish there (its --bind and "
+                       "--name)?")
 
     def _fail(self, problem: str) -> None:
         if self.failure is None:
@@ -285,6 +306,25 @@ def _join(threads: list[threading.Thread]) -> None:
     deadline = time.monotonic() + _READER_JOIN_S
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def is_http(ready: str | None) -> bool:
+    """Whether a process's ``ready`` is a URL to GET rather than a topic."""
+    return bool(ready) and ready.startswith(("http://", "https://"))
+
+
+def answers_200(url: str, timeout_s: float) -> bool:
+    """Whether GET `url` answers 200 within `timeout_s` (refused, a 503, a timeout: not
+    yet). No proxy: the URL is a process of this launch."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):  # HTTPError (a 503) is a URLError
+        return False
 
 
 def _exit_text(code: int) -> str:
