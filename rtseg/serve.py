@@ -5,8 +5,10 @@
   the class histogram (pixels per class name) and the stage timings instead;
   ``?format=grid`` (with a camera file, ``rtseg serve --camera FILE``): the mask on the
   ground as ``nav_msgs/OccupancyGrid`` in JSON, as rosbridge sends it (``data`` a list of
-  cell values, row-major from (x_min, y_min); a cost grid with ``[costs]``). Timings also
-  travel in the ``Server-Timing`` header.
+  cell values, row-major from (x_min, y_min); a cost grid with ``[costs]``);
+  ``?format=overlay``: a JPEG of the classes drawn over the image, as the viewer draws
+  them (a look from a browser or curl). Timings also travel in the ``Server-Timing``
+  header.
 - ``GET /model``: name, classes, drivable classes, palette (by class name, as the viewer
   draws), input size, normalisation. ``GET /healthz``: ``{"status": "ok"}``.
 
@@ -136,6 +138,17 @@ class Loader:
                             headers={"Retry-After": "1"})
 
 
+def _encode_overlay(segmenter: Segmenter, image: np.ndarray, masks) -> bytes:
+    """?format=overlay: the viewer's drawing of `masks` over `image`, JPEG (quality 90)."""
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", segmenter.overlay(image, masks),
+                            [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {image.shape} overlay as JPEG")
+    return jpeg.tobytes()
+
+
 def _summary(segmenter: Segmenter, masks, timings: dict) -> dict:
     """The JSON answer: size, drivable fraction, pixels per class name, timings (ms)."""
     classes = masks.classes
@@ -184,10 +197,11 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
     async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
         t0, stamp_ns = time.perf_counter(), time.time_ns()
         segmenter = loader.get()
-        if format not in ("png", "json", "grid"):
+        if format not in ("png", "json", "grid", "overlay"):
             raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
-                                     "mask), format=json (histogram and timings) or "
-                                     "format=grid (the mask on the ground)")
+                                     "mask), format=json (histogram and timings), "
+                                     "format=grid (the mask on the ground) or "
+                                     "format=overlay (a JPEG of the classes drawn over it)")
         if format == "grid" and ground is None:
             raise HTTPException(400, "format=grid needs the camera's intrinsics and mount: "
                                      "start rtseg serve with --camera FILE")
@@ -207,9 +221,13 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
             grid = await run_in_threadpool(_grid, segmenter, ground, masks, stamp_ns)
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return JSONResponse(grid, headers={"Server-Timing": _server_timing(timings)})
-        png = await run_in_threadpool(_encode_png, masks.classes)
+        media = "image/jpeg" if format == "overlay" else "image/png"
+        if format == "overlay":
+            body = await run_in_threadpool(_encode_overlay, segmenter, image, masks)
+        else:
+            body = await run_in_threadpool(_encode_png, masks.classes)
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return Response(png, media_type="image/png",
+        return Response(body, media_type=media,
                         headers={"Server-Timing": _server_timing(timings)})
 
     return app
