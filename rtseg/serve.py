@@ -64,11 +64,9 @@ class ServeConfig:
     precision: str | None = None
 
     def __post_init__(self):
-        from rtseg.config import RUN_ENGINES, check_choice
-        from rtseg.config.commands import check_precision
+        from rtseg.config.commands import check_engine
 
-        check_choice("--engine", self.engine, RUN_ENGINES)
-        check_precision(self.precision, self.calib, self.engine)
+        check_engine(self.engine, self.precision, self.calib)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

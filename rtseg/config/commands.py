@@ -38,6 +38,12 @@ def check_precision(precision: str | None, calib: str | None, engine: str = "aut
                          "(like the camera's) to calibrate the quantisation on")
 
 
+def check_engine(engine: str, precision: str | None, calib: str | None) -> None:
+    """--engine one of RUN_ENGINES, and a --precision that fits it (check_precision)."""
+    check_choice("--engine", engine, RUN_ENGINES)
+    check_precision(precision, calib, engine)
+
+
 ROTATIONS = (0, 90, 180, 270)  # --rotate: degrees clockwise
 FLIPS = ("none", "horizontal", "vertical")  # --flip: mirrored left-right, top-bottom
 
@@ -145,8 +151,7 @@ class RunConfig:
             raise RtsegError(f"heartbeat period must be > 0 s, got {self.heartbeat_s}")
         if self.curve_clients is not None and self.curve_secret is None:
             raise RtsegError("--curve-clients needs --curve-secret (the node's own key pair)")
-        check_choice("--engine", self.engine, RUN_ENGINES)
-        check_precision(self.precision, self.calib, self.engine)
+        check_engine(self.engine, self.precision, self.calib)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
         check_choice("--stamps", self.stamps, ("read", "recorded"))
         parse_mask_size(self.mask_size)
@@ -188,8 +193,7 @@ class BenchConfig:
     rounds: int = 3
 
     def __post_init__(self) -> None:
-        check_choice("--engine", self.engine, RUN_ENGINES)
-        check_precision(self.precision, self.calib, self.engine)
+        check_engine(self.engine, self.precision, self.calib)
         check_choice("--overlap", self.overlap, OVERLAP_MODES)
         parse_mask_size(self.mask_size)
         if self.batch < 1 or min(self.height, self.width) < 1:

@@ -59,11 +59,9 @@ def engine_model(model: str | None, engine: str, device: str, cache_dir: str | P
     """`resolve_model` for a command's --engine / --engine-cache / --calib / --precision
     (serve, eval, predict, the Python API), once `engine` and `precision` are checked
     (an unknown one, a precision for eager torch, int8 without calib: one-line errors)."""
-    from rtseg.config import RUN_ENGINES, check_choice
-    from rtseg.config.commands import check_precision
+    from rtseg.config.commands import check_engine
 
-    check_choice("--engine", engine, RUN_ENGINES)
-    check_precision(precision, calib, engine)
+    check_engine(engine, precision, calib)
     return resolve_model(model, engine, device, cache_dir, batch=batch, calib=calib,
                          precision=precision)
 

@@ -99,6 +99,11 @@ class ProcessSpec:
         return self.respawn and (self.max_retries < 0 or runs <= self.max_retries)
 
 
+def is_http(ready: str | None) -> bool:
+    """Whether a process's ``ready`` is a URL to GET rather than a topic."""
+    return bool(ready) and ready.startswith(("http://", "https://"))
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """A parsed launch file: its processes in start order (those an ``if`` / ``unless``
@@ -125,7 +130,7 @@ class LaunchSpec:
             if proc.respawn:
                 retries = "forever" if proc.max_retries < 0 else f"max {proc.max_retries}"
                 extra.append(f"respawn after {proc.respawn_delay:g} s ({retries})")
-            if proc.ready and proc.ready.startswith(("http://", "https://")):
+            if is_http(proc.ready):
                 extra.append(f"ready when {proc.ready} answers 200")
             elif proc.ready:
                 extra.append(f"ready on {proc.ready} at {proc.endpoint}")

@@ -26,7 +26,7 @@ from pathlib import Path
 from rtseg.errors import RtsegError
 from rtseg.launch.console import Console
 from rtseg.launch.logs import LaunchLog
-from rtseg.launch.spec import LaunchSpec, ProcessSpec
+from rtseg.launch.spec import LaunchSpec, ProcessSpec, is_http
 from rtseg.signals import on_stop_signals
 
 POLL_S = 0.05  # how often exits and restart times are checked
@@ -306,11 +306,6 @@ def _join(threads: list[threading.Thread]) -> None:
     deadline = time.monotonic() + _READER_JOIN_S
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def is_http(ready: str | None) -> bool:
-    """Whether a process's ``ready`` is a URL to GET rather than a topic."""
-    return bool(ready) and ready.startswith(("http://", "https://"))
 
 
 def answers_200(url: str, timeout_s: float) -> bool:
