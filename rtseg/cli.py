@@ -292,6 +292,11 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--stream-option", "stream_options", multiple=True, metavar="NAME=VALUE",
               help="Stream URLs: an FFmpeg option for opening them, repeatable, e.g. "
                    "rtsp_transport=tcp, fflags=nobuffer, flags=low_delay, user_agent=...")
+@click.option("--crop", multiple=True, metavar="X,Y,W,H",
+              help="Keep only this box of the frames (after --rotate / --flip), in pixels: "
+                   "left, top, width, height; a W or H of 0 reaches the edge (0,0,0,880: the "
+                   "top 880 rows, a car's bonnet cut off). Once for every source, or once "
+                   "per --source in order. Masks and NAME/image are of the cropped frame.")
 @click.option("--flip", multiple=True, type=click.Choice(FLIPS),
               help="Mirror the frames after --rotate: horizontal (left-right: a reversing "
                    "camera's mirror image) or vertical; once for every source, or once per "
@@ -305,7 +310,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib,
         precision, overlap, mask_size, cuda_graphs, image_topic, image_fps, image_width,
         curve_secret, curve_clients, capture_size, capture_fps, capture_fourcc, stream_options,
-        flip, rotate) -> None:
+        crop, flip, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -326,6 +331,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     image_fps=image_fps, image_width=image_width,
                     curve_secret=curve_secret, curve_clients=curve_clients,
                     rotate=tuple(int(degrees) for degrees in rotate), flip=tuple(flip),
+                    crop=tuple(crop),
                     capture_size=parse_size(capture_size) if capture_size else None,
                     capture_fps=capture_fps, capture_fourcc=capture_fourcc,
                     stream_options=tuple(stream_options))

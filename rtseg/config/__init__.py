@@ -16,6 +16,7 @@ from rtseg.config.commands import (
     CompileConfig,
     RunConfig,
     check_choice,
+    parse_crop,
     parse_mask_size,
     parse_size,
 )
@@ -38,5 +39,5 @@ __all__ = [
     "CompileConfig", "DataConfig", "DistillConfig", "ModelConfig", "OutputConfig", "RunConfig",
     "TrainConfig", "TrainParams",
     "apply_overrides", "build_dataclass", "check_choice", "load_train_config",
-    "parse_mask_size", "parse_size",
+    "parse_crop", "parse_mask_size", "parse_size",
 ]

@@ -91,6 +91,7 @@ class RunConfig:
     curve_clients: str | None = None  # folder of admitted client public keys
     rotate: int | tuple[int, ...] = 0  # degrees clockwise: one for all sources, or one each
     flip: str | tuple[str, ...] = "none"  # after turning: none | horizontal | vertical, same
+    crop: str | tuple[str, ...] = ""  # then kept: "X,Y,W,H" ("": all), one or one per source
     capture_size: tuple[int, int] | None = None  # cameras: (H, W) to ask for (None: theirs)
     capture_fps: float | None = None
     capture_fourcc: str | None = None  # e.g. MJPG
@@ -118,6 +119,11 @@ class RunConfig:
         """How each source's frames are mirrored after turning, one per source, in order."""
         return self._per_source("--flip", self.flip, "none")
 
+    @property
+    def crops(self) -> tuple[tuple[int, int, int, int] | None, ...]:
+        """The box of each source's turned frame kept, (x, y, w, h), or None for all."""
+        return tuple(parse_crop(box) for box in self._per_source("--crop", self.crop, ""))
+
     def _per_source(self, flag: str, value, default) -> tuple:
         """`value` (one, or a tuple: empty, one, or one per source) -> one per source."""
         given = tuple(value) if isinstance(value, tuple) else (value,)
@@ -133,6 +139,7 @@ class RunConfig:
             check_choice("--rotate", degrees, ROTATIONS)
         for flip in self.flips:
             check_choice("--flip", flip, FLIPS)
+        _ = self.crops  # parsed now: a bad --crop fails before anything opens
         if self.names is not None and len(self.names) != len(self.sources):
             raise RtsegError(f"{len(self.names)} --name for {len(self.sources)} --source: give "
                              "one --name per --source, in the same order, or none")
@@ -218,6 +225,24 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise RtsegError(f"size {text!r} must be positive")
     return h, w
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int] | None:
+    """--crop "X,Y,W,H" (pixels: left, top, width, height; a W or H of 0 reaches the
+    frame's right or bottom edge) -> (x, y, w, h); "" or a box of the whole frame -> None."""
+    if not text:
+        return None
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise RtsegError(f"--crop {text!r} is not X,Y,W,H: the box kept, in pixels (left, "
+                         "top, width, height; W or H 0 reaches the edge), e.g. 0,0,0,880 "
+                         "keeps the top 880 rows")
+    if min(box) < 0:
+        raise RtsegError(f"--crop {text!r}: X, Y, W and H must be >= 0")
+    return None if box == (0, 0, 0, 0) else box
 
 
 def parse_mask_size(text: str) -> str | tuple[int, int]:

@@ -10,13 +10,16 @@ a file source's reader decodes its next frame once the slot was emptied, so ever
 a file arrives, in order, one frame is decoded ahead (while the last one is inferred), and
 none is decoded to be thrown away.
 
-A source's frames may be turned and mirrored (`orientations`, from `orientation()`: a
-camera mounted upside down, a reversing camera's mirror image) on its reader thread, so
-everything downstream (engine, masks, the image topic) sees them upright and unmirrored.
+A source's frames may be turned, mirrored and cropped (`transforms`, from
+`frame_transform()`: a camera mounted upside down, a reversing camera's mirror image, the
+car's bonnet cut off) on its reader thread, so everything downstream (engine, masks, the
+image topic) sees them upright, unmirrored and cropped. A crop that does not fit a frame
+ends the node with that error (`next_batch` raises it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -26,13 +29,14 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from rtseg.errors import RtsegError
 from rtseg.stream.sources import Frame, Source
 
 log = logging.getLogger(__name__)
 ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
                 270: cv2.ROTATE_90_COUNTERCLOCKWISE}  # degrees clockwise -> OpenCV's code
 FLIP_CODES = {"horizontal": 1, "vertical": 0}  # cv2.flip: around the vertical / horizontal axis
-Orientation = Callable[[np.ndarray], np.ndarray]
+Transform = Callable[[np.ndarray], np.ndarray]  # (H, W[, 3]) -> (H', W'[, 3])
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,10 @@ class FrameFeed:
     """Reader threads over `sources`; `next_batch()` hands out their frames (see module doc)."""
 
     def __init__(self, sources: Sequence[Source], read_timeout: float = 0.2,
-                 orientations: Sequence[Orientation | None] = ()):
+                 transforms: Sequence[Transform | None] = ()):
         self.sources = list(sources)
-        self._orient = list(orientations) or [None] * len(self.sources)
+        self._transform = list(transforms) or [None] * len(self.sources)
+        self._failure: RtsegError | None = None
         self._cond = threading.Condition()
         self._slots: list[Fed | None] = [None] * len(self.sources)
         self._done = [False] * len(self.sources)
@@ -75,10 +80,13 @@ class FrameFeed:
                     if source.exhausted:
                         break
                     continue
-                if (orient := self._orient[index]) is not None:
-                    label = None if frame.label is None else orient(frame.label)
-                    frame = replace(frame, image=orient(frame.image), label=label)
+                if (change := self._transform[index]) is not None:
+                    label = None if frame.label is None else change(frame.label)
+                    frame = replace(frame, image=change(frame.image), label=label)
                 self._put(Fed(index, frame, (time.perf_counter() - t0) * 1e3), source.live)
+        except RtsegError as exc:  # the user's settings do not fit this source's frames
+            with self._cond:
+                self._failure = RtsegError(f"--source {source.frame_id}: {exc}")
         except Exception:  # a failing source must end its feed visibly, not hang the node
             log.exception("reading %s failed; this source stops", source.name)
         finally:
@@ -101,10 +109,13 @@ class FrameFeed:
 
     def next_batch(self, timeout: float = 0.5) -> list[Fed] | None:
         """Frames waiting, at most one per source, in source order; [] after `timeout` s
-        with none; None once every source has ended and nothing is left."""
+        with none; None once every source has ended and nothing is left. Raises the
+        RtsegError that stopped a source's reader (a crop that does not fit its frames)."""
         with self._cond:
-            self._cond.wait_for(lambda: any(self._slots) or all(self._done) or self._closed,
-                                timeout)
+            self._cond.wait_for(lambda: any(self._slots) or all(self._done) or self._closed
+                                or self._failure is not None, timeout)
+            if self._failure is not None:
+                raise self._failure
             batch = [fed for fed in self._slots if fed is not None]
             self._slots = [None] * len(self.sources)
             self._cond.notify_all()
@@ -138,15 +149,38 @@ class FrameFeed:
 
 
 
-def orientation(rotate: int = 0, flip: str = "none") -> Orientation | None:
+def frame_transform(rotate: int = 0, flip: str = "none",
+                    crop: tuple[int, int, int, int] | None = None) -> Transform | None:
     """A frame turned `rotate` degrees clockwise (0, 90, 180, 270), then mirrored (`flip`
-    horizontal: left-right, vertical: top-bottom, none), as one function of an (H, W, 3)
-    or (H, W) array (a quarter turn gives (W, H, ...)); None when it does neither."""
+    horizontal: left-right, vertical: top-bottom, none), then cut to `crop` (x, y, w, h of
+    the turned frame; w or h 0: to its edge), as one function of an (H, W, 3) or (H, W)
+    array (a quarter turn gives (W, H, ...); a crop is a view, no copy); None when it does
+    none of them."""
     turn, mirror = ROTATE_CODES.get(rotate), FLIP_CODES.get(flip)
-    if turn is None and mirror is None:
-        return None
-    if mirror is None:
-        return lambda image: cv2.rotate(image, turn)
-    if turn is None:
-        return lambda image: cv2.flip(image, mirror)
-    return lambda image: cv2.flip(cv2.rotate(image, turn), mirror)
+    steps: list[Transform] = []
+    if turn is not None:
+        steps.append(lambda image: cv2.rotate(image, turn))
+    if mirror is not None:
+        steps.append(lambda image: cv2.flip(image, mirror))
+    if crop is not None:
+        steps.append(cropper(crop))
+    if len(steps) < 2:
+        return steps[0] if steps else None
+    return lambda image: functools.reduce(lambda im, step: step(im), steps, image)
+
+
+def cropper(box: tuple[int, int, int, int]) -> Transform:
+    """(H, W[, 3]) -> the (h, w[, 3]) view of `box` (x, y, w, h; w or h 0: to the edge);
+    a box reaching beyond the frame raises RtsegError naming both."""
+    x, y, w, h = box
+
+    def cut(image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        right, bottom = x + w if w else width, y + h if h else height
+        if right > width or bottom > height or x >= right or y >= bottom:
+            raise RtsegError(
+                f"--crop {x},{y},{w},{h} does not fit its frames ({width} wide, {height} "
+                f"high, after any --rotate / --flip): keep X + W <= {width} and Y + H <= "
+                f"{height} (a W or H of 0 reaches the edge)")
+        return image[y:bottom, x:right]
+    return cut

@@ -26,7 +26,7 @@ from rtseg.config import RunConfig, parse_mask_size
 from rtseg.errors import RtsegError
 from rtseg.signals import on_stop_signals
 from rtseg.stream.contract import FramePipeline
-from rtseg.stream.feed import FrameFeed, orientation
+from rtseg.stream.feed import FrameFeed, frame_transform
 from rtseg.stream.heartbeat import Heartbeat
 from rtseg.stream.live import CaptureSettings, StreamOptions
 from rtseg.stream.pipeline import Pipeline
@@ -86,18 +86,22 @@ class LoopSettings:
     image_width: int = 640
     rotations: tuple[int, ...] = ()  # per source, degrees clockwise; empty: none turned
     flips: tuple[str, ...] = ()  # per source, after turning: none, horizontal, vertical
+    crops: tuple = ()  # per source, then: (x, y, w, h) kept, or None for all
 
     @classmethod
     def from_run(cls, cfg: RunConfig) -> LoopSettings:
         return cls(max_frames=cfg.max_frames, fps=cfg.fps, encoding=cfg.encoding,
                    status_every=cfg.status_every,
                    image_fps=cfg.image_fps if cfg.image_topic else None,
-                   image_width=cfg.image_width, rotations=cfg.rotations, flips=cfg.flips)
+                   image_width=cfg.image_width, rotations=cfg.rotations, flips=cfg.flips,
+                   crops=cfg.crops)
 
-    def orientations(self, sources: int) -> list:
-        """Per source, the function turning and mirroring its frames (None: as they come)."""
-        return [orientation(r, f) for r, f in zip(self.rotations or (0,) * sources,
-                                                   self.flips or ("none",) * sources)]
+    def transforms(self, sources: int) -> list:
+        """Per source, the function turning, mirroring and cropping its frames (None: as
+        they come)."""
+        return [frame_transform(r, f, c) for r, f, c in zip(
+            self.rotations or (0,) * sources, self.flips or ("none",) * sources,
+            self.crops or (None,) * sources)]
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,7 @@ def serve(wiring: Wiring, settings: LoopSettings, stop: threading.Event,
     `on_stats(stats)` gets the live counters before the first frame (the benchmark restarts
     them after its warm-up)."""
     feed = FrameFeed(wiring.sources,
-                     orientations=settings.orientations(len(wiring.sources)))
+                     transforms=settings.transforms(len(wiring.sources)))
     stats = NodeStats(feed.captured, lambda: sum(map(feed.dropped, range(len(wiring.sources))))
                       + wiring.publisher.dropped)
     wiring.heartbeat.attach(feed, stats)
