@@ -5,9 +5,10 @@
 Starts a demo node (`rtseg run --source demo --image-topic`), `rtseg view` on it and
 `rtseg serve --model demo`, each on a free loopback port, then GETs `--requests` times over
 one kept-alive connection per server: the viewer's /demo/info.json (what its page polls)
-and /demo/overlay.jpg, and serve's /healthz and /model. Median and p90 ms per path, from
-the client. A median near 40 ms is Nagle's algorithm waiting for the client's delayed ACK
-(the fix: TCP_NODELAY on the server's connections). Writes results/NAME.{json,md}.
+and /demo/overlay.jpg, and serve's /healthz, /model and /metrics (a Prometheus scrape).
+Median and p90 ms per path, from the client. A median near 40 ms is Nagle's algorithm
+waiting for the client's delayed ACK (the fix: TCP_NODELAY on the server's connections).
+Writes results/NAME.{json,md}.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def main() -> None:
                 time.sleep(0.2)
         rows = {"view": timed_gets(view.rstrip("/"), ["/demo/info.json", "/demo/overlay.jpg"],
                                    args.requests),
-                "serve": timed_gets(serve.split("/segment")[0], ["/healthz", "/model"],
-                                    args.requests)}
+                "serve": timed_gets(serve.split("/segment")[0],
+                                    ["/healthz", "/model", "/metrics"], args.requests)}
     write(args, rows)
 
 

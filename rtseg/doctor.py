@@ -238,6 +238,8 @@ TOOL_PACKAGES = (  # (area, module, distribution, the commands that need it, how
      "pip install mcap mcap-ros2-support"),
     ("serve", "fastapi", "fastapi", "rtseg serve", "pip install fastapi uvicorn"),
     ("serve uvicorn", "uvicorn", "uvicorn", "rtseg serve", "pip install uvicorn"),
+    ("serve metrics", "prometheus_client", "prometheus-client", "rtseg serve",
+     "pip install prometheus-client"),
     ("foxglove", "foxglove", "foxglove-sdk", "rtseg foxglove", 'pip install -e ".[foxglove]"'),
 )
 

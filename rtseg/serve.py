@@ -11,6 +11,8 @@
   header.
 - ``GET /model``: name, classes, drivable classes, palette (by class name, as the viewer
   draws), input size, normalisation. ``GET /healthz``: ``{"status": "ok"}``.
+- ``GET /metrics``: Prometheus metrics (requests, latency, stage times, readiness, the
+  model; `rtseg.serve_metrics`), answered while the model loads too.
 
 Bad input (empty, not a JPEG/PNG, larger than the limits, undecodable) is a 4xx with a
 message; one inference runs at a time (a lock), decoding and encoding run beside it. The
@@ -37,6 +39,7 @@ from rtseg.ground import GroundGrid
 from rtseg.httpbind import listen_socket, socket_url
 from rtseg.imagefile import ImageFileError, decode_image
 from rtseg.segmenter import Segmenter
+from rtseg.serve_metrics import MetricsMiddleware, ServeMetrics
 from rtseg.signals import StopRequested
 from rtseg.wire import MAX_SIDE
 
@@ -179,6 +182,8 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
     and the camera file's GroundGrid for ?format=grid."""
     app = FastAPI(title="rtseg serve", version="1")
     loader = segmenter if isinstance(segmenter, Loader) else Loader.ready(segmenter)
+    metrics = ServeMetrics(lambda: loader.segmenter is not None, lambda: _labels(loader))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/healthz")
     def healthz():
@@ -190,6 +195,11 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
     @app.get("/model")
     def model() -> dict:
         return loader.get().describe()
+
+    @app.get("/metrics")
+    def prometheus(request: Request) -> Response:
+        body, media = metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": media})
 
     @app.post("/segment")
     async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
@@ -212,6 +222,7 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
         masks = await run_in_threadpool(segmenter, image)
         timings = {"read_decode": (t1 - t0) * 1e3,
                    **{k: masks.timings_ms[k] for k in ("wait", "pre", "infer", "post")}}
+        metrics.observe_stages(timings)
         if format == "json":
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return JSONResponse(_summary(segmenter, masks, timings))
@@ -229,6 +240,15 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
                         headers={"Server-Timing": _server_timing(timings)})
 
     return app
+
+
+def _labels(loader: Loader) -> dict | None:
+    """The served model for the metrics' info (None while it loads)."""
+    if (segmenter := loader.segmenter) is None:
+        return None
+    return {"name": segmenter.spec.name, "device": str(segmenter.backend.device),
+            "input_size": "x".join(map(str, segmenter.spec.input_size)),
+            "classes": str(len(segmenter.classes))}
 
 
 def _server_timing(timings: dict) -> str:

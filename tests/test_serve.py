@@ -301,9 +301,10 @@ def test_connections_accepted_on_the_listening_socket_send_without_delay():
     assert asyncio.run(accepted_nodelay()) != 0
 
 
-def test_while_the_model_loads_the_server_answers_503_then_serves(frame):
-    """The server answers from the moment it listens: /healthz a 503 "loading", /segment
-    and /model a 503 with Retry-After, until the Segmenter is open; then the masks."""
+@contextlib.contextmanager
+def held_loader():
+    """A started Loader whose demo Segmenter opens only once the test sets `release`;
+    yields (loader, release, ready), `ready` set once it is open; closes it after."""
     from rtseg.serve import Loader
 
     release, ready = threading.Event(), threading.Event()
@@ -315,7 +316,18 @@ def test_while_the_model_loads_the_server_answers_503_then_serves(frame):
     loader = Loader(slow_open)
     loader.on_ready = lambda _: ready.set()
     try:
-        with serving(create_app(loader.start(), max_bytes=MAX_BYTES)) as client:
+        yield loader.start(), release, ready
+    finally:
+        release.set()
+        if loader.segmenter is not None:
+            loader.segmenter.close()
+
+
+def test_while_the_model_loads_the_server_answers_503_then_serves(frame):
+    """The server answers from the moment it listens: /healthz a 503 "loading", /segment
+    and /model a 503 with Retry-After, until the Segmenter is open; then the masks."""
+    with held_loader() as (loader, release, ready):
+        with serving(create_app(loader, max_bytes=MAX_BYTES)) as client:
             health = client.get("/healthz")
             assert health.status_code == 503 and health.json() == {"status": "loading"}
             busy = client.post("/segment", content=encoded(frame))
@@ -327,10 +339,6 @@ def test_while_the_model_loads_the_server_answers_503_then_serves(frame):
             assert client.get("/healthz").json()["status"] == "ok"
             reply = client.post("/segment", content=encoded(frame))
             assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
-    finally:
-        release.set()
-        if loader.segmenter is not None:
-            loader.segmenter.close()
 
 
 def test_a_model_that_fails_to_load_ends_the_server_with_one_line(tmp_path):
