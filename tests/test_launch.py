@@ -31,9 +31,9 @@ STARTED = r"\[launch\] {}: started pid (\d+) \(run {}\)"
 class Launcher:
     """`rtseg launch FILE` in a subprocess; its stdout and stderr as one list of lines."""
 
-    def __init__(self, file: Path) -> None:
+    def __init__(self, file: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([*RTSEG, "launch", str(file)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self._new: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

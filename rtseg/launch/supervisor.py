@@ -9,7 +9,9 @@ every child still running gets SIGTERM, and SIGKILL after ``grace_period`` secon
 process's own, else the launch's; at once on a second signal).
 
 Each child runs in a session of its own, so a terminal's Ctrl-C reaches only the launcher,
-which stops the children itself; signals go to each child's whole process group.
+which stops the children itself; signals go to each child's whole process group. Under
+systemd (``Type=notify``) the launcher reports READY, STATUS, STOPPING and watchdog pings
+(rtseg.launch.sdnotify).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from rtseg.errors import RtsegError
 from rtseg.launch.console import Console
 from rtseg.launch.logs import LaunchLog
+from rtseg.launch.sdnotify import NOTIFY_ENV, Notifier
 from rtseg.launch.spec import LaunchSpec, ProcessSpec, is_http
 from rtseg.signals import on_stop_signals
 
@@ -92,6 +95,7 @@ class Supervisor:
         self.stopped: list[str] = []
         self.ended_by: str | None = None  # a required process's end: "NAME exited ..."
         self._hurry = False  # a second signal: SIGKILL without the grace period
+        self.notify = Notifier()
 
     def request_stop(self, signum: int) -> None:
         """Signal handler: stop the launch (a second signal kills at once)."""
@@ -107,11 +111,15 @@ class Supervisor:
         """Start, supervise, then stop every child; raise RtsegError on a failure."""
         try:
             self._start_in_order()
+            if not self.stopping:
+                self.notify.send("READY=1", f"STATUS={self._running()}")
             while not self.stopping and not all(child.done for child in self.children):
                 self._tick()
                 time.sleep(POLL_S)
         finally:
+            self.notify.send("STOPPING=1", f"STATUS=stopping: {self._why_stopping()}")
             self._stop_all()
+            self.notify.close()
         if self.failure is not None:
             raise RtsegError(f"{self.spec.path}: {self.failure}")
 
@@ -123,6 +131,15 @@ class Supervisor:
         if self.ended_by is not None:
             return f"rtseg launch: {self.ended_by}; stopped {stopped}"
         return "rtseg launch: every process has ended"
+
+    def _running(self) -> str:
+        """For systemd's STATUS: which processes run now."""
+        names = [child.spec.name for child in self.children if child.live()]
+        return f"{len(names)} of {len(self.children)} processes running: {', '.join(names)}"
+
+    def _why_stopping(self) -> str:
+        return (self.signame or self.failure or self.ended_by
+                or "every process has ended")
 
     def _start_in_order(self) -> None:
         for child in self.children:
@@ -145,7 +162,8 @@ class Supervisor:
             proc = subprocess.Popen(
                 spec.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, cwd=cwd, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)})
+                env={**_without(os.environ, NOTIFY_ENV), "PYTHONUNBUFFERED": "1",
+                     **dict(spec.env)})
         except OSError as exc:
             child.done = True
             self._fail(f"process {spec.name!r} could not start {spec.command[0]!r}: "
@@ -160,7 +178,9 @@ class Supervisor:
             self.console.follow(spec.name, proc.stderr, self.console.err if screen else None)]
 
     def _tick(self) -> None:
-        """Note the children that exited, start those whose restart time has come."""
+        """Note the children that exited, start those whose restart time has come; tell
+        systemd's watchdog the launcher is alive."""
+        self.notify.alive()
         now = time.monotonic()
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
@@ -177,9 +197,12 @@ class Supervisor:
             child.restart_at = now + spec.respawn_delay
             self.console.say(f"{spec.name}: {how} (run {child.runs}); respawning in "
                              f"{spec.respawn_delay:g} s")
+            self.notify.send(f"STATUS={spec.name} {how} (run {child.runs}), respawning; "
+                             f"{self._running()}")
             return
         child.done = True
         self.console.say(f"{spec.name}: {how} (run {child.runs})")
+        self.notify.send(f"STATUS={spec.name} {how} (run {child.runs}); {self._running()}")
         if code != 0 and not self.stopping:
             retries = (f" after {child.runs} runs (max_retries = {spec.max_retries})"
                        if spec.respawn else "")
@@ -300,6 +323,10 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):  # gone already
         pass
+
+
+def _without(environ, names: tuple[str, ...]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key not in names}
 
 
 def _join(threads: list[threading.Thread]) -> None:
