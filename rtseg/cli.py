@@ -292,6 +292,12 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--stream-option", "stream_options", multiple=True, metavar="NAME=VALUE",
               help="Stream URLs: an FFmpeg option for opening them, repeatable, e.g. "
                    "rtsp_transport=tcp, fflags=nobuffer, flags=low_delay, user_agent=...")
+@click.option("--metrics-port", type=int, help="Serve GET /metrics for Prometheus on this "
+              "port (0: a free one, logged): frames published and dropped, fps, state per "
+              "source, latency and stage quantiles.")
+@click.option("--metrics-bind", default="127.0.0.1", show_default=True,
+              help="The address of --metrics-port (another than loopback needs "
+                   "--allow-remote).")
 @click.option("--crop", multiple=True, metavar="X,Y,W,H",
               help="Keep only this box of the frames (after --rotate / --flip), in pixels: "
                    "left, top, width, height; a W or H of 0 reaches the edge (0,0,0,880: the "
@@ -310,7 +316,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib,
         precision, overlap, mask_size, cuda_graphs, image_topic, image_fps, image_width,
         curve_secret, curve_clients, capture_size, capture_fps, capture_fourcc, stream_options,
-        crop, flip, rotate) -> None:
+        metrics_port, metrics_bind, crop, flip, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -334,7 +340,8 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     crop=tuple(crop),
                     capture_size=parse_size(capture_size) if capture_size else None,
                     capture_fps=capture_fps, capture_fourcc=capture_fourcc,
-                    stream_options=tuple(stream_options))
+                    stream_options=tuple(stream_options), metrics_port=metrics_port,
+                    metrics_bind=metrics_bind)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 from rtseg.camera_file import load_grounds
@@ -42,7 +42,7 @@ from rtseg.compose import (
 from rtseg.errors import RtsegError
 from rtseg.grid_fusion import FUSED_TOPIC, GridFusion
 from rtseg.ground import GridSpec, GroundGrid
-from rtseg.httpbind import listen_socket, socket_url
+from rtseg.httpbind import SocketHTTPServer, listen_socket, socket_url
 from rtseg.palette import legend
 from rtseg.protocol import MaskHeader, NodeStatus
 from rtseg.signals import wait_for_stop
@@ -268,15 +268,11 @@ class Viewer:
         self.close()
 
 
-class _Server(ThreadingHTTPServer):
-    """A ThreadingHTTPServer on an already listening socket, knowing its Viewer."""
-
-    daemon_threads = True
+class _Server(SocketHTTPServer):
+    """The viewer's HTTP server on its listening socket, knowing its Viewer."""
 
     def __init__(self, sock, viewer: Viewer) -> None:
-        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
+        super().__init__(sock, _Handler)
         self.viewer = viewer
 
 

@@ -96,6 +96,8 @@ class RunConfig:
     capture_fps: float | None = None
     capture_fourcc: str | None = None  # e.g. MJPG
     stream_options: tuple[str, ...] = ()  # stream URLs: FFmpeg options, NAME=VALUE each
+    metrics_port: int | None = None  # GET /metrics for Prometheus on it (0: a free port)
+    metrics_bind: str = "127.0.0.1"  # its address (non-loopback needs allow_remote)
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -43,6 +43,11 @@ class Heartbeat:
         """Report from these (a FrameFeed and NodeStats) from now on."""
         self._feed, self._stats = feed, stats
 
+    @property
+    def stats(self):
+        """The NodeStats attached, None before the loop runs."""
+        return self._stats
+
     def snapshot(self) -> list[SourceStatus]:
         """Every source's state, fps over the last few seconds, drops and last seq."""
         feed, stats = self._feed, self._stats

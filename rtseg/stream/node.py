@@ -174,13 +174,47 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
             allow_remote=cfg.allow_remote, curve_secret=cfg.curve_secret,
             curve_clients=cfg.curve_clients, bind=False))
         publisher.bind()  # on the stack first: a stop at any moment closes it
+        metrics_sock = _metrics_socket(stack, cfg)
         names, sources, heartbeat = _start_sources(stack, publisher, _open_sources(cfg),
                                                    cfg.names, cfg.heartbeat_s)
+        collector = None if metrics_sock is None else _serve_metrics(
+            stack, metrics_sock, heartbeat, publisher.endpoint)
         if backend is None:
             backend = stack.enter_context(load_backend(_model_name(cfg, len(sources)),
                                                        cfg.device))
+        if collector is not None:
+            collector.model = backend.spec.name
         yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs,
                       cfg.overlap, cfg.mask_size)
+
+
+def _metrics_socket(stack: ExitStack, cfg: RunConfig):
+    """--metrics-port's listening socket, bound now so a busy port fails before the
+    sources open and the model loads; None without the flag."""
+    if cfg.metrics_port is None:
+        return None
+    from rtseg.httpbind import listen_socket
+
+    sock = listen_socket(cfg.metrics_bind, cfg.metrics_port, allow_remote=cfg.allow_remote,
+                         flags=("--metrics-bind", "--metrics-port"))
+    stack.callback(sock.close)
+    return sock
+
+
+def _serve_metrics(stack: ExitStack, sock, heartbeat: Heartbeat, endpoint: str):
+    """GET /metrics on `sock` from now until the node closes (rtseg.stream.metrics);
+    the collector, whose `model` is set once loaded."""
+    from prometheus_client import CollectorRegistry
+
+    from rtseg.httpbind import socket_url
+    from rtseg.stream.metrics import MetricsServer, NodeCollector
+
+    collector = NodeCollector(heartbeat, endpoint)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    stack.callback(MetricsServer(sock, registry).close)
+    log.info("metrics at %s/metrics (Prometheus)", socket_url(sock))
+    return collector
 
 
 @contextmanager
