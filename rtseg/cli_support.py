@@ -127,9 +127,19 @@ EAGER_DEFAULT_HELP = ("torch: eager checkpoint. Others compile the checkpoint on
 
 
 def engine_options(default: str, engine_help: str):
-    """--engine, --engine-cache, --calib and --precision, shared by `rtseg run`, `rtseg
-    bench` and `rtseg serve` (default: the --engine default)."""
+    """--engine, --engine-cache, --calib, --precision and --threads, shared by the commands
+    that run a model (run, bench, serve, eval, predict; default: the --engine default).
+    --threads is applied before the command runs (rtseg.backends.threads) and not passed
+    on to it."""
     def wrap(fn):
+        @functools.wraps(fn)
+        def with_threads(*args, threads: int | None = None, **kwargs):
+            if threads is not None:
+                from rtseg.backends.threads import set_cpu_threads
+
+                set_cpu_threads(threads)
+            return fn(*args, **kwargs)
+
         options = (
             click.option("--engine", default=default, show_default=True,
                          type=click.Choice(RUN_ENGINES), help=engine_help),
@@ -144,8 +154,12 @@ def engine_options(default: str, engine_help: str):
                               "--calib; OpenVINO, fastest on a CPU with VNNI but no BF16), "
                               "bf16, fp32, fp16 (CUDA) [default: the format's: fp16 on CUDA, "
                               "bf16 where the CPU has it, else fp32]."),
+            click.option("--threads", type=click.IntRange(min=1),
+                         help="CPU threads the engine computes with (torch, ONNX Runtime, "
+                              "AOTInductor, OpenVINO), e.g. 1 to leave the other cores to "
+                              "the robot's other processes [default: every core]."),
         )
         for option in reversed(options):
-            fn = option(fn)
-        return fn
+            with_threads = option(with_threads)
+        return with_threads
     return wrap

@@ -4,8 +4,9 @@ Batch 1 compiles with the LATENCY hint and one infer request; a static batch B >
 reshaped to single frames and compiled with the THROUGHPUT hint, its frames spread over
 several infer requests (one per CPU stream) that run at once. The inference precision
 (`INFERENCE_PRECISION_HINT`: bf16 or f32) comes from the manifest; threads from the
-`threads` argument, else the RTSEG_OV_THREADS environment variable, else OpenVINO's
-choice. OpenVINO releases the GIL while it infers, so the node's other threads overlap.
+`threads` argument, else `--threads` (rtseg.backends.threads), else the RTSEG_OV_THREADS
+environment variable, else OpenVINO's choice. OpenVINO releases the GIL while it infers,
+so the node's other threads overlap.
 `classes()` compiles the same IR once more with the argmax in the graph, for callers that
 want class maps (the CPU node): the engine writes N x H x W bytes instead of N x C x H x W
 floats, and nobody takes the argmax on the host. `frames_to_classes()` compiles it once more
@@ -313,7 +314,10 @@ class _Graph:
 
 
 def _threads(threads: int | None) -> int | None:
-    if threads is not None:
+    """The argument, else --threads (rtseg.backends.threads), else RTSEG_OV_THREADS."""
+    from rtseg.backends.threads import cpu_threads
+
+    if threads is not None or (threads := cpu_threads()) is not None:
         return threads
     text = os.environ.get(THREADS_ENV, "").strip()
     if not text:
