@@ -19,6 +19,7 @@ from rtseg import __version__
 from rtseg.cli_support import (
     EAGER_DEFAULT_HELP,
     Group,
+    drivable_option,
     engine_options,
     host_pipeline_options,
     live_sources,
@@ -114,9 +115,10 @@ def train(recipe, steps, batch_size, device, out, epochs, workers, resume, quiet
               help="Seed of generated scenes (training used 0), or of a ratio split.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N].")
 @engine_options("torch", EAGER_DEFAULT_HELP)
+@drivable_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 def eval_(checkpoint, kind, root, split, count, seed, device, engine, engine_cache, calib,
-          precision, as_json) -> None:
+          precision, drivable, as_json) -> None:
     """Score CHECKPOINT (a path, or `demo`): per-class IoU, mIoU, accuracies, drivable IoU."""
     from rtseg.config import DataConfig
     from rtseg.export.cache import engine_model
@@ -125,7 +127,8 @@ def eval_(checkpoint, kind, root, split, count, seed, device, engine, engine_cac
 
     cfg = DataConfig(kind=kind, root=root, val_size=count, train_size=count, seed=seed)
     model = engine_model(checkpoint, engine, device, engine_cache, calib, precision)
-    result = evaluate_model(model, cfg, split=split, device=device, progress=not as_json)
+    result = evaluate_model(model, cfg, split=split, device=device, progress=not as_json,
+                            drivable=drivable)
     click.echo(json.dumps(result) if as_json else format_metrics(result))
 
 
@@ -298,6 +301,7 @@ def compile_(checkpoint, fmt, precision, height, width, batch, dynamic, out, nam
 @click.option("--metrics-bind", default="127.0.0.1", show_default=True,
               help="The address of --metrics-port (another than loopback needs "
                    "--allow-remote).")
+@drivable_option
 @click.option("--crop", multiple=True, metavar="X,Y,W,H",
               help="Keep only this box of the frames (after --rotate / --flip), in pixels: "
                    "left, top, width, height; a W or H of 0 reaches the edge (0,0,0,880: the "
@@ -316,7 +320,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
         loop, stamps, source_fps, demo_size, status_every, engine, engine_cache, calib,
         precision, overlap, mask_size, cuda_graphs, image_topic, image_fps, image_width,
         curve_secret, curve_clients, capture_size, capture_fps, capture_fourcc, stream_options,
-        metrics_port, metrics_bind, crop, flip, rotate) -> None:
+        metrics_port, metrics_bind, drivable, crop, flip, rotate) -> None:
     """Run the streaming node: read frames, segment them, publish masks over ZeroMQ.
 
     Topics per source NAME: NAME/drivable, NAME/classes, NAME/status (a heartbeat every
@@ -341,7 +345,7 @@ def run(source, model, name, bind, allow_remote, hwm, encoding, device, max_fram
                     capture_size=parse_size(capture_size) if capture_size else None,
                     capture_fps=capture_fps, capture_fourcc=capture_fourcc,
                     stream_options=tuple(stream_options), metrics_port=metrics_port,
-                    metrics_bind=metrics_bind)
+                    metrics_bind=metrics_bind, drivable=drivable)
     report = run_node(cfg)
     click.echo(report.summary(), err=True)
 

@@ -122,6 +122,16 @@ def host_pipeline_options(fn):
 
 
 # --engine of the commands whose default is the eager checkpoint (run, serve)
+def drivable_option(fn):
+    """--drivable NAME[,NAME...] (repeatable) -> a tuple of class names, () when not given."""
+    return click.option(
+        "--drivable", multiple=True, metavar="CLASS[,CLASS...]",
+        callback=lambda ctx, param, given: tuple(
+            name.strip() for value in given for name in value.split(",") if name.strip()),
+        help="The classes that make up the drivable mask instead of the model's own, e.g. "
+             "Road,Pavement for a robot that may use pavements [default: the model's].")(fn)
+
+
 EAGER_DEFAULT_HELP = ("torch: eager checkpoint. Others compile the checkpoint once into "
                       "--engine-cache (auto: the fastest this machine runs) and reuse it.")
 

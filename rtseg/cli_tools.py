@@ -12,6 +12,7 @@ import click
 from rtseg.cli_support import (
     EAGER_DEFAULT_HELP,
     check_rtseg_commands,
+    drivable_option,
     engine_options,
     stoppable,
 )
@@ -224,9 +225,10 @@ def record(endpoint, topics, out, split_mb, split_seconds, max_files, overlay, c
 @click.option("--camera", default=None, metavar="FILE",
               help="A camera file (see launch/cameras/demo.toml): enables ?format=grid, the "
                    "mask on the ground as nav_msgs/OccupancyGrid JSON.")
+@drivable_option
 @stoppable("serve", torch=True)
 def serve(model, port, bind, allow_remote, device, engine, engine_cache, calib, precision,
-          max_mb, camera) -> None:
+          max_mb, camera, drivable) -> None:
     """HTTP segmentation: POST /segment (a JPEG/PNG body) -> an 8-bit PNG class mask.
 
     ?format=json gives the drivable fraction, class histogram and timings instead;
@@ -238,7 +240,7 @@ def serve(model, port, bind, allow_remote, device, engine, engine_cache, calib, 
     run_serve(ServeConfig(model=model, port=port, bind=bind, allow_remote=allow_remote,
                           device=device, max_bytes=int(max_mb * 1e6), camera=camera,
                           engine=engine, engine_cache=engine_cache, calib=calib,
-                          precision=precision))
+                          precision=precision, drivable=drivable))
 
 
 @click.command()

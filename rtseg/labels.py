@@ -9,7 +9,8 @@ in keep their own keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,6 +32,21 @@ class LabelFacts:
     def drivable_ids(self) -> tuple[int, ...]:
         """Indices of the drivable classes in `classes`."""
         return tuple(self.classes.index(c) for c in self.drivable)
+
+    def with_drivable(self, names: Sequence[str]):
+        """The same record with `names` as its drivable classes (a sidewalk robot's
+        Pavement where the model was trained for a car's Road).
+
+        Raises:
+            RtsegError: no name, or a name that is not one of `classes`.
+        """
+        from rtseg.errors import RtsegError
+
+        unknown = [name for name in names if name not in self.classes]
+        if not names or unknown:
+            raise RtsegError(f"--drivable {','.join(unknown or names) or '(none)'}: name one "
+                             f"or more of the model's classes: {', '.join(self.classes)}")
+        return replace(self, drivable=tuple(dict.fromkeys(names)))
 
     @property
     def labels(self) -> LabelFacts:

@@ -17,6 +17,7 @@ independent scorer gives.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,9 +137,11 @@ def _write_grid(stem: Path, ground: GroundGrid, masks, class_names: tuple[str, .
 
 
 def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
-                   progress: bool = False, upsample: str = "logits") -> dict:
+                   progress: bool = False, upsample: str = "logits",
+                   drivable: Sequence[str] = ()) -> dict:
     """Score a model on `split` of `data` (DataConfig) through the node's pipeline
-    (`upsample`: see rtseg.stream.pipeline; the CPU node uses "classes").
+    (`upsample`: see rtseg.stream.pipeline; the CPU node uses "classes"); `drivable`:
+    classes scored as drivable instead of the model's own.
 
     Returns miou, per-class iou/accuracy by name, pixel/mean accuracy, drivable_iou, images.
     """
@@ -146,7 +149,7 @@ def evaluate_model(model: str, data, split: str = "val", device: str = "auto",
 
     from rtseg.data.datasets import open_data
 
-    pipeline = Pipeline(load_backend(model, device), upsample=upsample)
+    pipeline = Pipeline(load_backend(model, device, drivable=drivable), upsample=upsample)
     spec = pipeline.spec
     h, w = spec.input_size
     samples = open_data(replace(data, height=h, width=w), split)

@@ -48,12 +48,15 @@ class Segmenter:
             "logits" (logits resized bilinearly, then the argmax: `rtseg predict`'s masks).
         warmup: run one blank frame now, so that the first real frame does not pay the
             engine's first-inference cost (several times a later call's).
+        drivable: class names that make up `Masks.drivable` instead of the model's own
+            (`rtseg run --drivable`), e.g. ("Road", "Pavement").
     """
 
     def __init__(self, model: str = "demo", *, engine: str = "torch", device: str = "auto",
                  engine_cache: str = "engines/cache", calib: str | None = None,
                  precision: str | None = None, batch: int = 1, mask_size: str = "frame",
-                 upsample: str | None = None, warmup: bool = True):
+                 upsample: str | None = None, warmup: bool = True,
+                 drivable: Sequence[str] = ()):
         from rtseg.backends import load_backend
         from rtseg.config import RUN_ENGINES
         from rtseg.export.cache import engine_model
@@ -66,7 +69,7 @@ class Segmenter:
                              "'logits' (rtseg predict's)")
         self.model = engine_model(model, engine, device, engine_cache, batch=batch,
                                   calib=calib, precision=precision)
-        self.backend = load_backend(self.model, device)
+        self.backend = load_backend(self.model, device, drivable=drivable)
         self.spec = self.backend.spec
         self._lock = threading.Lock()
         self.calls = 0

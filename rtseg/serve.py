@@ -65,6 +65,7 @@ class ServeConfig:
     engine_cache: str = "engines/cache"
     calib: str | None = None
     precision: str | None = None
+    drivable: tuple[str, ...] = ()  # classes of the drivable mask ((): the model's)
 
     def __post_init__(self):
         from rtseg.config.commands import check_engine
@@ -269,7 +270,8 @@ def run_serve(cfg: ServeConfig) -> int:
     # logits upsampled before the argmax: the masks of rtseg predict
     loader = Loader(lambda: Segmenter(cfg.model, engine=cfg.engine, device=cfg.device,
                                       engine_cache=cfg.engine_cache, calib=cfg.calib,
-                                      precision=cfg.precision, upsample="logits"))
+                                      precision=cfg.precision, upsample="logits",
+                                      drivable=cfg.drivable))
     app = create_app(loader, cfg.max_bytes, cfg.max_side, ground)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     loader.on_failure = lambda: setattr(server, "should_exit", True)

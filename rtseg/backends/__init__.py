@@ -7,6 +7,7 @@ manifest beside it), and returns a Backend whose `spec` tells the pipeline what 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rtseg.backends.base import Backend, ModelSpec
@@ -21,11 +22,25 @@ def is_engine(model: str) -> bool:
 
 
 def load_backend(model: str, device: str = "auto",
-                 input_size: tuple[int, int] | None = None) -> Backend:
+                 input_size: tuple[int, int] | None = None,
+                 drivable: Sequence[str] = ()) -> Backend:
     """A ready backend for a checkpoint, manifest or engine file, on `device`.
 
     `input_size` (H, W): the size an eager checkpoint is fed at (default its own); an
-    engine has the size it was compiled for."""
+    engine has the size it was compiled for. `drivable`: class names that make up the
+    drivable mask instead of the model's own (`--drivable`; an unknown one is an error
+    listing the classes)."""
+    backend = _load(model, device, input_size)
+    if drivable:
+        try:
+            backend.spec = backend.spec.with_drivable(drivable)
+        except RtsegError:
+            backend.close()
+            raise
+    return backend
+
+
+def _load(model: str, device: str, input_size: tuple[int, int] | None) -> Backend:
     from rtseg.device import pick_device
 
     dev = pick_device(device)

@@ -98,6 +98,7 @@ class RunConfig:
     stream_options: tuple[str, ...] = ()  # stream URLs: FFmpeg options, NAME=VALUE each
     metrics_port: int | None = None  # GET /metrics for Prometheus on it (0: a free port)
     metrics_bind: str = "127.0.0.1"  # its address (non-loopback needs allow_remote)
+    drivable: tuple[str, ...] = ()  # classes of the drivable mask ((): the model's)
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -181,7 +181,7 @@ def open_node(cfg: RunConfig, backend: Backend | None = None) -> Iterator[Wiring
             stack, metrics_sock, heartbeat, publisher.endpoint)
         if backend is None:
             backend = stack.enter_context(load_backend(_model_name(cfg, len(sources)),
-                                                       cfg.device))
+                                                       cfg.device, drivable=cfg.drivable))
         if collector is not None:
             collector.model = backend.spec.name
         yield _wiring(names, sources, backend, publisher, heartbeat, cfg.cuda_graphs,
