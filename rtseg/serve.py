@@ -44,6 +44,7 @@ from rtseg.signals import StopRequested
 from rtseg.wire import MAX_SIDE
 
 log = logging.getLogger("rtseg.serve")
+MEDIA = {"png": "image/png", "overlay": "image/jpeg"}  # the bodies of ?format= png, overlay
 
 
 @dataclass(frozen=True)
@@ -206,14 +207,7 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
     async def segment(request: Request, format: str = "png"):  # noqa: A002  (?format=)
         t0, stamp_ns = time.perf_counter(), time.time_ns()
         segmenter = loader.get()
-        if format not in ("png", "json", "grid", "overlay"):
-            raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
-                                     "mask), format=json (histogram and timings), "
-                                     "format=grid (the mask on the ground) or "
-                                     "format=overlay (a JPEG of the classes drawn over it)")
-        if format == "grid" and ground is None:
-            raise HTTPException(400, "format=grid needs the camera's intrinsics and mount: "
-                                     "start rtseg serve with --camera FILE")
+        _check_format(format, ground)
         body = await read_body(request, max_bytes)
         try:
             image = await run_in_threadpool(decode_image, body, max_side)
@@ -228,19 +222,30 @@ def create_app(segmenter: Segmenter | Loader, max_bytes: int = 20_000_000,
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return JSONResponse(_summary(segmenter, masks, timings))
         if format == "grid":
-            grid = await run_in_threadpool(_grid, segmenter, ground, masks, stamp_ns)
-            timings["total"] = (time.perf_counter() - t0) * 1e3
-            return JSONResponse(grid, headers={"Server-Timing": _server_timing(timings)})
-        media = "image/jpeg" if format == "overlay" else "image/png"
-        if format == "overlay":
+            body = await run_in_threadpool(_grid, segmenter, ground, masks, stamp_ns)
+        elif format == "overlay":
             body = await run_in_threadpool(_encode_overlay, segmenter, image, masks)
         else:
             body = await run_in_threadpool(_encode_png, masks.classes)
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return Response(body, media_type=media,
-                        headers={"Server-Timing": _server_timing(timings)})
+        headers = {"Server-Timing": _server_timing(timings)}
+        if format == "grid":
+            return JSONResponse(body, headers=headers)
+        return Response(body, media_type=MEDIA[format], headers=headers)
 
     return app
+
+
+def _check_format(format: str, ground: GroundGrid | None) -> None:  # noqa: A002
+    """A 400 for an unknown ?format=, or format=grid without a camera file."""
+    if format not in ("png", "json", "grid", "overlay"):
+        raise HTTPException(400, f"format={format!r} is unknown: use format=png (the "
+                                 "mask), format=json (histogram and timings), "
+                                 "format=grid (the mask on the ground) or "
+                                 "format=overlay (a JPEG of the classes drawn over it)")
+    if format == "grid" and ground is None:
+        raise HTTPException(400, "format=grid needs the camera's intrinsics and mount: "
+                                 "start rtseg serve with --camera FILE")
 
 
 def _labels(loader: Loader) -> dict | None:
