@@ -56,13 +56,17 @@ def fuse_option(help_text: str = FUSE_HELP):
 @click.argument("endpoint")
 @click.argument("topics", nargs=-1)
 @click.option("--hz", is_flag=True, help="Print the message rate per topic instead.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line (header fields, drivable fraction or pixels "
+                   "per class; status; rates) for jq and scripts.")
 @click.option("--count", type=int, help="Stop after this many messages.")
 @click.option("--timeout", type=float,
               help="Stop when nothing arrives for this many seconds (without TOPICS: listen "
                    "this long, default 2).")
 @curve_client_options
 @stoppable("echo")
-def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -> None:
+def echo(endpoint, topics, hz, as_json, count, timeout, curve_server_key,
+         curve_secret) -> None:
     """Print one line per mask published on TOPICS at ENDPOINT (like `ros2 topic echo`).
 
     Without TOPICS: list the topics published there, what they carry and their rate (like
@@ -70,7 +74,8 @@ def echo(endpoint, topics, hz, count, timeout, curve_server_key, curve_secret) -
     """
     from rtseg.echo import echo as run_echo
 
-    received = run_echo(endpoint, topics, hz=hz, count=count, timeout_s=timeout,
+    received = run_echo(endpoint, topics, hz=hz, as_json=as_json, count=count,
+                        timeout_s=timeout,
                         curve_server_key=curve_server_key, curve_secret=curve_secret)
     if received == 0:
         raise RtsegError(f"no message arrived on {', '.join(topics)} at {endpoint}: is a node "

@@ -10,6 +10,12 @@ or, with ``hz=True``, one line per topic per second::
 
     demo/drivable rate=29.97/s period min=31.2ms max=35.1ms mean=33.4ms n=30
 
+or, with ``as_json=True``, one JSON object per line (for ``jq`` and scripts): a mask's
+header fields with its drivable fraction or its pixels per class, an image's size in
+bytes, a status message's fields, or a rate report's::
+
+    {"topic": "demo/drivable", "kind": "drivable", "seq": 42, ..., "drivable_fraction": 0.375}
+
 or, without topics, the topics a node publishes (``list_topics``, like ``ros2 topic list
 -v``), heard over a few seconds::
 
@@ -19,6 +25,7 @@ or, without topics, the topics a node publishes (``list_topics``, like ``ros2 to
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +48,7 @@ def echo(
     topics: Sequence[str],
     *,
     hz: bool = False,
+    as_json: bool = False,
     count: int | None = None,
     timeout_s: float | None = None,
     out: TextIO | None = None,
@@ -53,6 +61,7 @@ def echo(
 
     Args:
         hz: print a rate line per topic per second instead of one line per mask.
+        as_json: print each line as one JSON object instead (`json_line`, `json_rate`).
         count: stop after this many valid masks (None: no limit).
         timeout_s: stop when no mask arrives for this long (None: wait forever).
         out: where lines go (default: sys.stdout at call time). Malformed messages are
@@ -76,7 +85,8 @@ def echo(
                            curve_server_key=curve_server_key, curve_secret=curve_secret)
     with MaskSubscriber(endpoint, topics, curve_server_key=curve_server_key,
                         curve_secret=curve_secret) as sub:
-        loop = _HzLoop(sub, out, count, timeout_s) if hz else _EchoLoop(sub, out, count, timeout_s)
+        kind = _HzLoop if hz else _EchoLoop
+        loop = kind(sub, out, count, timeout_s, as_json=as_json)
         try:
             loop.run()
             loop.finish()
@@ -151,6 +161,7 @@ class _EchoLoop:
     count: int | None
     timeout_s: float | None
     received: int = 0
+    as_json: bool = False
 
     def run(self) -> None:
         while self.count is None or self.received < self.count:
@@ -173,7 +184,9 @@ class _EchoLoop:
         return True  # recv waited the whole timeout_s
 
     def on_message(self, message: tuple[MaskHeader, np.ndarray] | NodeStatus) -> None:
-        if isinstance(message, NodeStatus):
+        if self.as_json:
+            line = json_line(message, time.time_ns())
+        elif isinstance(message, NodeStatus):
             line = format_status(message)
         else:
             line = format_line(*message, time.time_ns())
@@ -236,7 +249,8 @@ class _HzLoop(_EchoLoop):
 
     def _report(self) -> None:
         for topic, rate in self.rates.items():
-            print(format_rate(topic, rate.periods, rate.new), file=self.out, flush=True)
+            line = (json_rate if self.as_json else format_rate)(topic, rate.periods, rate.new)
+            print(line, file=self.out, flush=True)
             rate.periods, rate.new = [], 0
 
     def finish(self) -> None:
@@ -261,6 +275,40 @@ def format_line(header: MaskHeader, mask: np.ndarray, now_ns: int) -> str:
     latency = "-" if total is None else f"{total:.1f}ms"
     return (f"{header.topic} seq={header.seq} {header.width}x{header.height} "
             f"{header.encoding} {content} latency={latency} age={age_ms:.1f}ms")
+
+
+def json_line(message: tuple[MaskHeader, np.ndarray] | NodeStatus, now_ns: int) -> str:
+    """One JSON object for a mask, image or status message (`now_ns`: the wall clock for
+    a mask's or image's age)."""
+    if isinstance(message, NodeStatus):
+        return json.dumps({"topic": message.topic, "kind": "status", "node": message.node,
+                           "state": message.state, "stamp_ns": message.stamp_ns,
+                           "sources": [vars(s) for s in message.sources]})
+    header, data = message
+    out = {"topic": header.topic, "kind": header.kind, "seq": header.seq,
+           "stamp_ns": header.stamp_ns, "frame_id": header.frame_id, "width": header.width,
+           "height": header.height, "encoding": header.encoding, "model": header.model,
+           "latency_ms": header.latency_ms, "age_ms": (now_ns - header.stamp_ns) / 1e6}
+    if header.kind == "image":
+        out["bytes"] = int(data.size)
+    elif header.kind == "drivable":
+        out["drivable_fraction"] = np.count_nonzero(data) / data.size
+    else:
+        seen = np.bincount(data.ravel(), minlength=256)
+        out["pixels"] = {name: int(seen[i]) for i, name in enumerate(header.classes)
+                         if seen[i]}
+        out["no_prediction"] = int(seen[NO_PREDICTION])
+    return json.dumps(out)
+
+
+def json_rate(topic: str, periods: Sequence[float], new: int) -> str:
+    """`format_rate`'s report as one JSON object (rate and periods None when unknown)."""
+    mean = sum(periods) / len(periods) if periods else None
+    return json.dumps({"topic": topic, "messages": new,
+                       "rate_hz": None if not new or mean is None else 1.0 / mean,
+                       "period_ms": None if mean is None else {
+                           "min": 1000 * min(periods), "max": 1000 * max(periods),
+                           "mean": 1000 * mean}})
 
 
 def format_status(status: NodeStatus) -> str:
