@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import running_node  # noqa: I001  (tests/ is on sys.path)
 from mjpeg_server import MjpegCamera, blank_jpeg
+from rtsp_server import RtspCamera
 
 from rtseg.client import MaskSubscriber
 from rtseg.config import RunConfig
@@ -135,8 +136,9 @@ def test_node_beats_from_start_to_end(tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.slow
-def test_lost_stream_reports_reconnecting_and_masks_resume(tiny_checkpoint):
-    with MjpegCamera() as camera:
+@pytest.mark.parametrize("kind", [MjpegCamera, RtspCamera], ids=["http", "rtsp"])
+def test_lost_stream_reports_reconnecting_and_masks_resume(tiny_checkpoint, kind):
+    with kind() as camera:
         cfg = RunConfig(source=camera.url, name="cam", model=str(tiny_checkpoint),
                         device="cpu", status_every=0)
         with running_node(cfg, ["cam/drivable"]) as node:
