@@ -49,6 +49,24 @@ def test_every_command_and_option_has_help():
         assert flag in done.stdout
 
 
+def test_tab_completion_of_commands_and_options():
+    """click's completion, as `eval "$(_RTSEG_COMPLETE=bash_source rtseg)"` sets it up."""
+    script = str(Path(sys.executable).with_name("rtseg"))
+
+    def complete(words: str) -> str:
+        env = {**os.environ, "_RTSEG_COMPLETE": "bash_complete", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        done = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert complete("rtseg ru") == "plain,run"
+    assert complete("rtseg run --cro") == "plain,--crop"
+    setup = subprocess.run([script], env={**os.environ, "_RTSEG_COMPLETE": "bash_source"},
+                           capture_output=True, text=True, timeout=60)
+    assert "complete -o nosort -F _rtseg_completion rtseg" in setup.stdout, setup.stdout
+
+
 def test_help_does_not_import_torch():
     code = "import sys; from rtseg import cli; print('torch' in sys.modules, 'cv2' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
