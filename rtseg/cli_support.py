@@ -121,7 +121,6 @@ def host_pipeline_options(fn):
                              "(off: one batch at a time).")(fn)
 
 
-# --engine of the commands whose default is the eager checkpoint (run, serve)
 def drivable_option(fn):
     """--drivable NAME[,NAME...] (repeatable) -> a tuple of class names, () when not given."""
     return click.option(
@@ -132,6 +131,7 @@ def drivable_option(fn):
              "Road,Pavement for a robot that may use pavements [default: the model's].")(fn)
 
 
+# --engine of the commands whose default is the eager checkpoint (run, serve)
 EAGER_DEFAULT_HELP = ("torch: eager checkpoint. Others compile the checkpoint once into "
                       "--engine-cache (auto: the fastest this machine runs) and reuse it.")
 

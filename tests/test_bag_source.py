@@ -365,3 +365,21 @@ def test_the_node_segments_every_frame_of_a_recording(tmp_path, stamps):
             assert [h.stamp_ns for h in got] == [CAPTURED_NS + s * PERIOD_NS for s in range(8)]
         else:
             assert all(h.stamp_ns >= start for h in got)
+
+
+def test_a_broken_message_mid_recording_is_skipped_and_the_node_goes_on(tmp_path, caplog):
+    """Frame 3 is a depth image: it is skipped with a warning naming why and the other five
+    are segmented; the node ends as at the recording's end (a --crop that does not fit,
+    by contrast, ends the node with its error: tests/test_crop.py)."""
+    def third_is_depth(index: int) -> dict:
+        return bad_encoding(index) if index == 3 else raw_message(index)
+
+    bag = write_bag(tmp_path / "drive.mcap", 6, topics=(FRONT,), message=third_is_depth)
+    cfg = RunConfig(source=str(bag), model="demo", device="cpu", status_every=0)
+    with running_node(cfg, ["front/drivable"]) as node:
+        messages = until_stopping(node.sub)
+        report = node.report
+    assert report.published == 5
+    assert len([h for h, _ in messages if h.topic == "front/drivable"]) == 5
+    assert "message 3 of /front/image_raw: image encoding '16UC1' is not supported" in (
+        caplog.text)

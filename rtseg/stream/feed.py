@@ -39,6 +39,11 @@ FLIP_CODES = {"horizontal": 1, "vertical": 0}  # cv2.flip: around the vertical /
 Transform = Callable[[np.ndarray], np.ndarray]  # (H, W[, 3]) -> (H', W'[, 3])
 
 
+class CropError(RtsegError):
+    """A --crop box that does not fit a source's frames: the node ends with it (a source
+    that fails to read otherwise stops alone, logged)."""
+
+
 @dataclass(frozen=True)
 class Fed:
     """A frame of source `index`, with the time its read took (the capture stage, ms)."""
@@ -55,7 +60,7 @@ class FrameFeed:
                  transforms: Sequence[Transform | None] = ()):
         self.sources = list(sources)
         self._transform = list(transforms) or [None] * len(self.sources)
-        self._failure: RtsegError | None = None
+        self._failure: CropError | None = None
         self._cond = threading.Condition()
         self._slots: list[Fed | None] = [None] * len(self.sources)
         self._done = [False] * len(self.sources)
@@ -84,9 +89,9 @@ class FrameFeed:
                     label = None if frame.label is None else change(frame.label)
                     frame = replace(frame, image=change(frame.image), label=label)
                 self._put(Fed(index, frame, (time.perf_counter() - t0) * 1e3), source.live)
-        except RtsegError as exc:  # the user's settings do not fit this source's frames
+        except CropError as exc:  # the user's settings do not fit this source's frames
             with self._cond:
-                self._failure = RtsegError(f"--source {source.frame_id}: {exc}")
+                self._failure = CropError(f"--source {source.frame_id}: {exc}")
         except Exception:  # a failing source must end its feed visibly, not hang the node
             log.exception("reading %s failed; this source stops", source.name)
         finally:
@@ -110,7 +115,7 @@ class FrameFeed:
     def next_batch(self, timeout: float = 0.5) -> list[Fed] | None:
         """Frames waiting, at most one per source, in source order; [] after `timeout` s
         with none; None once every source has ended and nothing is left. Raises the
-        RtsegError that stopped a source's reader (a crop that does not fit its frames)."""
+        CropError that stopped a source's reader (a crop that does not fit its frames)."""
         with self._cond:
             self._cond.wait_for(lambda: any(self._slots) or all(self._done) or self._closed
                                 or self._failure is not None, timeout)
@@ -171,14 +176,14 @@ def frame_transform(rotate: int = 0, flip: str = "none",
 
 def cropper(box: tuple[int, int, int, int]) -> Transform:
     """(H, W[, 3]) -> the (h, w[, 3]) view of `box` (x, y, w, h; w or h 0: to the edge);
-    a box reaching beyond the frame raises RtsegError naming both."""
+    a box reaching beyond the frame raises CropError naming both."""
     x, y, w, h = box
 
     def cut(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         right, bottom = x + w if w else width, y + h if h else height
         if right > width or bottom > height or x >= right or y >= bottom:
-            raise RtsegError(
+            raise CropError(
                 f"--crop {x},{y},{w},{h} does not fit its frames ({width} wide, {height} "
                 f"high, after any --rotate / --flip): keep X + W <= {width} and Y + H <= "
                 f"{height} (a W or H of 0 reaches the edge)")
