@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import signal
@@ -10,11 +11,22 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 WAIT_S = 120.0
+DASHBOARD = Path(__file__).resolve().parents[1] / "launch" / "grafana" / "rtseg.json"
+
+
+def dashboard_metrics(prefix: str) -> set[str]:
+    """The sample names (rtseg_..._total, ..._bucket) the Grafana dashboard's queries use."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [target["expr"] for panel in panels for target in panel.get("targets", ())]
+    assert exprs
+    return {name for expr in exprs for name in re.findall(r"rtseg_[a-z0-9_]+", expr)
+            if name.startswith(prefix)}
 
 
 class Node:
@@ -90,6 +102,8 @@ def test_a_running_node_is_scraped(tiny_checkpoint):
     assert 0 < p50 <= p99 < 60, (p50, p99)
     assert value(samples, "rtseg_node_stage_seconds", stage="infer", quantile="0.5") > 0
     assert value(samples, "rtseg_node_uptime_seconds") > 0
+    used = dashboard_metrics("rtseg_node_")  # launch/grafana/rtseg.json asks for what is there
+    assert used and used <= {name for name, _ in samples}, used - {n for n, _ in samples}
     with socket.socket() as probe:  # the server went with the node
         assert probe.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))) != 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from rtseg.serve import create_app
+from tests.test_node_metrics import dashboard_metrics
 from tests.test_serve import (  # noqa: F401  (fixtures)
     MAX_BYTES,
     encoded,
@@ -74,6 +75,8 @@ def test_requests_latency_and_stages_are_counted(segmenter, frame):  # noqa: F81
     info = [labels for (name, labels) in samples if name == "rtseg_serve_model_info"]
     assert len(info) == 1 and dict(info[0])["name"] == segmenter.spec.name
     assert dict(info[0])["input_size"] == "x".join(map(str, segmenter.spec.input_size))
+    used = dashboard_metrics("rtseg_serve_")  # launch/grafana/rtseg.json asks for what is there
+    assert used and used <= {name for name, _ in samples}, used - {n for n, _ in samples}
 
 
 def test_two_apps_count_apart(segmenter, frame):  # noqa: F811
