@@ -5,13 +5,15 @@ and a camera that can die and come back.
 The socket is bound once (port 0: the kernel picks, `port` tells) and held until
 `close()`. `down()` makes the camera die: open streams are cut and new connections are
 reset at once (linger 0, as from a crashed camera); `up()` brings it back on the same
-port, which never left the test's hands.
+port, which never left the test's hands. `freeze()` keeps every connection open but sends
+nothing (a camera that hangs, or a Wi-Fi link that stalls) until `thaw()`.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import cv2
 
@@ -30,6 +32,7 @@ class FakeCamera:
         self.port = self._listener.getsockname()[1]
         self._alive, self._closed = threading.Event(), threading.Event()
         self._alive.set()
+        self._frozen = threading.Event()
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -44,6 +47,19 @@ class FakeCamera:
 
     def _streaming(self) -> bool:
         return self._alive.is_set() and not self._closed.is_set()
+
+    def _frames(self):
+        """One JPEG per frame period while the stream lasts; none while frozen."""
+        while self._streaming():
+            if not self._frozen.is_set():
+                yield self._jpeg()
+            time.sleep(self._period)  # the camera's frame rate
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def thaw(self) -> None:
+        self._frozen.clear()
 
     def _accept(self) -> None:
         while not self._closed.is_set():

@@ -7,7 +7,6 @@ on the same port) are camera_server.FakeCamera's.
 from __future__ import annotations
 
 import socket
-import time
 
 import cv2
 import numpy as np
@@ -31,12 +30,10 @@ class MjpegCamera(FakeCamera):
                 self.requests.append(request)
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;"
                          b"boundary=" + BOUNDARY + b"\r\n\r\n")
-            while self._streaming():
-                jpeg = self._jpeg()
+            for jpeg in self._frames():
                 conn.sendall(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\n"
                              b"Content-Length: " + str(len(jpeg)).encode() + b"\r\n\r\n"
                              + jpeg + b"\r\n")
-                time.sleep(self._period)  # the camera's frame rate
         except OSError:
             pass
         finally:

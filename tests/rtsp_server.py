@@ -129,8 +129,7 @@ class RtspCamera(FakeCamera):
     def _stream(self, conn: socket.socket, sending: threading.Lock) -> None:
         seq, start = itertools.count(1), time.monotonic()
         try:
-            while self._streaming():
-                jpeg = self._jpeg()
+            for jpeg in self._frames():
                 stamp = round((time.monotonic() - start) * 90000)  # the 90 kHz RTP clock
                 with sending:
                     for packet in rtp_packets(jpeg, seq, stamp):
@@ -138,7 +137,6 @@ class RtspCamera(FakeCamera):
                 with self._lock:
                     self.frames_sent += 1
                     self.recent.append(jpeg)
-                time.sleep(self._period)  # the camera's frame rate
         except OSError:
             pass
         finally:

@@ -1,17 +1,23 @@
 """RTSP cameras (`rtseg run --source rtsp://...`) against a real RTSP server speaking
 RTP/JPEG over TCP (tests/rtsp_server.py): FFmpeg, through OpenCV, is the client. A camera
-that dies and comes back: tests/test_status.py, for HTTP and RTSP cameras alike."""
+that dies and comes back: tests/test_status.py; one that hangs: here; both for HTTP and
+RTSP cameras alike."""
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from conftest import running_node  # noqa: I001  (tests/ is on sys.path)
+from mjpeg_server import MjpegCamera
 from rtsp_server import RtspCamera
 
 from rtseg.cli import main
 from rtseg.config import RunConfig
+from rtseg.protocol import NodeStatus
 from rtseg.stream.live import StreamOptions, open_url
 
 
@@ -56,3 +62,32 @@ def test_a_transport_the_camera_refuses_is_one_line_naming_the_url(tmp_path):
     assert result.exit_code == 1, result.output
     assert f"stream {camera.url} could not be opened" in result.output, result.output
     assert transports and all("UDP" in t for t in transports), transports
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [MjpegCamera, RtspCamera], ids=["http", "rtsp"])
+def test_a_camera_that_hangs_is_reconnected(tiny_checkpoint, kind):
+    """The connection stays open but no frame comes: the read times out (a few seconds),
+    the status says reconnecting, and once the camera sends again masks follow."""
+    with kind() as camera:
+        cfg = RunConfig(source=camera.url, name="cam", model=str(tiny_checkpoint),
+                        device="cpu", status_every=0)
+        with running_node(cfg, ["cam/drivable"]) as node:
+            before = [node.sub.recv(timeout_ms=30000)[0].seq for _ in range(3)]
+            camera.freeze()
+            frozen_at, states = time.monotonic(), []
+            while "reconnecting" not in states:
+                assert time.monotonic() - frozen_at < 30, states
+                message = node.sub.recv_message(timeout_ms=5000)
+                if isinstance(message, NodeStatus):
+                    states.append(message.source("cam").state)
+            noticed_after = time.monotonic() - frozen_at
+            camera.thaw()
+            thawed_at = time.monotonic()
+            while not isinstance(message := node.sub.recv_message(timeout_ms=30000), tuple):
+                pass
+            back_after = time.monotonic() - thawed_at
+    assert message[0].seq > before[-1]
+    assert back_after < 20, f"masks came back {back_after:.1f} s after the camera"
+    print(f"{kind.__name__}: reconnecting after {noticed_after:.1f} s frozen, masks "
+          f"{back_after:.1f} s after it sent again")
