@@ -172,7 +172,8 @@ def predict(checkpoint, source, out, every, device, camera, engine, engine_cache
 @click.option("--upsample-once", is_flag=True, help="A fine LR-ASPP with refine2: sum its "
               "stride-2 correction before one full-resolution upsampling (a faster engine, "
               "a slightly different function: score it again).")
-def adjust(checkpoint, out, tau, input_size, drop, upsample_once) -> None:
+@drivable_option
+def adjust(checkpoint, out, tau, input_size, drop, upsample_once, drivable) -> None:
     """Write CHECKPOINT to --out with a logit adjustment, a new input size, a decoder
     correction dropped and/or its logits upsampled once (no training).
 
@@ -190,7 +191,7 @@ def adjust(checkpoint, out, tau, input_size, drop, upsample_once) -> None:
         if len(size) != 2:
             raise RtsegError(f"--input-size {input_size!r}: expected HxW, e.g. 448x608")
     record = adjust_checkpoint(checkpoint, out, tau=tau, input_size=size, drop=drop,
-                               upsample_once=upsample_once)
+                               upsample_once=upsample_once, drivable=drivable)
     click.echo(json.dumps(record))
 
 

@@ -260,3 +260,26 @@ def test_console_script_writes_a_checkpoint_eval_reads(weighted, tmp_path):
                            "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert 0.0 <= json.loads(done.stdout)["miou"] <= 1.0
+
+
+def test_drivable_classes_travel_with_the_checkpoint_into_its_engine(tiny_checkpoint,
+                                                                    tmp_path):
+    """--drivable rewrites which classes are drivable, weights untouched; the engine
+    compiled from it carries the choice, so `run` / `serve` need no flag."""
+    from rtseg.backends import load_backend
+    from rtseg.export.cache import cached_engine
+
+    out = tmp_path / "pavement.pt"
+    record = adjust_checkpoint(tiny_checkpoint, out, drivable=("sidewalk",))
+    before, after = load_checkpoint(tiny_checkpoint), load_checkpoint(out)
+    assert after.meta.drivable == ("sidewalk",) and record["drivable"] == ["sidewalk"]
+    assert record["drivable_before"] == list(before.meta.drivable)
+    assert after.meta.recipe["adjust"]["drivable"] == ["sidewalk"]
+    assert before.state_dict.keys() == after.state_dict.keys()
+    assert all(torch.equal(before.state_dict[k], after.state_dict[k]) for k in before.state_dict)
+    manifest = cached_engine(str(out), "onnx", "cpu", tmp_path / "cache")
+    with load_backend(str(manifest), "cpu") as engine:
+        assert engine.spec.drivable == ("sidewalk",)
+    with pytest.raises(RtsegError, match="--drivable grass: name one or more"):
+        adjust_checkpoint(tiny_checkpoint, tmp_path / "x.pt", drivable=("grass",))
+    assert not (tmp_path / "x.pt").exists()

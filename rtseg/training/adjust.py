@@ -110,21 +110,23 @@ def upsampling_once(model: nn.Module, ckpt: Checkpoint, kwargs: dict) -> tuple[n
 
 def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
                       input_size: tuple[int, int] | None = None,
-                      drop: Sequence[str] = (), upsample_once: bool = False) -> dict:
+                      drop: Sequence[str] = (), upsample_once: bool = False,
+                      drivable: Sequence[str] = ()) -> dict:
     """Write `src` to `out` with the corrections `drop` removed, tau's logit adjustment
-    folded into the output bias, a new network input size (H, W) and/or its logits
-    upsampled once, all recorded in the recipe under "adjust". Returns that record."""
+    folded into the output bias, a new network input size (H, W), its logits upsampled
+    once and/or other `drivable` classes, all recorded in the recipe under "adjust".
+    Returns that record."""
     ckpt = load_checkpoint(src)
-    meta = ckpt.meta
+    meta = ckpt.meta.with_drivable(drivable) if drivable else ckpt.meta
     if meta.binary and tau:
         raise RtsegError(f"{src}: a binary model has one logit; logit adjustment is for "
                          "multi-class models")
     if input_size is not None and (min(input_size) < 32 or any(v % 32 for v in input_size)):
         raise RtsegError(f"input size {input_size[0]}x{input_size[1]}: height and width must "
                          "be positive multiples of 32")
-    if not tau and input_size is None and not drop and not upsample_once:
-        raise RtsegError("nothing to change: give --tau, --input-size, --drop and/or "
-                         "--upsample-once")
+    if not tau and input_size is None and not drop and not upsample_once and not drivable:
+        raise RtsegError("nothing to change: give --tau, --input-size, --drop, "
+                         "--upsample-once and/or --drivable")
     model, kwargs = drop_corrections(ckpt, drop) if drop else (ckpt.build("cpu"),
                                                                meta.model_kwargs)
     if upsample_once:
@@ -144,6 +146,8 @@ def adjust_checkpoint(src: str | Path, out: str | Path, tau: float = 0.0,
         record["upsample_once"] = True
     if input_size is not None:
         record["input_size"] = list(input_size)
+    if drivable:
+        record.update(drivable=list(meta.drivable), drivable_before=list(ckpt.meta.drivable))
     recipe = dict(meta.recipe)
     recipe["adjust"] = record
     new_meta = replace(meta, recipe=recipe, model_kwargs=kwargs,
