@@ -13,6 +13,8 @@ commented there)::
     # lens = "fisheye"    # an equidistant (Kannala-Brandt) lens: distortion = [k1 k2 k3 k4]
     # or, instead of all the above: camera_info = "front.yaml", a ROS camera calibration
     # (camera_calibration / camera_info_manager YAML), relative to this file
+    # crop = [0, 0, 0, 880]  # the node's --crop X,Y,W,H: the intrinsics above stay the
+    #                        # whole frame's; the file then describes the box
     [mount]               # in the base frame (x ahead, y left, z up): metres and degrees
     z = 2.5               # height above the ground (required)
     pitch_deg = 0.0       # > 0 looks down; also x, y, roll_deg, yaw_deg
@@ -125,7 +127,7 @@ def _check_keys(path: Path, table: str, values: dict, allowed: set[str]) -> None
 
 
 def _camera(path: Path, cam: dict, mount: dict) -> Camera:
-    _check_keys(path, "camera", cam, INTRINSICS | {"camera_info"})
+    _check_keys(path, "camera", cam, INTRINSICS | {"camera_info", "crop"})
     _check_keys(path, "mount", mount, {"x", "y", "z", "roll_deg", "pitch_deg", "yaw_deg"})
     if "camera_info" in cam:
         if set(cam) & INTRINSICS:
@@ -134,6 +136,8 @@ def _camera(path: Path, cam: dict, mount: dict) -> Camera:
         intrinsics = _camera_info(path, cam["camera_info"])
     else:
         intrinsics = _intrinsics(path, cam)
+    if "crop" in cam:
+        intrinsics = _cropped(path, intrinsics, cam["crop"])
     z = _number(path, "mount", mount, "z")
     if z <= 0:
         raise RtsegError(f"{path}: [mount] z is the camera's height above the ground and "
@@ -171,6 +175,24 @@ def _intrinsics(path: Path, cam: dict) -> dict:
     return _checked(path, "[camera]", width, height, fx, fy,
                     _number(path, "camera", cam, "cx", width / 2),
                     _number(path, "camera", cam, "cy", height / 2), distortion, lens)
+
+
+def _cropped(path: Path, intrinsics: dict, crop) -> dict:
+    """The intrinsics of the box [X, Y, W, H] (W or H 0: to the edge) of the frame they
+    describe, as `rtseg run --crop` cuts it: the same focal lengths and distortion, the
+    principal point moved by (-X, -Y), the box's size."""
+    width, height = intrinsics["width"], intrinsics["height"]
+    if not (isinstance(crop, list) and len(crop) == 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in crop)):
+        raise RtsegError(f"{path}: [camera] crop is the node's --crop as [X, Y, W, H], "
+                         f"whole pixels >= 0, got {crop!r}")
+    x, y, w, h = crop
+    right, bottom = x + w if w else width, y + h if h else height
+    if right > width or bottom > height or x >= right or y >= bottom:
+        raise RtsegError(f"{path}: [camera] crop {crop} does not fit the {width}x{height} "
+                         "(WxH) frame the intrinsics describe")
+    return {**intrinsics, "width": right - x, "height": bottom - y,
+            "cx": intrinsics["cx"] - x, "cy": intrinsics["cy"] - y}
 
 
 def _size(path: Path, what: str, width, height) -> tuple[int, int]:

@@ -291,8 +291,8 @@ def _maps(camera: Camera, grid: GridSpec, height: int, width: int
     aspect = (width / height) / (camera.width / camera.height)
     if abs(aspect - 1) > ASPECT_TOLERANCE:  # once per size: the tables are cached
         log.warning("a %dx%d mask has another shape than the camera file's %dx%d: taken as "
-                    "the whole frame resized; if the node crops (--crop X,Y,W,H), describe "
-                    "the box in the camera file: width W, height H, cx - X, cy - Y",
+                    "the whole frame resized; if the node crops (--crop X,Y,W,H), add "
+                    "crop = [X, Y, W, H] to the camera file's [camera]",
                     width, height, camera.width, camera.height)
     pixels, ahead = camera.project(grid.centres(), (height, width))
     pixels[~ahead] = -1e6  # far outside: remap's border value (unknown)

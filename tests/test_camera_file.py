@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import REPO  # noqa: I001  (tests/ is on sys.path)
 
@@ -179,3 +181,51 @@ def test_a_grid_too_fine_is_refused_before_it_is_built(tmp_path):
         load_ground(write(tmp_path, "[camera]\nwidth = 640\nheight = 360\nfx = 500.0\n"
                                     "[mount]\nz = 1.0\n[grid]\nx_min = 0.0\nx_max = 40.0\n"
                                     "y_min = -20.0\ny_max = 20.0\nresolution = 0.01\n"))
+
+
+CROPPED = """
+[camera]
+width = 640
+height = 360
+fx = 400.0
+cx = 330.0
+cy = 170.0
+distortion = [-0.2, 0.05, 0.001, -0.002]
+{crop}
+[mount]
+z = 1.4
+pitch_deg = 8.0
+[grid]
+x_min = 2.0
+x_max = 12.0
+y_min = -4.0
+y_max = 4.0
+resolution = 0.5
+"""
+
+
+def test_a_crop_in_the_camera_file_describes_the_nodes_box(tmp_path):
+    """[camera] crop = the node's --crop: each point on the ground falls on the pixel of
+    the box that the whole frame's pixel becomes once cropped (u - X, v - Y), at the box's
+    size, distortion included."""
+    import numpy as np
+
+    whole = load_ground(write(tmp_path, CROPPED.format(crop="")))
+    box = load_ground(write(tmp_path, CROPPED.format(crop="crop = [40, 100, 0, 200]")))
+    assert (box.camera.width, box.camera.height) == (600, 200)
+    assert (box.camera.cx, box.camera.cy) == (290.0, 70.0)
+    points = np.concatenate([whole.grid.centres().reshape(-1, 3)[::7], [[5.0, 1.0, 0.0]]])
+    full_px, ahead = whole.camera.project(points)
+    box_px, ahead_box = box.camera.project(points)
+    np.testing.assert_allclose(box_px[ahead], full_px[ahead] - (40, 100), atol=1e-6)
+    assert (ahead == ahead_box).all() and ahead.any()
+
+
+@pytest.mark.parametrize("crop, problem", [
+    ("[40, 100, 0]", "crop is the node's --crop as [X, Y, W, H]"),
+    ("[0, -1, 0, 0]", "crop is the node's --crop"),
+    ("[0, 0, 700, 0]", "does not fit the 640x360 (WxH) frame"),
+])
+def test_a_bad_crop_names_the_file_and_the_key(tmp_path, crop, problem):
+    with pytest.raises(RtsegError, match=re.escape(problem)):
+        load_ground(write(tmp_path, CROPPED.format(crop=f"crop = {crop}")))
