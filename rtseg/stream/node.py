@@ -87,6 +87,7 @@ class LoopSettings:
     rotations: tuple[int, ...] = ()  # per source, degrees clockwise; empty: none turned
     flips: tuple[str, ...] = ()  # per source, after turning: none, horizontal, vertical
     crops: tuple = ()  # per source, then: (x, y, w, h) kept, or None for all
+    drivable: tuple[str, ...] = ()  # --drivable (the demo scores its labels alike)
 
     @classmethod
     def from_run(cls, cfg: RunConfig) -> LoopSettings:
@@ -94,7 +95,7 @@ class LoopSettings:
                    status_every=cfg.status_every,
                    image_fps=cfg.image_fps if cfg.image_topic else None,
                    image_width=cfg.image_width, rotations=cfg.rotations, flips=cfg.flips,
-                   crops=cfg.crops)
+                   crops=cfg.crops, drivable=cfg.drivable)
 
     def transforms(self, sources: int) -> list:
         """Per source, the function turning, mirroring and cropping its frames (None: as

@@ -16,7 +16,7 @@ import time
 import cv2
 import numpy as np
 
-from rtseg.metrics import binary_iou
+from rtseg.metrics import binary_iou, drivable_lut
 from rtseg.stream.feed import Fed
 from rtseg.stream.pipeline import Masks
 from rtseg.stream.publisher import FrameMeta
@@ -44,8 +44,8 @@ def publish_loop(settings, wiring, jobs: queue.Queue, stats: NodeStats,
                     class_names=wiring.pipeline.spec.classes, encoding=settings.encoding,
                     timings={"capture": fed.capture_ms, **masks.timings_ms})
                 images.maybe_publish(wiring.publisher, name, fed, meta)
-                stats.record(name, timings["total"], timings, _demo_iou(fed, masks),
-                             seq=fed.frame.seq)
+                stats.record(name, timings["total"], timings,
+                             _demo_iou(fed, masks, settings.drivable), seq=fed.frame.seq)
         except Exception:
             log.exception("publishing a batch failed; stopping the node")
             stop.set()
@@ -104,10 +104,16 @@ def encode_jpeg(image: np.ndarray, max_width: int) -> tuple[bytes, int, int]:
     return buf.tobytes(), width, height
 
 
-def _demo_iou(fed: Fed, masks: Masks) -> float | None:
-    """Drivable IoU against the generator's labels (demo frames only)."""
+def _demo_iou(fed: Fed, masks: Masks, drivable: tuple[str, ...] = ()) -> float | None:
+    """Drivable IoU against the generator's labels (demo frames only): its own drivable
+    classes, or with --drivable the generator's classes of those names (any case; None
+    when it has none of them, rather than a score against other classes)."""
     if fed.frame.label is None:
         return None
-    from rtseg.data.synthetic import drivable_mask
+    from rtseg.data.synthetic import CLASSES, drivable_mask
 
-    return binary_iou(masks.drivable, drivable_mask(fed.frame.label))
+    if not drivable:
+        return binary_iou(masks.drivable, drivable_mask(fed.frame.label))
+    chosen = {name.lower() for name in drivable}
+    ids = [i for i, name in enumerate(CLASSES) if name.lower() in chosen]
+    return binary_iou(masks.drivable, drivable_lut(ids)[fed.frame.label]) if ids else None
